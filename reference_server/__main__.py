@@ -1,0 +1,106 @@
+"""Command line: `python -m reference_server [--host H] [--port P] [--redis-url URL] [--demo]`.
+
+Every option can also come from the environment (`WS_HOST`, `WS_PORT`, `REDIS_URL`,
+`WS_DEMO`, ...); options win. A bad setting exits with status 2 and a sentence naming it.
+On SIGTERM or SIGINT every client gets `disconnect_notice server_shutdown` and close 1001
+within `WS_SHUTDOWN_GRACE_SECONDS`, then the process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from .app import WS_PATH, Runtime, create_app
+from .errors import SettingsError
+from .logs import configure_logging
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with our clients closed (notice + 1001) before uvicorn's own 1012."""
+
+    runtime: Runtime
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # stop accepting first, so nobody joins during the drain
+        await self.runtime.drain()
+        await super().shutdown(sockets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (the CLI reference is generated from it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_server",
+        description="Run the Agent Hive dashboard reference server.",
+        epilog="Every setting also reads its WS_* environment variable (see the configuration "
+        "reference); command-line options win.",
+    )
+    parser.add_argument("--host", help="interface to listen on (WS_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (WS_PORT, default 8000)")
+    parser.add_argument("--redis-url", help="Redis URL for fan-out across instances (REDIS_URL)")
+    parser.add_argument(
+        "--demo", action="store_true", default=None, help="publish demo traffic (WS_DEMO)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="lowest log level written (WS_LOG_LEVEL, default info)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            os.environ,
+            host=args.host,
+            port=args.port,
+            redis_url=args.redis_url,
+            demo=args.demo,
+            log_level=args.log_level,
+        )
+    except SettingsError as exc:
+        print(f"reference_server: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        # Frames past this are refused by the transport with 1009; frames between
+        # max_inbound_message_bytes and this get an `error` frame instead.
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.per_message_deflate,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
+    )
+    server = _Server(config)
+    server.runtime = app.state.runtime
+    base = f"{settings.host}:{settings.port}"
+    print(
+        f"reference server: ws://{base}{WS_PATH}\n"
+        f"  health:  http://{base}/health\n  metrics: http://{base}/api/dashboard/metrics/websockets\n"
+        f"  api:     http://{base}/docs",
+        flush=True,
+    )
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,491 @@
+"""The FastAPI app: the one place that awaits sockets.
+
+`create_app(settings)` wires the pieces: each WebSocket feeds its `Session` and carries out
+the returned actions; the broker's deliveries go through the `Hub` into per-connection
+outboxes; a watchdog closes idle clients and aborts writes stuck past their timeout. The
+REST endpoints expose health, limits, the contract, stats, metrics and the publish route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from . import messages
+from .broker import Broker, MemoryBroker
+from .demo import run_demo
+from .errors import BrokerUnavailable, PublishError, SettingsError
+from .hub import Connection, Hub
+from .logs import get_logger
+from .metrics import Metrics
+from .outbox import Outbox
+from .session import Action, Close, Dropped, Send, Session, SubscriptionsChanged
+from .settings import Settings
+from .state import DashboardState
+
+__all__ = ["WS_PATH", "Runtime", "create_app"]
+
+WS_PATH = "/api/dashboard/ws/dashboard"
+
+#: The update type a publish gets when it names none.
+DEFAULT_MESSAGE_TYPES: dict[str, str] = {
+    "agents": "agent_update",
+    "coordination": "coordination_update",
+    "tasks": "task_update",
+    "system": "system_update",
+    "alerts": "critical_alert",
+    "project_index": "project_index_event",
+}
+
+_CLOSE_METRICS = {
+    "rate_limited": "rate_limit_disconnects",
+    "backpressure": "backpressure_disconnects",
+    "idle_timeout": "idle_disconnects",
+    "unauthorized": "auth_denied",
+    "forbidden_origin": "origin_denied",
+}
+
+
+def _tokens_equal(given: str, expected: str) -> bool:
+    # Constant time, so response timing does not reveal how much of a token matched.
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _abort_transport(websocket: WebSocket) -> bool:
+    """Drop the TCP connection under `websocket` at once, unsent bytes included.
+
+    ASGI has no way to abort: a close frame waits for the write buffer to drain, which a
+    stalled reader never does. uvicorn's protocol object is the `send` callable's owner and
+    holds the asyncio transport; that is the only handle that can cut a stalled reader off.
+    """
+    protocol = getattr(getattr(websocket, "_send", None), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is None:
+        return False
+    transport.abort()
+    return True
+
+
+class Runtime:
+    """Everything one app instance holds: settings, broker, hub, metrics, state.
+
+    Args:
+        settings: the validated settings.
+        broker: the broker; None builds the one `settings` names.
+        rng: random source for the demo producer.
+    """
+
+    def __init__(self, settings: Settings, broker: Broker | None, rng: random.Random) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.state = DashboardState()
+        self.hub = Hub(self.metrics, self.state)
+        self.broker = broker if broker is not None else self._make_broker()
+        self.rng = rng
+        self.started = time.monotonic()
+        self.log = get_logger()
+        self._websockets: dict[Connection, WebSocket] = {}
+
+    def _make_broker(self) -> Broker:
+        s = self.settings
+        if s.redis_url:
+            raise SettingsError("REDIS_URL is set, but the Redis broker is not built yet")
+        return MemoryBroker(
+            history_max_messages=s.history_max_messages,
+            history_max_age_seconds=s.history_max_age_seconds,
+        )
+
+    # -- request_data ------------------------------------------------------------------
+
+    def answer(self, data_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer a `request_data` from live state (the session's data source)."""
+        return self.state.answer(
+            data_type,
+            params,
+            connections=len(self.hub.connections),
+            subscribers=self.hub.counts(),
+            broker=self.broker.status(),
+            uptime_seconds=time.monotonic() - self.started,
+        )
+
+    # -- actions -----------------------------------------------------------------------
+
+    def close(self, conn: Connection, close: Close) -> None:
+        """Carry out a `Close`: stop routing, queue the notice and the close frame."""
+        self.hub.remove(conn)
+        metric = _CLOSE_METRICS.get(close.reason)
+        if metric:
+            getattr(self.metrics, metric).inc()
+        self.log.info(
+            "closing",
+            connection_id=conn.session.connection_id,
+            reason=close.reason,
+            code=close.code,
+        )
+        conn.outbox.close_after(
+            close.notice, close.code, discard_pending=close.reason == "backpressure"
+        )
+
+    def cut_off(self, conn: Connection, reason: str) -> None:
+        """Close `conn` for a reason the server decided (backpressure, shutdown)."""
+        for action in conn.session.close(reason, time.time()):
+            if isinstance(action, Close):
+                self.close(conn, action)
+
+    async def perform(self, conn: Connection, actions: list[Action]) -> None:
+        """Carry out a session's actions, in order."""
+        for action in actions:
+            if isinstance(action, Send):
+                if action.kind == "error":
+                    self.metrics.errors_sent.inc()
+                if not conn.outbox.put(action.text) and not conn.outbox.closing:
+                    self.cut_off(conn, "backpressure")
+            elif isinstance(action, SubscriptionsChanged):
+                await self._change(conn, action)
+            elif isinstance(action, Close):
+                self.close(conn, action)
+            elif isinstance(action, Dropped):
+                self.metrics.dropped_rate_limit.inc()
+
+    async def _change(self, conn: Connection, change: SubscriptionsChanged) -> None:
+        for sub in change.resume:
+            conn.resuming[sub] = []  # hold live updates from now until the replay is sent
+        self.hub.change(conn, change.added, change.removed)
+        for sub, last_seq in change.resume.items():
+            history = await self.broker.history(sub, last_seq)
+            buffered = conn.resuming.pop(sub, None)
+            if buffered is None:  # unsubscribed or closed while history was fetched
+                continue
+            frames = conn.session.finish_resume(sub, last_seq, history, buffered, time.time())
+            await self.perform(conn, frames)
+
+    # -- background work ---------------------------------------------------------------
+
+    async def watchdog(self, period: float) -> None:
+        """Every `period` seconds: idle closes, stuck writes and the queue-depth gauge."""
+        while True:
+            await asyncio.sleep(period)
+            now, wall = time.monotonic(), time.time()
+            deepest = 0
+            limit = self.settings.send_timeout_seconds
+            for conn, websocket in list(self._websockets.items()):
+                deepest = max(deepest, len(conn.outbox.queue))
+                started = conn.outbox.send_started
+                if started and now - started > limit:
+                    self.metrics.send_failures.inc()
+                    if not conn.outbox.closing:
+                        self.cut_off(conn, "backpressure")
+                    else:
+                        _abort_transport(websocket)
+                    continue
+                await self.perform(conn, conn.session.tick(now, wall))
+            self.metrics.send_queue_depth_max.set(deepest)
+
+    async def drain(self) -> None:
+        """Close every client with `disconnect_notice server_shutdown` and 1001, bounded."""
+        for conn in list(self._websockets):
+            self.cut_off(conn, "server_shutdown")
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        while self._websockets and time.monotonic() < deadline:  # noqa: ASYNC110 (bounded poll)
+            await asyncio.sleep(0.02)
+        for websocket in list(self._websockets.values()):
+            _abort_transport(websocket)
+
+    # -- one WebSocket -----------------------------------------------------------------
+
+    def _refusal(self, websocket: WebSocket) -> str | None:
+        s = self.settings
+        if s.allowed_origins and websocket.headers.get("origin") not in s.allowed_origins:
+            return "forbidden_origin"
+        if s.auth_required:
+            header = websocket.headers.get("authorization", "")
+            token = header[7:] if header[:7].lower() == "bearer " else ""
+            token = token or websocket.query_params.get("access_token", "")
+            if not _tokens_equal(token, s.auth_token):
+                return "unauthorized"
+        return None
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one WebSocket connection from accept to close."""
+        await websocket.accept()
+        self.metrics.connections.inc()
+        connection_id = str(uuid.uuid4())
+        session = Session(connection_id, self.settings, self.answer, time.monotonic())
+        send = websocket.send
+
+        async def send_text(text: str) -> None:
+            await send({"type": "websocket.send", "text": text})
+
+        async def close_with(code: int) -> None:
+            await send({"type": "websocket.close", "code": code})
+
+        def sends_keep_failing() -> None:
+            _abort_transport(websocket)
+
+        conn = Connection(
+            session,
+            Outbox(
+                send_text,
+                close_with,
+                capacity=self.settings.send_queue_max_messages,
+                failure_threshold=self.settings.backpressure_disconnect_threshold,
+                metrics=self.metrics,
+                on_failures=sends_keep_failing,
+            ),
+            lambda reason: self.cut_off(conn, reason),
+        )
+        log = self.log.bind(connection_id=connection_id)
+        self._websockets[conn] = websocket
+        writer = asyncio.create_task(conn.outbox.run())
+        try:
+            refusal = self._refusal(websocket)
+            if refusal is not None:
+                log.info("refused", reason=refusal)
+                await self.perform(conn, session.close(refusal, time.time()))
+            else:
+                self.hub.add(conn)
+                log.info("connected", subscriptions=sorted(session.subscriptions))
+                query = websocket.query_params
+                await self.perform(
+                    conn,
+                    session.start(query.get("subscriptions"), query.get("resume"), time.time()),
+                )
+            await self._read(websocket, conn)
+        finally:
+            self.hub.remove(conn)
+            self._websockets.pop(conn, None)
+            if not writer.done():
+                if conn.outbox.closing:  # let the notice and close frame go out
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(writer), 1.0)
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            self.metrics.disconnections.inc()
+            log.info("disconnected")
+
+    async def _read(self, websocket: WebSocket, conn: Connection) -> None:
+        receive = websocket.receive
+        session = conn.session
+        received = self.metrics.messages_received
+        size = self.metrics.bytes_received
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw: str | bytes | None = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            received.inc()
+            size.inc(len(raw))
+            actions = session.receive(raw, time.monotonic(), time.time())
+            if actions:
+                await self.perform(conn, actions)
+
+    # -- publish -----------------------------------------------------------------------
+
+    async def publish(
+        self, subscription: str, message_type: str | None, body: bytes, correlation_id: str
+    ) -> dict[str, Any]:
+        """Validate and publish one update; return the acknowledgement.
+
+        Raises:
+            PublishError: bad subscription, type or body (a 4xx).
+            BrokerUnavailable: the broker refused it (a 503).
+        """
+        if subscription not in messages.SUBSCRIPTIONS:
+            raise PublishError(
+                f"Unknown subscription {subscription[:64]!r}; valid: "
+                + ", ".join(messages.SUBSCRIPTIONS)
+            )
+        kind = message_type or DEFAULT_MESSAGE_TYPES[subscription]
+        if kind == "critical_alert":
+            if subscription != "alerts":
+                raise PublishError("critical_alert is published on the alerts subscription")
+        elif not messages.is_valid_update_type(kind):
+            raise PublishError(
+                f"Invalid message_type {kind[:64]!r}: lower-case letters, digits "
+                "and underscores, not a control frame type"
+            )
+        if len(body) > self.settings.max_inbound_message_bytes:
+            raise PublishError("Message too large")
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise PublishError("Body must be a JSON object (the update's data)") from None
+        if not isinstance(data, dict):
+            raise PublishError("Body must be a JSON object (the update's data)")
+        if kind == "critical_alert" and not isinstance(data.get("alerts"), list):
+            raise PublishError("critical_alert data needs an 'alerts' list")
+        update = await self.broker.publish(subscription, kind, data, correlation_id)
+        self.metrics.updates_published.labels(subscription).inc()
+        return {
+            "status": "published",
+            "subscription": subscription,
+            "message_type": kind,
+            "seq": update.seq,
+            "correlation_id": correlation_id,
+        }
+
+    def health(self) -> dict[str, Any]:
+        """The body of `GET /health`."""
+        status = self.broker.status()
+        self.metrics.broker_up.set(1 if status.connected else 0)
+        return {
+            "status": "healthy" if status.connected else "degraded",
+            "contract_version": messages.CONTRACT_VERSION,
+            "ws_contract_version": messages.CONTRACT_VERSION,
+            "components": {
+                "broker": {"kind": status.kind, "connected": status.connected, **status.details}
+            },
+            "connections": len(self.hub.connections),
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
+        }
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    broker: Broker | None = None,
+    rng: random.Random | None = None,
+) -> FastAPI:
+    """Build the reference server's ASGI app.
+
+    Args:
+        settings: validated settings; None reads nothing and uses the defaults.
+        broker: a broker to use instead of the one `settings` names.
+        rng: random source for the demo producer (seed it for a repeatable demo).
+
+    Returns:
+        The FastAPI app; its `state.runtime` is the `Runtime`.
+    """
+    settings = settings or Settings()
+    runtime = Runtime(settings, broker, rng or random.Random())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.broker.start(runtime.hub.deliver)
+        tasks = [
+            asyncio.create_task(runtime.watchdog(min(1.0, settings.idle_disconnect_seconds / 4)))
+        ]
+        if settings.demo:
+            tasks.append(
+                asyncio.create_task(
+                    run_demo(runtime.broker, settings.demo_interval_seconds, runtime.rng)
+                )
+            )
+        runtime.log.info("started", broker=runtime.broker.status().kind)
+        try:
+            yield
+        finally:
+            await runtime.drain()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.broker.close()
+
+    app = FastAPI(
+        title="Agent Hive dashboard reference server",
+        version=messages.CONTRACT_VERSION,
+        description="REST side of the dashboard protocol. The WebSocket endpoint "
+        f"`{WS_PATH}` is described by the protocol reference.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    _routes(app, runtime)
+    return app
+
+
+def _routes(app: FastAPI, rt: Runtime) -> None:
+    @app.websocket(WS_PATH)
+    async def dashboard_ws(websocket: WebSocket) -> None:
+        await rt.serve(websocket)
+
+    @app.get("/health", summary="Health of the server and its broker")
+    async def health() -> JSONResponse:
+        return JSONResponse(rt.health())
+
+    @app.get("/api/dashboard/websocket/limits", summary="Every limit in force")
+    async def limits() -> dict[str, Any]:
+        return {**rt.settings.public_limits(), "contract_version": messages.CONTRACT_VERSION}
+
+    @app.get("/api/dashboard/websocket/contract", summary="Contract versions this server speaks")
+    async def contract() -> dict[str, Any]:
+        return {
+            "current_version": messages.CONTRACT_VERSION,
+            "supported_versions": list(messages.SUPPORTED_CONTRACT_VERSIONS),
+            "deprecation_policy": {
+                "minimum_support_months": 6,
+                "announcement": "A version leaves supported_versions no sooner than six "
+                "months after its successor appears here.",
+                "breaking_changes": "only in a new major version",
+            },
+        }
+
+    @app.get(
+        "/api/dashboard/metrics/websockets",
+        summary="Prometheus metrics (text format)",
+        response_class=Response,
+    )
+    async def metrics() -> Response:
+        rt.health()  # refreshes the broker gauge
+        return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/dashboard/websocket/stats", summary="Connection and subscription counts")
+    async def stats() -> dict[str, Any]:
+        return {
+            "connections": len(rt.hub.connections),
+            "subscriptions": rt.hub.counts(),
+            "uptime_seconds": round(time.monotonic() - rt.started, 3),
+        }
+
+    @app.post("/api/dashboard/websocket/broadcast", summary="Publish an update to subscribers")
+    async def broadcast(
+        request: Request,
+        subscription: str = Query(description="Subscription to publish on."),
+        message_type: str | None = Query(
+            None, description="Update type; defaults per subscription."
+        ),
+    ) -> JSONResponse:
+        expected = rt.settings.admin_token or (
+            rt.settings.auth_token if rt.settings.auth_required else ""
+        )
+        if expected:
+            header = request.headers.get("authorization", "")
+            given = header[7:] if header[:7].lower() == "bearer " else ""
+            if not _tokens_equal(given, expected):
+                rt.metrics.publishes_refused.labels("unauthorized").inc()
+                return JSONResponse(
+                    {"detail": "Missing or wrong Bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        cid = request.headers.get("x-correlation-id", "")[:128] or messages.new_correlation_id()
+        try:
+            ack = await rt.publish(subscription, message_type, await request.body(), cid)
+        except PublishError as exc:
+            rt.metrics.publishes_refused.labels("invalid").inc()
+            code = 413 if str(exc) == "Message too large" else 422
+            return JSONResponse(
+                {"detail": str(exc), "valid_subscriptions": list(messages.SUBSCRIPTIONS)},
+                status_code=code,
+            )
+        except BrokerUnavailable as exc:
+            rt.metrics.publishes_refused.labels("broker_unavailable").inc()
+            return JSONResponse(
+                {"detail": str(exc)},
+                status_code=503,
+                headers={"Retry-After": str(max(1, round(exc.retry_after)))},
+            )
+        return JSONResponse(ack, headers={"X-Correlation-ID": cid})

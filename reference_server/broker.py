@@ -1,0 +1,190 @@
+"""Brokers: how updates get from a publisher to every instance's subscribers.
+
+`Broker` is the interface; `MemoryBroker` is the single-instance default, a product feature
+(not a test double). The Redis broker implements the same interface for several instances.
+
+A broker assigns each update its `seq` (per subscription, starting at 1), encodes the frame
+once, keeps a bounded history for resume, and calls the `deliver` callback it was started
+with, once per update, in `seq` order per subscription.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import messages
+
+__all__ = ["Broker", "BrokerStatus", "Deliver", "History", "MemoryBroker", "Update", "make_update"]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One published update, encoded once and shared by every recipient.
+
+    Attributes:
+        subscription: the subscription it was published on.
+        type: the frame type (`agent_update`, `critical_alert`, ...).
+        seq: its sequence number on `subscription`.
+        data: the published payload.
+        correlation_id: the publisher's correlation id.
+        published_at: wall-clock seconds since the epoch when it was published.
+        text: the frame as sent on the wire.
+    """
+
+    subscription: str
+    type: str
+    seq: int
+    data: Mapping[str, Any]
+    correlation_id: str
+    published_at: float
+    text: str
+
+
+def make_update(
+    subscription: str,
+    message_type: str,
+    data: Mapping[str, Any],
+    *,
+    seq: int,
+    correlation_id: str,
+    wall: float,
+) -> Update:
+    """Build and encode an update frame (the one place update frames are made)."""
+    body = messages.frame(
+        message_type,
+        correlation_id=correlation_id,
+        wall=wall,
+        subscription=subscription,
+        data=data,
+        seq=seq,
+    )
+    return Update(
+        subscription, message_type, seq, data, correlation_id, wall, messages.encode(body)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What a broker still holds of one subscription, for a resume.
+
+    Attributes:
+        updates: retained updates after the requested seq, oldest first.
+        oldest_seq: the oldest seq still retained (`latest_seq + 1` when none is).
+        latest_seq: the newest seq published on the subscription (0 before the first).
+    """
+
+    updates: list[Update]
+    oldest_seq: int
+    latest_seq: int
+
+    def covers(self, last_seq: int) -> bool:
+        """Whether every update after `last_seq` can be replayed from this history."""
+        return self.oldest_seq - 1 <= last_seq <= self.latest_seq
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStatus:
+    """A broker's health, for `/health` and the metrics.
+
+    Attributes:
+        kind: `memory` or `redis`.
+        connected: False while the backing service is unreachable.
+        details: extra fields shown under `components.broker` on `/health`.
+    """
+
+    kind: str
+    connected: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Deliver = Callable[[Update], None]
+
+
+class Broker(Protocol):
+    """What the app needs of a broker. Implementations: `MemoryBroker`, `RedisBroker`."""
+
+    async def start(self, deliver: Deliver) -> None:
+        """Begin calling `deliver` for every update published on any instance."""
+
+    async def publish(
+        self, subscription: str, message_type: str, data: Mapping[str, Any], correlation_id: str
+    ) -> Update:
+        """Publish an update; return it once it is acknowledged (it will be delivered).
+
+        Raises:
+            BrokerUnavailable: the update was not taken; nothing was published.
+        """
+
+    async def history(self, subscription: str, after_seq: int) -> History:
+        """The retained updates of `subscription` with seq greater than `after_seq`."""
+
+    def status(self) -> BrokerStatus:
+        """Current health, without I/O."""
+
+    async def close(self) -> None:
+        """Stop delivering and release connections."""
+
+
+class MemoryBroker:
+    """The in-process broker: one instance, no external service.
+
+    Args:
+        history_max_messages: updates kept per subscription.
+        history_max_age_seconds: oldest update kept, in seconds.
+        clock: wall-clock source in seconds since the epoch (pass one in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        history_max_messages: int,
+        history_max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._max_age = history_max_age_seconds
+        self._clock = clock
+        self._history: dict[str, deque[Update]] = {
+            s: deque(maxlen=history_max_messages) for s in messages.SUBSCRIPTIONS
+        }
+        self._seq: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
+        self._deliver: Deliver | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def publish(
+        self, subscription: str, message_type: str, data: Mapping[str, Any], correlation_id: str
+    ) -> Update:
+        seq = self._seq[subscription] + 1
+        self._seq[subscription] = seq
+        update = make_update(
+            subscription,
+            message_type,
+            data,
+            seq=seq,
+            correlation_id=correlation_id,
+            wall=self._clock(),
+        )
+        self._history[subscription].append(update)
+        if self._deliver is not None:
+            self._deliver(update)
+        return update
+
+    async def history(self, subscription: str, after_seq: int) -> History:
+        kept = self._history[subscription]
+        cutoff = self._clock() - self._max_age
+        while kept and kept[0].published_at < cutoff:
+            kept.popleft()
+        latest = self._seq[subscription]
+        oldest = kept[0].seq if kept else latest + 1
+        return History([u for u in kept if u.seq > after_seq], oldest, latest)
+
+    def status(self) -> BrokerStatus:
+        return BrokerStatus("memory", True, {"published": dict(self._seq)})
+
+    async def close(self) -> None:
+        self._deliver = None

@@ -1,0 +1,67 @@
+"""The reference server's one small error tree.
+
+    HiveError
+    ├── SettingsError      a setting is missing or out of range (start-up refuses to run)
+    ├── FrameError         a client frame is refused; becomes an `error` frame, connection stays
+    ├── DataRequestError   `request_data` cannot be answered; becomes a `data_error` frame
+    ├── PublishError       a publish is refused (bad subscription, type or data); HTTP 4xx
+    └── BrokerUnavailable  the broker cannot take a publish now; HTTP 503 with Retry-After
+
+Errors are raised deep and caught only at the boundary (the session, the HTTP handlers and
+start-up), where each becomes a frame, a close code or a response, plus a metric.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerUnavailable",
+    "DataRequestError",
+    "FrameError",
+    "HiveError",
+    "PublishError",
+    "SettingsError",
+]
+
+
+class HiveError(Exception):
+    """Base of every error the reference server raises on purpose."""
+
+
+class SettingsError(HiveError, ValueError):
+    """A setting is invalid. The message names the environment key to fix."""
+
+
+class FrameError(HiveError):
+    """A client frame is refused.
+
+    Attributes:
+        code: the stable machine-readable error code sent in the `error` frame.
+        message: the human-readable message (the original platform's strings).
+        correlation_id: the refused frame's correlation id when it carried a valid one.
+    """
+
+    def __init__(self, code: str, message: str, correlation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.correlation_id = correlation_id
+
+
+class DataRequestError(HiveError):
+    """A `request_data` cannot be answered; the message goes into `data_error.error`."""
+
+
+class PublishError(HiveError):
+    """A publish is refused because of its input. The message says what to change."""
+
+
+class BrokerUnavailable(HiveError):
+    """The broker cannot accept a publish right now.
+
+    Attributes:
+        retry_after: seconds after which the publisher should try again.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

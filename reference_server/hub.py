@@ -1,0 +1,98 @@
+"""Fan-out: which connections hold which subscription, and delivery of each update to them.
+
+`Hub.deliver` is the broker's callback. It puts the update's one encoded frame into the
+outbox of every subscribed connection and never awaits, so one stalled reader delays nobody.
+A connection whose outbox is full is cut off with close 1013 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from . import messages
+from .broker import Update
+from .metrics import Metrics
+from .outbox import Outbox
+from .session import Session
+from .state import DashboardState
+
+__all__ = ["Connection", "Hub"]
+
+
+class Connection:
+    """One client: its protocol session, its outbox and its pending resumes.
+
+    Args:
+        session: the sans-I/O protocol state.
+        outbox: the bounded queue to the socket.
+        cut_off: called with a reason to close the client (notice, close code, metrics).
+    """
+
+    __slots__ = ("cut_off", "outbox", "resuming", "session")
+
+    def __init__(self, session: Session, outbox: Outbox, cut_off: Callable[[str], None]) -> None:
+        self.session = session
+        self.outbox = outbox
+        self.cut_off = cut_off
+        #: subscription -> live updates held while its resume history is fetched.
+        self.resuming: dict[str, list[Update]] = {}
+
+
+class Hub:
+    """The subscription index of one instance and its fan-out.
+
+    Args:
+        metrics: where subscriber gauges and backpressure cut-offs are counted.
+        state: observes every delivered update (for `request_data`).
+    """
+
+    def __init__(self, metrics: Metrics, state: DashboardState) -> None:
+        self._metrics = metrics
+        self._state = state
+        self.connections: set[Connection] = set()
+        self._by_sub: dict[str, set[Connection]] = {s: set() for s in messages.SUBSCRIPTIONS}
+
+    def add(self, conn: Connection) -> None:
+        """Register a connection (it receives nothing until it subscribes)."""
+        self.connections.add(conn)
+        self._metrics.active_connections.set(len(self.connections))
+
+    def remove(self, conn: Connection) -> None:
+        """Forget a connection and all its subscriptions."""
+        self.connections.discard(conn)
+        self.change(conn, (), messages.SUBSCRIPTIONS)
+        self._metrics.active_connections.set(len(self.connections))
+
+    def change(self, conn: Connection, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Start routing `added` subscriptions to `conn` and stop routing `removed`."""
+        for sub in added:
+            if conn in self.connections:
+                self._by_sub[sub].add(conn)
+                self._metrics.subscribers.labels(sub).set(len(self._by_sub[sub]))
+        for sub in removed:
+            members = self._by_sub[sub]
+            if conn in members:
+                members.discard(conn)
+                self._metrics.subscribers.labels(sub).set(len(members))
+            conn.resuming.pop(sub, None)
+
+    def counts(self) -> dict[str, int]:
+        """Subscribed connections per subscription."""
+        return {sub: len(members) for sub, members in self._by_sub.items()}
+
+    def deliver(self, update: Update) -> None:
+        """Queue `update` for every connection subscribed to its subscription."""
+        self._state.observe(update)
+        members = self._by_sub.get(update.subscription)
+        if not members:
+            return
+        sub = update.subscription
+        text, stamp = update.text, update.published_at
+        full: list[Connection] = []
+        for conn in members:
+            if conn.resuming and sub in conn.resuming:
+                conn.resuming[sub].append(update)
+            elif not conn.outbox.put(text, stamp) and not conn.outbox.closing:
+                full.append(conn)
+        for conn in full:
+            conn.cut_off("backpressure")

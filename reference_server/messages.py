@@ -1,0 +1,145 @@
+"""Frames of the dashboard protocol: the schema, builders, encoding and validation.
+
+`schemas/ws_messages.schema.json` is the single definition of every frame. This module loads
+it, derives the protocol's names from it (subscriptions, data types, error codes, the
+contract version) and compiles validators for client frames. Nothing here does I/O after
+import.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from .errors import FrameError
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "CONTROL_TYPES",
+    "DATA_TYPES",
+    "DEFAULT_SUBSCRIPTIONS",
+    "DISCONNECT_REASONS",
+    "ERROR_CODES",
+    "SCHEMA",
+    "SCHEMA_PATH",
+    "SUBSCRIPTIONS",
+    "SUPPORTED_CONTRACT_VERSIONS",
+    "encode",
+    "frame",
+    "new_correlation_id",
+    "parse_client_frame",
+    "utc_timestamp",
+]
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "ws_messages.schema.json"
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+_DEFS: dict[str, Any] = SCHEMA["definitions"]
+
+CONTRACT_VERSION: str = SCHEMA["x-contract-version"]
+SUPPORTED_CONTRACT_VERSIONS: tuple[str, ...] = tuple(SCHEMA["x-supported-contract-versions"])
+SUBSCRIPTIONS: tuple[str, ...] = tuple(_DEFS["SubscriptionName"]["enum"])
+#: The set a connection starts with when its URL names none (the original platform's default).
+DEFAULT_SUBSCRIPTIONS: tuple[str, ...] = ("agents", "coordination", "system", "tasks")
+DATA_TYPES: tuple[str, ...] = tuple(_DEFS["RequestData"]["properties"]["data_type"]["enum"])
+ERROR_CODES: tuple[str, ...] = tuple(_DEFS["ErrorCode"]["enum"])
+DISCONNECT_REASONS: tuple[str, ...] = tuple(_DEFS["DisconnectReason"]["enum"])
+#: Frame types that are not updates; a publisher may not use them as `message_type`.
+CONTROL_TYPES: frozenset[str] = frozenset(_DEFS["UpdateType"]["not"]["enum"])
+
+_CLIENT_TYPES = {
+    "ping": "Ping",
+    "subscribe": "Subscribe",
+    "unsubscribe": "Unsubscribe",
+    "request_data": "RequestData",
+}
+
+
+def _compile(definition: str) -> Any:
+    return fastjsonschema.compile(
+        {"$ref": f"#/definitions/{definition}", "definitions": _DEFS},
+        use_formats=False,
+    )
+
+
+_CLIENT_VALIDATORS = {t: _compile(name) for t, name in _CLIENT_TYPES.items()}
+_UPDATE_TYPE_VALIDATOR = _compile("UpdateType")
+
+
+def utc_timestamp(wall: float) -> str:
+    """Format `wall` (seconds since the epoch) as UTC ISO 8601 with microseconds and `Z`."""
+    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_correlation_id() -> str:
+    """A fresh UUID4 correlation id, for frames that answer no client frame."""
+    return str(uuid.uuid4())
+
+
+def encode(obj: Mapping[str, Any]) -> str:
+    """Serialise a frame to the compact JSON text sent on the wire."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def frame(kind: str, *, correlation_id: str, wall: float, **fields: Any) -> dict[str, Any]:
+    """Build a server frame of type `kind` with the fields every server frame carries."""
+    return {
+        "type": kind,
+        "correlation_id": correlation_id,
+        "timestamp": utc_timestamp(wall),
+        **fields,
+    }
+
+
+def is_valid_update_type(kind: str) -> bool:
+    """Whether `kind` may name a published update (pattern and not a control frame type)."""
+    try:
+        _UPDATE_TYPE_VALIDATOR(kind)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def parse_client_frame(raw: str) -> dict[str, Any]:
+    """Parse and validate one inbound text frame.
+
+    Returns:
+        The frame as a dict whose `type` is a known client type and whose fields match the
+        schema. `request_data` with an unknown `data_type` string is returned as is: it is
+        answered with `data_error`, not refused.
+
+    Raises:
+        FrameError: with the code and original message to send in an `error` frame.
+    """
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        # ValueError covers bad JSON and integers past Python's digit limit; RecursionError
+        # covers arrays nested thousands deep. Both are hostile input, never a crash.
+        raise FrameError("invalid_json", "Invalid JSON message format") from None
+    if not isinstance(obj, dict):
+        raise FrameError("not_an_object", "Invalid JSON message format")
+    cid = obj.get("correlation_id")
+    cid = cid if isinstance(cid, str) and 0 < len(cid) <= 128 else None
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise FrameError("invalid_field", "Invalid message: type must be a string", cid)
+    validator = _CLIENT_VALIDATORS.get(kind)
+    if validator is None:
+        raise FrameError("unknown_message_type", f"Unknown message type: {kind[:64]}", cid)
+    if kind == "request_data" and isinstance(obj.get("data_type"), str):
+        # An unknown data type is a data_error (answered), not a malformed frame.
+        checked = {**obj, "data_type": DATA_TYPES[0]}
+    else:
+        checked = obj
+    try:
+        validator(checked)
+    except fastjsonschema.JsonSchemaException as exc:
+        detail = str(exc).removeprefix("data.")
+        raise FrameError("invalid_field", f"Invalid {kind} message: {detail}", cid) from None
+    return obj

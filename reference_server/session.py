@@ -1,0 +1,328 @@
+"""The per-connection protocol state machine, without I/O.
+
+`Session.receive(raw, now, wall)` takes one inbound message and returns the actions to carry
+out: frames to send, subscription changes, a close. It never awaits, never reads a clock and
+never touches a socket or a broker; the app feeds it and performs its actions. `now` is a
+monotonic time in seconds (limits), `wall` is seconds since the epoch (timestamps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import messages
+from .broker import History, Update
+from .errors import DataRequestError, FrameError
+from .ratelimit import RateLimiter, Verdict
+from .settings import Settings
+
+__all__ = [
+    "Action",
+    "Close",
+    "DataSource",
+    "Dropped",
+    "Send",
+    "Session",
+    "SubscriptionsChanged",
+    "replay",
+]
+
+#: Answers `request_data` from live server state; raises DataRequestError when it cannot.
+DataSource = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+
+# RFC 6455 §7.4.1: 1000 normal closure, 1001 going away, 1008 policy violation,
+# 1013 try again later. 4401/4403 are application codes (4000-4999) mirroring HTTP 401/403,
+# because a browser cannot read the status of a refused handshake.
+CLOSE_CODES: dict[str, int] = {
+    "idle_timeout": 1000,
+    "server_shutdown": 1001,
+    "rate_limited": 1008,
+    "backpressure": 1013,
+    "unauthorized": 4401,
+    "forbidden_origin": 4403,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send `text` (an encoded frame of type `kind`) to the client."""
+
+    text: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Send `notice` (the `disconnect_notice` frame), then close with `code`."""
+
+    code: int
+    reason: str
+    notice: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionsChanged:
+    """Route updates of `added` to this connection and stop routing `removed`.
+
+    `resume` maps subscriptions (all in `added` or already held) to the last seq the client
+    saw: buffer their live updates, fetch history, then call `Session.finish_resume`.
+    """
+
+    added: frozenset[str]
+    removed: frozenset[str]
+    resume: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """An inbound frame was dropped by the rate limiter (for the metrics)."""
+
+
+Action = Send | Close | SubscriptionsChanged | Dropped
+
+
+def replay(
+    last_seq: int, history: History, buffered: Iterable[Update]
+) -> tuple[bool, list[Update]]:
+    """Merge a resume's history with the live updates buffered while it was fetched.
+
+    Returns:
+        Whether a resync is needed (some updates after `last_seq` are gone), and the updates
+        to send, in seq order, with no gap beyond that and no duplicate.
+    """
+    resync = not history.covers(last_seq)
+    out = [u for u in history.updates if u.seq > last_seq]
+    high = out[-1].seq if out else history.latest_seq
+    for update in buffered:
+        if update.seq > high:
+            out.append(update)
+            high = update.seq
+    return resync, out
+
+
+class Session:
+    """One client's protocol state: subscriptions, rate limit, idleness.
+
+    Args:
+        connection_id: the server-chosen id of this connection.
+        settings: the limits in force.
+        data_source: answers `request_data`.
+        now: monotonic time at accept, in seconds.
+    """
+
+    def __init__(
+        self, connection_id: str, settings: Settings, data_source: DataSource, now: float
+    ) -> None:
+        self.connection_id = connection_id
+        self.subscriptions: set[str] = set()
+        self.closed = False
+        self._settings = settings
+        self._data_source = data_source
+        self._last_valid = now
+        self._limiter = RateLimiter(
+            rate=settings.rate_tokens_per_sec,
+            burst=settings.rate_burst,
+            cooldown=settings.rate_notify_cooldown_seconds,
+            flood_threshold=settings.flood_drop_threshold,
+            flood_window=settings.flood_window_seconds,
+            now=now,
+        )
+
+    # -- frames -------------------------------------------------------------------------
+
+    def _send(self, kind: str, wall: float, cid: str | None = None, **fields: Any) -> Send:
+        body = messages.frame(
+            kind, correlation_id=cid or messages.new_correlation_id(), wall=wall, **fields
+        )
+        return Send(messages.encode(body), kind)
+
+    def _error(self, code: str, message: str, wall: float, cid: str | None) -> Send:
+        return self._send("error", wall, cid, message=message, code=code)
+
+    def close(self, reason: str, wall: float) -> list[Action]:
+        """Send `disconnect_notice` for `reason`, then close with its code."""
+        if self.closed:
+            return []
+        self.closed = True
+        notice = self._send("disconnect_notice", wall, reason=reason)
+        return [Close(CLOSE_CODES[reason], reason, notice.text)]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, subscriptions: str | None, resume: str | None, wall: float) -> list[Action]:
+        """Open the session: `connection_established`, then any error about the query.
+
+        Args:
+            subscriptions: the `subscriptions` query (`a,b`), or None when absent (defaults).
+            resume: the `resume` query (`agents:41,tasks:7`: last seq seen), or None.
+            wall: wall-clock time.
+        """
+        names = (
+            messages.DEFAULT_SUBSCRIPTIONS
+            if subscriptions is None
+            else [n.strip() for n in subscriptions.split(",") if n.strip()]
+        )
+        errors: list[Action] = []
+        last_seen: dict[str, int] = {}
+        for part in (resume or "").split(","):
+            name, _, seq = part.strip().partition(":")
+            if not name:
+                continue
+            if not seq.isdigit() or len(seq) > 18:
+                errors.append(
+                    self._error(
+                        "invalid_field",
+                        "Invalid resume query: expected subscription:seq pairs, got " + part[:64],
+                        wall,
+                        None,
+                    )
+                )
+                continue
+            last_seen[name] = int(seq)
+        sub_errors, change, _ = self._apply_subscribe(names, last_seen, wall, None)
+        first = self._send(
+            "connection_established",
+            wall,
+            connection_id=self.connection_id,
+            subscriptions=sorted(self.subscriptions),
+            server_time=messages.utc_timestamp(wall),
+            contract_version=messages.CONTRACT_VERSION,
+        )
+        return [first, *sub_errors, *errors, *([change] if change else [])]
+
+    def tick(self, now: float, wall: float) -> list[Action]:
+        """Check idleness; call periodically. Returns the close when the client is idle."""
+        if not self.closed and now - self._last_valid >= self._settings.idle_disconnect_seconds:
+            return self.close("idle_timeout", wall)
+        return []
+
+    def receive(self, raw: str | bytes, now: float, wall: float) -> list[Action]:
+        """Handle one inbound message (text or binary) and return the actions it causes."""
+        if self.closed:
+            return []
+        verdict = self._limiter.check(now)
+        if verdict is Verdict.DISCONNECT:
+            return [Dropped(), *self.close("rate_limited", wall)]
+        if verdict is Verdict.DROP:
+            return [Dropped()]
+        if verdict is Verdict.DROP_AND_NOTIFY:
+            return [Dropped(), self._error("rate_limited", "Rate limit exceeded", wall, None)]
+        # The size is that of the raw frame, checked before parsing (never by re-serialising).
+        size = len(raw) if isinstance(raw, bytes) else _utf8_length(raw)
+        if size > self._settings.max_inbound_message_bytes:
+            return [self._error("message_too_large", "Message too large", wall, None)]
+        if isinstance(raw, bytes):
+            return [
+                self._error(
+                    "binary_not_supported",
+                    "Binary frames are not supported; send JSON text frames",
+                    wall,
+                    None,
+                )
+            ]
+        try:
+            msg = messages.parse_client_frame(raw)
+        except FrameError as exc:
+            return [self._error(exc.code, exc.message, wall, exc.correlation_id)]
+        self._last_valid = now
+        return self._dispatch(msg, wall)
+
+    # -- handlers -----------------------------------------------------------------------
+
+    def _dispatch(self, msg: dict[str, Any], wall: float) -> list[Action]:
+        kind = msg["type"]
+        cid: str | None = msg.get("correlation_id")
+        if kind == "ping":
+            return [self._send("pong", wall, cid)]
+        if kind == "subscribe":
+            errors, change, refused = self._apply_subscribe(
+                msg["subscriptions"], msg.get("resume", {}), wall, cid
+            )
+            if refused:
+                return list(errors)
+            reply = self._send(
+                "subscription_updated", wall, cid, subscriptions=sorted(self.subscriptions)
+            )
+            return [*errors, reply, *([change] if change else [])]
+        if kind == "unsubscribe":
+            removed = frozenset(self.subscriptions.intersection(msg["subscriptions"]))
+            self.subscriptions -= removed
+            reply = self._send(
+                "subscription_updated", wall, cid, subscriptions=sorted(self.subscriptions)
+            )
+            change = SubscriptionsChanged(frozenset(), removed) if removed else None
+            return [reply, *([change] if change else [])]
+        # request_data
+        data_type = msg["data_type"]
+        try:
+            data = self._data_source(data_type, msg.get("params") or {})
+        except DataRequestError as exc:
+            return [self._send("data_error", wall, cid, data_type=data_type, error=str(exc))]
+        return [self._send("data_response", wall, cid, data_type=data_type, data=data)]
+
+    def _apply_subscribe(
+        self, names: Iterable[str], resume: Mapping[str, int], wall: float, cid: str | None
+    ) -> tuple[list[Send], SubscriptionsChanged | None, bool]:
+        wanted = set(names)
+        unknown = sorted(wanted.difference(messages.SUBSCRIPTIONS))
+        valid = wanted.intersection(messages.SUBSCRIPTIONS)
+        errors: list[Send] = []
+        if unknown:
+            shown = ", ".join(n[:64] for n in unknown)
+            errors.append(
+                self._error("invalid_subscription", f"Invalid subscription(s): {shown}", wall, cid)
+            )
+        cap = self._settings.max_subscriptions_per_connection
+        if len(self.subscriptions | valid) > cap:
+            errors.append(
+                self._error(
+                    "too_many_subscriptions",
+                    f"Too many subscriptions: at most {cap} per connection",
+                    wall,
+                    cid,
+                )
+            )
+            return errors, None, True
+        added = frozenset(valid - self.subscriptions)
+        self.subscriptions |= valid
+        resumes = {s: int(n) for s, n in resume.items() if s in self.subscriptions}
+        if not added and not resumes:
+            return errors, None, False
+        return errors, SubscriptionsChanged(added, frozenset(), resumes), False
+
+    def finish_resume(
+        self,
+        subscription: str,
+        last_seq: int,
+        history: History,
+        buffered: Iterable[Update],
+        wall: float,
+    ) -> list[Action]:
+        """Frames completing a resume: `resync_required` if updates were lost, then the replay.
+
+        Call it with the history fetched for the `resume` entry of a `SubscriptionsChanged`
+        and the live updates buffered meanwhile; then route live updates directly again.
+        """
+        resync, updates = replay(last_seq, history, buffered)
+        out: list[Action] = []
+        if resync:
+            out.append(
+                self._send(
+                    "resync_required",
+                    wall,
+                    subscription=subscription,
+                    last_seq=last_seq,
+                    oldest_seq=history.oldest_seq,
+                    latest_seq=history.latest_seq,
+                )
+            )
+        out.extend(Send(u.text, u.type) for u in updates)
+        return out
+
+
+def _utf8_length(text: str) -> int:
+    # ASCII-only text (the common case) has as many bytes as characters; checking that is
+    # far cheaper than encoding every inbound frame.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

@@ -1,0 +1,213 @@
+"""Every limit and switch of the reference server, in one frozen object.
+
+Each field is a named setting with a safe default and a unit. `Settings.from_env` reads the
+`WS_*` environment names (and `REDIS_URL`); the constructor validates every value and raises
+`SettingsError` with a sentence that names the bad key, so a bad deployment fails at start-up,
+not at the first client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import SettingsError
+
+__all__ = ["SETTING_DOCS", "Settings"]
+
+#: Meaning and unit of every setting, keyed by field name. The configuration reference page
+#: is generated from this table, so a setting without a line here fails the docs tests.
+SETTING_DOCS: dict[str, tuple[str, str]] = {
+    "host": ("", "Interface the server listens on."),
+    "port": ("", "TCP port the server listens on (8000 is the port the PWA uses in development)."),
+    "auth_required": ("", "Require a token on every WebSocket connection."),
+    "auth_token": ("", "The token clients present (Bearer header or `access_token` query)."),
+    "admin_token": ("", "Token for the broadcast endpoint; when unset, `auth_token` is used."),
+    "allowed_origins": ("", "Exact `Origin` values allowed to connect; empty allows any."),
+    "rate_tokens_per_sec": ("tokens/s", "Inbound token-bucket refill rate per connection."),
+    "rate_burst": ("tokens", "Inbound token-bucket capacity per connection."),
+    "rate_notify_cooldown_seconds": ("s", "At most one `Rate limit exceeded` error per window."),
+    "flood_drop_threshold": ("frames", "Dropped frames within the flood window that close 1008."),
+    "flood_window_seconds": ("s", "Window over which dropped frames are counted."),
+    "max_inbound_message_bytes": ("bytes", "Largest raw inbound frame that is processed."),
+    "max_frame_bytes": ("bytes", "Frames above this are refused by the transport (close 1009)."),
+    "max_subscriptions_per_connection": ("subscriptions", "Cap on one connection's set."),
+    "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
+    "backpressure_disconnect_threshold": ("failures", "Consecutive send failures that close 1013."),
+    "send_timeout_seconds": ("s", "A single send blocked longer than this counts as failed."),
+    "idle_disconnect_seconds": ("s", "Close 1000 after this long with no valid inbound frame."),
+    "shutdown_grace_seconds": ("s", "Time clients get to receive their close on SIGTERM."),
+    "per_message_deflate": ("", "Offer permessage-deflate (costs about 4x CPU per delivery)."),
+    "redis_url": ("", "Redis URL for fan-out across instances; empty uses the in-process broker."),
+    "history_max_messages": ("messages", "Updates kept per subscription for resume."),
+    "history_max_age_seconds": ("s", "Oldest update kept for resume."),
+    "redis_backoff_cap_seconds": ("s", "Cap of the full-jitter reconnect backoff to Redis."),
+    "publish_buffer_max_messages": ("messages", "Publishes held while Redis is down."),
+    "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
+    "demo_interval_seconds": ("s", "Pause between two demo updates."),
+    "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
+}
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _parse_bool(key: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{key} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's configuration. Build it with `Settings.from_env` or keyword arguments.
+
+    Raises:
+        SettingsError: a value is out of range; the message names the key.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_required: bool = False
+    auth_token: str = ""
+    admin_token: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    rate_tokens_per_sec: float = 20.0
+    rate_burst: float = 40.0
+    rate_notify_cooldown_seconds: float = 5.0
+    flood_drop_threshold: int = 200
+    flood_window_seconds: float = 10.0
+    max_inbound_message_bytes: int = 65_536
+    max_frame_bytes: int = 262_144
+    max_subscriptions_per_connection: int = 6
+    send_queue_max_messages: int = 1_024
+    backpressure_disconnect_threshold: int = 5
+    send_timeout_seconds: float = 10.0
+    idle_disconnect_seconds: float = 600.0
+    shutdown_grace_seconds: float = 5.0
+    per_message_deflate: bool = False
+    redis_url: str = ""
+    history_max_messages: int = 1_000
+    history_max_age_seconds: float = 300.0
+    redis_backoff_cap_seconds: float = 5.0
+    publish_buffer_max_messages: int = 10_000
+    demo: bool = False
+    demo_interval_seconds: float = 0.5
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingsError(f"{self.env_name(f.name)} must be a finite number, got {value}")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise SettingsError(f"{self.env_name(f.name)} must not be negative, got {value}")
+        positive = (
+            "rate_tokens_per_sec",
+            "rate_burst",
+            "flood_drop_threshold",
+            "flood_window_seconds",
+            "max_inbound_message_bytes",
+            "max_subscriptions_per_connection",
+            "send_queue_max_messages",
+            "backpressure_disconnect_threshold",
+            "send_timeout_seconds",
+            "idle_disconnect_seconds",
+            "history_max_messages",
+            "history_max_age_seconds",
+            "redis_backoff_cap_seconds",
+            "demo_interval_seconds",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{self.env_name(name)} must be greater than zero")
+        if self.rate_burst < 1:
+            raise SettingsError("WS_RATE_BURST must be at least 1 so that one frame can pass")
+        if not 0 < self.port < 65_536:
+            raise SettingsError(f"WS_PORT must be between 1 and 65535, got {self.port}")
+        if self.max_frame_bytes < self.max_inbound_message_bytes:
+            raise SettingsError(
+                "WS_MAX_FRAME_BYTES must be at least WS_MAX_INBOUND_MESSAGE_BYTES, "
+                f"got {self.max_frame_bytes} < {self.max_inbound_message_bytes}"
+            )
+        if self.auth_required and not self.auth_token:
+            raise SettingsError("WS_AUTH_TOKEN must be set when WS_AUTH_REQUIRED is true")
+        if self.log_level not in _LOG_LEVELS:
+            raise SettingsError(f"WS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        """The environment variable that sets field `name` (`REDIS_URL` or `WS_<NAME>`)."""
+        if name == "redis_url":
+            return "REDIS_URL"
+        if name == "rate_tokens_per_sec":
+            return "WS_RATE_TOKENS_PER_SEC"  # the original platform's spelling
+        return "WS_" + name.upper()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from `environ` (pass `os.environ`), then apply `overrides`.
+
+        Unknown `WS_*` names are refused, so a typo cannot silently leave a default in force.
+
+        Raises:
+            SettingsError: a value does not parse or is out of range; the message names the key.
+        """
+        known = {cls.env_name(f.name): f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if key not in known:
+                if key.startswith("WS_"):
+                    raise SettingsError(
+                        f"{key} is not a setting; known: {', '.join(sorted(known))}"
+                    )
+                continue
+            f = known[key]
+            values[f.name] = _convert(key, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied and validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def public_limits(self) -> dict[str, Any]:
+        """The limits a client may read, under the original platform's field names."""
+        return {
+            "rate_limit_tokens_per_second": self.rate_tokens_per_sec,
+            "rate_limit_burst_capacity": self.rate_burst,
+            "rate_limit_notify_cooldown_seconds": self.rate_notify_cooldown_seconds,
+            "flood_drop_threshold": self.flood_drop_threshold,
+            "flood_window_seconds": self.flood_window_seconds,
+            "max_inbound_message_bytes": self.max_inbound_message_bytes,
+            "max_frame_bytes": self.max_frame_bytes,
+            "max_subscriptions_per_connection": self.max_subscriptions_per_connection,
+            "backpressure_disconnect_threshold": self.backpressure_disconnect_threshold,
+            "send_queue_max_messages": self.send_queue_max_messages,
+            "idle_disconnect_seconds": self.idle_disconnect_seconds,
+            "history_max_messages": self.history_max_messages,
+            "history_max_age_seconds": self.history_max_age_seconds,
+        }
+
+
+def _convert(key: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "bool":
+            return _parse_bool(key, raw)
+        if kind == "int":
+            return int(raw.strip().replace("_", ""))
+        if kind == "float":
+            return float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+    if kind == "tuple[str, ...]":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw

@@ -1,0 +1,54 @@
+"""Shared fixtures: real server and redis-server processes, and the `../shared` folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ROOT, RedisProcess, ServerProcess, start_redis, start_server
+
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """`../shared` beside the project. It exists in CI; elsewhere tests using it skip."""
+    if not SHARED.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{SHARED} is missing, and CI must have it")
+        pytest.skip(f"{SHARED} exists only in the project's CI and dev machines, not here")
+    return SHARED
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """One reference server (default settings, in-process broker) for a test module."""
+    proc = start_server()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., ServerProcess]]:
+    """Start reference servers with custom WS_* settings; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def make(env: dict[str, str] | None = None) -> ServerProcess:
+        proc = start_server(env)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisProcess]:
+    """A private redis-server on a free port, killed after the test."""
+    proc = start_redis()
+    yield proc
+    proc.stop()

@@ -1,0 +1,189 @@
+"""Real processes for tests and benchmarks: the reference server and `redis-server`.
+
+Each starts on a free loopback port, waits until it answers, and is stopped (and reaped)
+by `stop()`. Nothing here fakes a part: a server that fails to start raises with its log.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WS_PATH = "/api/dashboard/ws/dashboard"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait(
+    check: object, proc: subprocess.Popen[bytes], log: Path, what: str, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{what} did not answer within {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+@dataclass
+class ServerProcess:
+    """A reference server running as its own process (`python -m reference_server`)."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{WS_PATH}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send `sig`, wait for exit (kill after `timeout`), return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(
+    env: dict[str, str] | None = None, *, port: int | None = None, timeout: float = 20.0
+) -> ServerProcess:
+    """Start a reference server with `env` (WS_* settings) on a free port; wait for /health."""
+    port = port or free_port()
+    log = Path(tempfile.mkstemp(prefix="hive-server-", suffix=".log")[1])
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
+    full_env.update({"WS_PORT": str(port), "WS_HOST": "127.0.0.1", **(env or {})})
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reference_server"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+            return bool(r.status == 200)
+
+    _wait(healthy, proc, log, "reference server", timeout)
+    return ServerProcess(port, proc, log, env or {})
+
+
+@dataclass
+class RedisProcess:
+    """A private `redis-server` on a free port, never the machine's shared one."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """`kill -9`: the process dies at once, keeping nothing (no persistence)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis hangs, its sockets stay open."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        self.proc.send_signal(signal.SIGCONT)
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Start a fresh server on the same port (after `kill` or `stop`)."""
+        self.kill()
+        fresh = start_redis(port=self.port, timeout=timeout)
+        self.proc, self.log = fresh.proc, fresh.log
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def redis_server_binary() -> str:
+    """Path of `redis-server`; raises when it is missing (scripts/bootstrap installs it)."""
+    path = shutil.which("redis-server")
+    if path is None:
+        raise RuntimeError("redis-server is not installed; run scripts/bootstrap")
+    return path
+
+
+def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProcess:
+    """Start `redis-server` on a free loopback port with no persistence; wait for PING."""
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="hive-redis-"))
+    log = workdir / "redis.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--protected-mode",
+                "no",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def pong() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    _wait(pong, proc, log, "redis-server", timeout)
+    return RedisProcess(port, proc, log, workdir)
