@@ -1,0 +1,55 @@
+"""Token bucket and flood rules, with time passed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from reference_server.ratelimit import RateLimiter, TokenBucket, Verdict
+
+pytestmark = pytest.mark.unit
+
+
+def test_bucket_starts_full_and_empties() -> None:
+    bucket = TokenBucket(rate=1, burst=3, now=0)
+    assert [bucket.allow(0) for _ in range(4)] == [True, True, True, False]
+
+
+def test_bucket_refills_after_one_interval() -> None:
+    bucket = TokenBucket(rate=2, burst=2, now=0)
+    bucket.allow(0)
+    bucket.allow(0)
+    assert not bucket.allow(0.4)
+    assert bucket.allow(0.5)
+
+
+def test_bucket_never_holds_more_than_its_burst() -> None:
+    bucket = TokenBucket(rate=100, burst=2, now=0)
+    assert bucket.tokens(1000) == 2
+
+
+def limiter(**kw: float) -> RateLimiter:
+    args = {"rate": 1.0, "burst": 1.0, "cooldown": 5.0, "flood_threshold": 100,
+            "flood_window": 10.0, "now": 0.0, **kw}  # fmt: skip
+    return RateLimiter(**args)  # type: ignore[arg-type]
+
+
+def test_notice_at_most_once_per_cooldown_without_resetting_early() -> None:
+    rl = limiter(rate=0.0001, flood_threshold=10_000)
+    assert rl.check(0) is Verdict.ALLOW
+    seen = [rl.check(t / 10) for t in range(1, 120)]
+    notices = [i for i, v in enumerate(seen, 1) if v is Verdict.DROP_AND_NOTIFY]
+    assert [n / 10 for n in notices] == [0.1, 5.1, 10.1]
+
+
+def test_flood_past_the_threshold_within_the_window_disconnects() -> None:
+    rl = limiter(rate=0.0001, flood_threshold=5, flood_window=1.0)
+    rl.check(0)
+    verdicts = [rl.check(0.01 * i) for i in range(1, 7)]
+    assert verdicts[-1] is Verdict.DISCONNECT
+    assert Verdict.DISCONNECT not in verdicts[:-1]
+
+
+def test_drops_spread_beyond_the_window_do_not_disconnect() -> None:
+    rl = limiter(rate=0.0001, flood_threshold=5, flood_window=1.0)
+    rl.check(0)
+    assert all(rl.check(0.5 * i) is not Verdict.DISCONNECT for i in range(1, 50))

@@ -1,0 +1,260 @@
+"""The protocol state machine, tested without sockets: the clock is passed in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from reference_server.broker import History, make_update
+from reference_server.errors import DataRequestError
+from reference_server.session import Close, Dropped, Send, Session, SubscriptionsChanged, replay
+from reference_server.settings import Settings
+from tests.wsclient import check_server_frame
+
+pytestmark = pytest.mark.unit
+
+WALL = 1_795_000_000.0
+
+
+def data_source(data_type: str, params: Any) -> dict[str, Any]:
+    if data_type == "system_health":
+        return {"status": "healthy"}
+    raise DataRequestError(f"Unknown data type: {data_type}")
+
+
+def make(settings: Settings | None = None, subscriptions: str | None = None) -> Session:
+    session = Session("conn-1", settings or Settings(), data_source, now=0.0)
+    session.start(subscriptions, None, WALL)
+    return session
+
+
+def frames(actions: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for action in actions:
+        if isinstance(action, Send):
+            frame = json.loads(action.text)
+            check_server_frame(frame)
+            out.append(frame)
+    return out
+
+
+def test_start_sends_connection_established_first_with_default_subscriptions() -> None:
+    session = Session("conn-1", Settings(), data_source, now=0.0)
+    actions = session.start(None, None, WALL)
+    first = frames(actions)[0]
+    assert first["type"] == "connection_established"
+    assert first["connection_id"] == "conn-1"
+    assert first["subscriptions"] == ["agents", "coordination", "system", "tasks"]
+    assert first["timestamp"].endswith("Z")
+    assert isinstance(actions[-1], SubscriptionsChanged)
+
+
+def test_start_with_unknown_query_names_applies_valid_ones_and_reports_the_rest() -> None:
+    session = Session("c", Settings(), data_source, now=0.0)
+    out = frames(session.start("alerts,zeta,beta", None, WALL))
+    assert out[0]["subscriptions"] == ["alerts"]
+    assert out[1]["message"] == "Invalid subscription(s): beta, zeta"
+    assert out[1]["code"] == "invalid_subscription"
+
+
+def test_start_with_empty_subscriptions_query_starts_with_none() -> None:
+    assert make(subscriptions="").subscriptions == set()
+
+
+def test_ping_is_answered_with_pong_echoing_the_correlation_id() -> None:
+    out = frames(make().receive('{"type":"ping","correlation_id":"abc"}', 1.0, WALL))
+    assert [f["type"] for f in out] == ["pong"]
+    assert out[0]["correlation_id"] == "abc"
+
+
+def test_reply_without_correlation_id_gets_a_fresh_uuid() -> None:
+    out = frames(make().receive('{"type":"ping"}', 1.0, WALL))
+    assert len(out[0]["correlation_id"]) == 36
+
+
+def test_subscribe_reports_unknown_names_once_before_the_sorted_set() -> None:
+    session = make(subscriptions="")
+    msg = {"type": "subscribe", "subscriptions": ["tasks", "nope", "agents", "agents", "bad"]}
+    actions = session.receive(json.dumps(msg), 1.0, WALL)
+    out = frames(actions)
+    assert [f["type"] for f in out] == ["error", "subscription_updated"]
+    assert out[0]["message"] == "Invalid subscription(s): bad, nope"
+    assert out[1]["subscriptions"] == ["agents", "tasks"]
+    change = actions[-1]
+    assert isinstance(change, SubscriptionsChanged)
+    assert change.added == {"agents", "tasks"}
+
+
+def test_unsubscribe_ignores_unknown_names() -> None:
+    session = make()
+    msg = {"type": "unsubscribe", "subscriptions": ["agents", "ghost"]}
+    out = frames(session.receive(json.dumps(msg), 1.0, WALL))
+    assert [f["type"] for f in out] == ["subscription_updated"]
+    assert out[0]["subscriptions"] == ["coordination", "system", "tasks"]
+
+
+def test_subscriptions_that_are_not_a_list_are_refused_not_split_into_letters() -> None:
+    session = make(subscriptions="")
+    for bad in (42, "agents", [1, 2], None):
+        msg = {"type": "subscribe", "subscriptions": bad}
+        out = frames(session.receive(json.dumps(msg), 1.0, WALL))
+        assert [f["code"] for f in out] == ["invalid_field"]
+    assert session.subscriptions == set()
+
+
+def test_too_many_subscriptions_are_refused_whole() -> None:
+    session = make(Settings(max_subscriptions_per_connection=2), subscriptions="agents")
+    msg = {"type": "subscribe", "subscriptions": ["tasks", "system"]}
+    out = frames(session.receive(json.dumps(msg), 1.0, WALL))
+    assert [f["code"] for f in out] == ["too_many_subscriptions"]
+    assert session.subscriptions == {"agents"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "message"),
+    [
+        ("not json", "invalid_json", "Invalid JSON message format"),
+        ("[1, 2]", "not_an_object", "Invalid JSON message format"),
+        ('"text"', "not_an_object", "Invalid JSON message format"),
+        ("[" * 5000 + "]" * 5000, "invalid_json", "Invalid JSON message format"),
+        ('{"type":"ping","n":' + "9" * 5000 + "}", "invalid_json", "Invalid JSON message format"),
+        ('{"type":"dance"}', "unknown_message_type", "Unknown message type: dance"),
+        ('{"type":7}', "invalid_field", "Invalid message: type must be a string"),
+    ],
+)
+def test_bad_frames_get_an_error_and_the_session_stays_usable(
+    raw: str, code: str, message: str
+) -> None:
+    session = make()
+    out = frames(session.receive(raw, 1.0, WALL))
+    assert [(f["code"], f["message"]) for f in out] == [(code, message)]
+    assert frames(session.receive('{"type":"ping"}', 1.1, WALL))[0]["type"] == "pong"
+
+
+def test_binary_frames_get_an_error() -> None:
+    out = frames(make().receive(b"\x00\x01", 1.0, WALL))
+    assert out[0]["code"] == "binary_not_supported"
+
+
+def test_size_is_checked_on_the_raw_frame_before_parsing() -> None:
+    session = make()
+    pad = 65_536 - len('{"type":"ping","p":""}')
+    exact = '{"type":"ping","p":"' + "x" * pad + '"}'
+    assert len(exact) == 65_536
+    assert frames(session.receive(exact, 1.0, WALL))[0]["type"] == "pong"
+    over = exact[:-2] + 'x"}'
+    assert frames(session.receive(over, 1.1, WALL))[0]["message"] == "Message too large"
+    # Multi-byte characters count as bytes, not characters.
+    wide = '{"type":"ping","p":"' + "é" * (pad // 2 + 1) + '"}'
+    assert frames(session.receive(wide, 1.2, WALL))[0]["code"] == "message_too_large"
+
+
+def test_request_data_answers_from_the_data_source_or_with_data_error() -> None:
+    session = make()
+    ok = frames(session.receive('{"type":"request_data","data_type":"system_health"}', 1, WALL))
+    assert ok[0]["type"] == "data_response"
+    assert ok[0]["data"] == {"status": "healthy"}
+    bad = frames(session.receive('{"type":"request_data","data_type":"weather"}', 2, WALL))
+    assert bad[0]["type"] == "data_error"
+    assert bad[0]["error"] == "Unknown data type: weather"
+
+
+def test_burst_then_drop_with_one_notice_per_cooldown() -> None:
+    settings = Settings(rate_tokens_per_sec=1, rate_burst=3, rate_notify_cooldown_seconds=5)
+    session = make(settings)
+    kinds = []
+    for i in range(6):
+        actions = session.receive('{"type":"ping"}', 0.001 * i, WALL)
+        kinds.append([type(a).__name__ for a in actions])
+    assert kinds[:3] == [["Send"]] * 3
+    assert kinds[3] == ["Dropped", "Send"]  # the one notice
+    assert kinds[4:] == [["Dropped"], ["Dropped"]]
+
+
+def test_invalid_frames_cost_tokens_too() -> None:
+    session = make(Settings(rate_tokens_per_sec=1, rate_burst=2))
+    session.receive("garbage", 0.0, WALL)
+    session.receive(b"\x00", 0.0, WALL)
+    assert isinstance(session.receive('{"type":"ping"}', 0.0, WALL)[0], Dropped)
+
+
+def test_sustained_flood_closes_with_1008() -> None:
+    settings = Settings(rate_tokens_per_sec=1, rate_burst=1, flood_drop_threshold=10)
+    session = make(settings)
+    closes = []
+    for i in range(20):
+        closes += [a for a in session.receive("{}", i * 0.01, WALL) if isinstance(a, Close)]
+    assert [(c.code, c.reason) for c in closes] == [(1008, "rate_limited")]
+    notice = json.loads(closes[0].notice)
+    check_server_frame(notice)
+    assert notice == {**notice, "type": "disconnect_notice", "reason": "rate_limited"}
+    assert session.receive('{"type":"ping"}', 100.0, WALL) == []
+
+
+def test_idle_session_is_closed_with_1000_and_valid_frames_keep_it_alive() -> None:
+    session = make(Settings(idle_disconnect_seconds=10))
+    assert session.tick(9.0, WALL) == []
+    session.receive('{"type":"ping"}', 9.0, WALL)
+    session.receive("not json", 15.0, WALL)  # invalid frames do not count as activity
+    assert session.tick(18.0, WALL) == []
+    closes = session.tick(19.0, WALL)
+    assert [(c.code, c.reason) for c in closes if isinstance(c, Close)] == [(1000, "idle_timeout")]
+
+
+def _updates(n: int, start: int = 1) -> list[Any]:
+    return [
+        make_update("agents", "agent_update", {"i": s}, seq=s, correlation_id="p", wall=WALL)
+        for s in range(start, start + n)
+    ]
+
+
+def test_replay_sends_missed_updates_then_buffered_live_ones_without_duplicates() -> None:
+    kept = _updates(10)
+    history = History([u for u in kept if u.seq > 4], oldest_seq=1, latest_seq=10)
+    buffered = _updates(4, start=9)  # 9 and 10 overlap the history, 11 and 12 are new
+    resync, out = replay(4, history, buffered)
+    assert not resync
+    assert [u.seq for u in out] == [5, 6, 7, 8, 9, 10, 11, 12]
+
+
+def test_replay_older_than_history_asks_for_resync_and_sends_what_is_left() -> None:
+    history = History(_updates(3, start=8), oldest_seq=8, latest_seq=10)
+    resync, out = replay(2, history, _updates(1, start=11))
+    assert resync
+    assert [u.seq for u in out] == [8, 9, 10, 11]
+
+
+def test_replay_from_a_seq_the_server_never_reached_asks_for_resync() -> None:
+    # e.g. the broker lost its data in a restart: the client's seq 50 is from before.
+    history = History([], oldest_seq=4, latest_seq=3)
+    resync, out = replay(50, history, _updates(1, start=4))
+    assert resync
+    assert [u.seq for u in out] == [4]
+
+
+def test_finish_resume_frames_validate_against_the_schema() -> None:
+    session = make()
+    history = History(_updates(2, start=5), oldest_seq=5, latest_seq=6)
+    out = frames(session.finish_resume("agents", 1, history, [], WALL))
+    assert [f["type"] for f in out] == ["resync_required", "agent_update", "agent_update"]
+    assert out[0]["oldest_seq"] == 5
+
+
+def test_subscribe_with_resume_asks_the_app_to_replay() -> None:
+    session = make(subscriptions="")
+    msg = {"type": "subscribe", "subscriptions": ["agents"], "resume": {"agents": 7, "tasks": 1}}
+    change = session.receive(json.dumps(msg), 1.0, WALL)[-1]
+    assert isinstance(change, SubscriptionsChanged)
+    assert change.resume == {"agents": 7}  # only subscriptions the connection holds
+
+
+def test_resume_query_with_bad_pairs_gets_an_error_after_connection_established() -> None:
+    session = Session("c", Settings(), data_source, now=0.0)
+    actions = session.start("agents", "agents:5,tasks:x", WALL)
+    out = frames(actions)
+    assert [f["type"] for f in out] == ["connection_established", "error"]
+    assert out[1]["code"] == "invalid_field"
+    assert isinstance(actions[-1], SubscriptionsChanged)
+    assert actions[-1].resume == {"agents": 5}

@@ -1,0 +1,77 @@
+"""Settings: defaults, environment names, validation with the bad key named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from reference_server.errors import SettingsError
+from reference_server.settings import SETTING_DOCS, Settings
+from tests.procs import ROOT
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_match_the_protocol_limits_table() -> None:
+    s = Settings()
+    assert (s.rate_tokens_per_sec, s.rate_burst, s.rate_notify_cooldown_seconds) == (20, 40, 5)
+    assert (s.flood_drop_threshold, s.flood_window_seconds) == (200, 10)
+    assert s.max_inbound_message_bytes == 65_536
+    assert s.idle_disconnect_seconds == 600
+    assert s.backpressure_disconnect_threshold == 5
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+
+
+def test_original_platform_environment_names_keep_working() -> None:
+    env = {"WS_AUTH_REQUIRED": "true", "WS_AUTH_TOKEN": "s3cret",
+           "WS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+           "WS_RATE_TOKENS_PER_SEC": "5", "WS_RATE_BURST": "9"}  # fmt: skip
+    s = Settings.from_env(env)
+    assert s.auth_required and s.auth_token == "s3cret"
+    assert s.allowed_origins == ("https://a.example", "https://b.example")
+    assert (s.rate_tokens_per_sec, s.rate_burst) == (5.0, 9.0)
+
+
+def test_redis_url_and_overrides() -> None:
+    s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "WS_PORT": "9"}, port=10)
+    assert s.redis_url == "redis://127.0.0.1:1/0"
+    assert s.port == 10
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"WS_PORT": "eighty"}, "WS_PORT"),
+        ({"WS_PORT": "70000"}, "WS_PORT"),
+        ({"WS_RATE_BURST": "-1"}, "WS_RATE_BURST"),
+        ({"WS_RATE_TOKENS_PER_SEC": "nan"}, "WS_RATE_TOKENS_PER_SEC"),
+        ({"WS_SEND_QUEUE_MAX_MESSAGES": "0"}, "WS_SEND_QUEUE_MAX_MESSAGES"),
+        ({"WS_AUTH_REQUIRED": "maybe"}, "WS_AUTH_REQUIRED"),
+        ({"WS_AUTH_REQUIRED": "1"}, "WS_AUTH_TOKEN"),
+        ({"WS_MAX_FRAME_BYTES": "100"}, "WS_MAX_FRAME_BYTES"),
+        ({"WS_RATE_BRUST": "3"}, "WS_RATE_BRUST"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+        ({"WS_LOG_LEVEL": "loud"}, "WS_LOG_LEVEL"),
+    ],
+)
+def test_bad_values_fail_with_a_message_naming_the_key(env: dict[str, str], key: str) -> None:
+    with pytest.raises(SettingsError, match=key):
+        Settings.from_env(env)
+
+
+def test_every_setting_is_documented_with_an_environment_name() -> None:
+    names = set(Settings.__dataclass_fields__)
+    assert names == set(SETTING_DOCS)
+    envs = {Settings.env_name(n) for n in names}
+    assert len(envs) == len(names)
+    assert all(e.startswith("WS_") or e == "REDIS_URL" for e in envs)
+
+
+def test_the_server_refuses_to_start_with_a_bad_setting() -> None:
+    proc = subprocess.run([sys.executable, "-m", "reference_server"], cwd=ROOT,
+                          env={"WS_RATE_BURST": "lots", "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert "WS_RATE_BURST" in proc.stderr
