@@ -24,8 +24,9 @@ from websockets.uri import parse_uri
 
 from reference_server.messages import SCHEMA
 
-_SERVER = jsonschema.Draft7Validator({"$ref": "#/definitions/ServerFrame", **SCHEMA},
-                                     format_checker=jsonschema.FormatChecker())
+_SERVER = jsonschema.Draft7Validator(
+    {"$ref": "#/definitions/ServerFrame", **SCHEMA}, format_checker=jsonschema.FormatChecker()
+)
 
 
 def check_server_frame(frame: dict[str, Any]) -> None:
@@ -37,14 +38,15 @@ class Client:
     """A protocol client that validates each received frame against the schema."""
 
     def __init__(self, url: str, **kwargs: Any) -> None:
-        self.ws: ClientConnection = connect(url, open_timeout=10, **kwargs)
+        self._connect = connect(url, open_timeout=10, **kwargs)
+        self.ws: ClientConnection = self._connect.__enter__()
         self.frames: list[dict[str, Any]] = []
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.ws.close()
+        self._connect.__exit__(None, None, None)
 
     def send(self, frame: dict[str, Any] | str | bytes) -> None:
         self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))

@@ -1,0 +1,71 @@
+"""Slow consumers are cut off (1013) while healthy clients on the same stream get everything."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.test_server import metric
+from tests.wsclient import Client, StalledClient, check_server_frame
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_stalled_reader_is_cut_off_and_a_healthy_one_misses_nothing(server_factory: Any) -> None:
+    srv = server_factory({"WS_SEND_QUEUE_MAX_MESSAGES": "50", "WS_SEND_TIMEOUT_SECONDS": "60",
+                          "WS_RATE_BURST": "1000"})  # fmt: skip
+    stalled = StalledClient(srv.ws + "?subscriptions=agents")
+    received: list[int] = []
+    done = threading.Event()
+    with Client(srv.ws + "?subscriptions=agents") as healthy:
+        assert healthy.recv()["type"] == "connection_established"
+
+        def read() -> None:
+            while not done.is_set() or len(received) < len(acked):
+                try:
+                    frame = healthy.recv(timeout=10)
+                except TimeoutError:
+                    return
+                if frame["type"] == "agent_update":
+                    received.append(frame["seq"])
+
+        acked: list[int] = []
+        reader = threading.Thread(target=read)
+        reader.start()
+        pad = "x" * 2000
+        started = time.monotonic()
+        cut_after = None
+        with httpx.Client(base_url=srv.http, timeout=10) as http:
+            for i in range(6000):
+                r = http.post("/api/dashboard/websocket/broadcast",
+                              params={"subscription": "agents"}, json={"n": i, "pad": pad})  # fmt: skip
+                acked.append(r.json()["seq"])
+                if i % 100 == 99 and metric(srv, "leanvibe_ws_backpressure_disconnects_total") >= 1:
+                    cut_after = time.monotonic() - started
+                    break
+            # a few more after the cut-off: the healthy client must get these too
+            for i in range(20):
+                r = http.post("/api/dashboard/websocket/broadcast",
+                              params={"subscription": "agents"}, json={"tail": i})  # fmt: skip
+                acked.append(r.json()["seq"])
+        done.set()
+        reader.join(30)
+    assert cut_after is not None, "the stalled client was never cut off"
+    assert received == acked, "the healthy client lost or reordered updates"
+    frames = list(stalled.drain(timeout=20))
+    stalled.close()
+    code = frames[-1]
+    notice = frames[-2]
+    assert isinstance(notice, dict)
+    check_server_frame(notice)
+    assert (notice["type"], notice["reason"], code) == ("disconnect_notice", "backpressure", 1013)
+    seqs = [f["seq"] for f in frames if isinstance(f, dict) and f.get("type") == "agent_update"]
+    assert seqs == sorted(seqs) and len(seqs) < len(acked)
+    print(
+        f"stalled client cut off after {cut_after:.2f} s and {len(acked)} updates; "
+        f"it had received {len(seqs)} before the cut"
+    )
