@@ -16,8 +16,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_stalled_reader_is_cut_off_and_a_healthy_one_misses_nothing(server_factory: Any) -> None:
-    srv = server_factory({"WS_SEND_QUEUE_MAX_MESSAGES": "50", "WS_SEND_TIMEOUT_SECONDS": "60",
-                          "WS_RATE_BURST": "1000"})  # fmt: skip
+    srv = server_factory(
+        {
+            "WS_SEND_QUEUE_MAX_MESSAGES": "50",
+            "WS_SEND_TIMEOUT_SECONDS": "60",
+            "WS_RATE_BURST": "1000",
+        }
+    )
     stalled = StalledClient(srv.ws + "?subscriptions=agents")
     received: list[int] = []
     done = threading.Event()
@@ -41,16 +46,22 @@ def test_a_stalled_reader_is_cut_off_and_a_healthy_one_misses_nothing(server_fac
         cut_after = None
         with httpx.Client(base_url=srv.http, timeout=10) as http:
             for i in range(6000):
-                r = http.post("/api/dashboard/websocket/broadcast",
-                              params={"subscription": "agents"}, json={"n": i, "pad": pad})  # fmt: skip
+                r = http.post(
+                    "/api/dashboard/websocket/broadcast",
+                    params={"subscription": "agents"},
+                    json={"n": i, "pad": pad},
+                )
                 acked.append(r.json()["seq"])
                 if i % 100 == 99 and metric(srv, "leanvibe_ws_backpressure_disconnects_total") >= 1:
                     cut_after = time.monotonic() - started
                     break
             # a few more after the cut-off: the healthy client must get these too
             for i in range(20):
-                r = http.post("/api/dashboard/websocket/broadcast",
-                              params={"subscription": "agents"}, json={"tail": i})  # fmt: skip
+                r = http.post(
+                    "/api/dashboard/websocket/broadcast",
+                    params={"subscription": "agents"},
+                    json={"tail": i},
+                )
                 acked.append(r.json()["seq"])
         done.set()
         reader.join(30)

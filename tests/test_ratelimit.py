@@ -28,8 +28,15 @@ def test_bucket_never_holds_more_than_its_burst() -> None:
 
 
 def limiter(**kw: float) -> RateLimiter:
-    args = {"rate": 1.0, "burst": 1.0, "cooldown": 5.0, "flood_threshold": 100,
-            "flood_window": 10.0, "now": 0.0, **kw}  # fmt: skip
+    args = {
+        "rate": 1.0,
+        "burst": 1.0,
+        "cooldown": 5.0,
+        "flood_threshold": 100,
+        "flood_window": 10.0,
+        "now": 0.0,
+        **kw,
+    }
     return RateLimiter(**args)  # type: ignore[arg-type]
 
 

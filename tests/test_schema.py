@@ -20,8 +20,9 @@ SERVER = [r["$ref"].rsplit("/", 1)[1] for r in DEFS["ServerFrame"]["oneOf"]]
 
 
 def validator(definition: str) -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator({"$ref": f"#/definitions/{definition}", **SCHEMA},
-                                      format_checker=jsonschema.FormatChecker())  # fmt: skip
+    return jsonschema.Draft7Validator(
+        {"$ref": f"#/definitions/{definition}", **SCHEMA}, format_checker=jsonschema.FormatChecker()
+    )
 
 
 @pytest.mark.unit
@@ -66,16 +67,28 @@ def test_live_frames_validate_against_the_original_platform_schema(
         c.request({"type": "request_data", "data_type": "system_health"})
         c.request({"type": "request_data", "data_type": "weather"})
         c.request({"type": "ping"})
-        for sub, data in (("agents", {"agent_id": "a"}), ("tasks", {"task_id": "t"}),
-                          ("coordination", {"q": 1}), ("system", {"cpu": 3}),
-                          ("alerts", {"alerts": [{"level": "critical"}]})):  # fmt: skip
+        for sub, data in (
+            ("agents", {"agent_id": "a"}),
+            ("tasks", {"task_id": "t"}),
+            ("coordination", {"q": 1}),
+            ("system", {"cpu": 3}),
+            ("alerts", {"alerts": [{"level": "critical"}]}),
+        ):
             httpx.post(url, params={"subscription": sub}, json=data).raise_for_status()
         for _ in range(5):
             c.recv()
         frames = list(c.frames)
     kinds = {f["type"] for f in frames}
-    assert {"connection_established", "subscription_updated", "error", "data_response",
-            "data_error", "agent_update", "task_update", "critical_alert"} <= kinds  # fmt: skip
+    assert {
+        "connection_established",
+        "subscription_updated",
+        "error",
+        "data_response",
+        "data_error",
+        "agent_update",
+        "task_update",
+        "critical_alert",
+    } <= kinds
     checked = 0
     for frame in frames + [ex for name in SERVER for ex in DEFS[name]["examples"]]:
         branch = _reference_branch(reference, frame["type"])

@@ -24,9 +24,13 @@ pytestmark = pytest.mark.integration
 
 
 def publish(server: ServerProcess, subscription: str, data: dict[str, Any], **params: str) -> Any:
-    response = httpx.post(f"{server.http}/api/dashboard/websocket/broadcast",
-                          params={"subscription": subscription, **params}, json=data,
-                          headers={"X-Correlation-ID": "pub-1"}, timeout=10)  # fmt: skip
+    response = httpx.post(
+        f"{server.http}/api/dashboard/websocket/broadcast",
+        params={"subscription": subscription, **params},
+        json=data,
+        headers={"X-Correlation-ID": "pub-1"},
+        timeout=10,
+    )
     response.raise_for_status()
     return response.json()
 
@@ -168,10 +172,17 @@ def test_rest_endpoints(server: ServerProcess) -> None:
     assert health["ws_contract_version"] == health["contract_version"]
     assert health["components"]["broker"]["kind"] == "memory"
     limits = httpx.get(f"{server.http}/api/dashboard/websocket/limits").json()
-    for key in ("rate_limit_tokens_per_second", "rate_limit_burst_capacity",
-                "rate_limit_notify_cooldown_seconds", "max_inbound_message_bytes",
-                "max_subscriptions_per_connection", "backpressure_disconnect_threshold",
-                "idle_disconnect_seconds", "send_queue_max_messages", "contract_version"):  # fmt: skip
+    for key in (
+        "rate_limit_tokens_per_second",
+        "rate_limit_burst_capacity",
+        "rate_limit_notify_cooldown_seconds",
+        "max_inbound_message_bytes",
+        "max_subscriptions_per_connection",
+        "backpressure_disconnect_threshold",
+        "idle_disconnect_seconds",
+        "send_queue_max_messages",
+        "contract_version",
+    ):
         assert key in limits
     contract = httpx.get(f"{server.http}/api/dashboard/websocket/contract").json()
     assert "1.0.0" in contract["supported_versions"]
@@ -189,13 +200,21 @@ def test_metrics_are_prometheus_text_with_real_values(server: ServerProcess) -> 
         c.recv()
     text = httpx.get(f"{server.http}/api/dashboard/metrics/websockets").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    for name in ("leanvibe_ws_messages_sent", "leanvibe_ws_messages_send_failures",
-                 "leanvibe_ws_messages_received", "leanvibe_ws_messages_dropped_rate_limit",
-                 "leanvibe_ws_errors_sent", "leanvibe_ws_connections",
-                 "leanvibe_ws_disconnections", "leanvibe_ws_backpressure_disconnects",
-                 "leanvibe_ws_auth_denied", "leanvibe_ws_origin_denied",
-                 "leanvibe_ws_idle_disconnects", "leanvibe_ws_bytes_sent",
-                 "leanvibe_ws_bytes_received"):  # fmt: skip
+    for name in (
+        "leanvibe_ws_messages_sent",
+        "leanvibe_ws_messages_send_failures",
+        "leanvibe_ws_messages_received",
+        "leanvibe_ws_messages_dropped_rate_limit",
+        "leanvibe_ws_errors_sent",
+        "leanvibe_ws_connections",
+        "leanvibe_ws_disconnections",
+        "leanvibe_ws_backpressure_disconnects",
+        "leanvibe_ws_auth_denied",
+        "leanvibe_ws_origin_denied",
+        "leanvibe_ws_idle_disconnects",
+        "leanvibe_ws_bytes_sent",
+        "leanvibe_ws_bytes_received",
+    ):
         assert families[name].type == "counter", name
     assert families["leanvibe_ws_active_connections"].type == "gauge"
     assert families["leanvibe_ws_publish_to_send_seconds"].type == "histogram"

@@ -25,9 +25,13 @@ def test_defaults_match_the_protocol_limits_table() -> None:
 
 
 def test_original_platform_environment_names_keep_working() -> None:
-    env = {"WS_AUTH_REQUIRED": "true", "WS_AUTH_TOKEN": "s3cret",
-           "WS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
-           "WS_RATE_TOKENS_PER_SEC": "5", "WS_RATE_BURST": "9"}  # fmt: skip
+    env = {
+        "WS_AUTH_REQUIRED": "true",
+        "WS_AUTH_TOKEN": "s3cret",
+        "WS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+        "WS_RATE_TOKENS_PER_SEC": "5",
+        "WS_RATE_BURST": "9",
+    }
     s = Settings.from_env(env)
     assert s.auth_required and s.auth_token == "s3cret"
     assert s.allowed_origins == ("https://a.example", "https://b.example")
@@ -70,8 +74,13 @@ def test_every_setting_is_documented_with_an_environment_name() -> None:
 
 
 def test_the_server_refuses_to_start_with_a_bad_setting() -> None:
-    proc = subprocess.run([sys.executable, "-m", "reference_server"], cwd=ROOT,
-                          env={"WS_RATE_BURST": "lots", "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "reference_server"],
+        cwd=ROOT,
+        env={"WS_RATE_BURST": "lots", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "WS_RATE_BURST" in proc.stderr
