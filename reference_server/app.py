@@ -149,6 +149,13 @@ class Runtime:
             if isinstance(action, Send):
                 if action.kind == "error":
                     self.metrics.errors_sent.inc()
+                    self.log.info(
+                        "frame_refused",
+                        connection_id=conn.session.connection_id,
+                        correlation_id=action.correlation_id,
+                        type="error",
+                        code=action.detail,
+                    )
                 if not conn.outbox.put(action.text) and not conn.outbox.closing:
                     self.cut_off(conn, "backpressure")
             elif isinstance(action, SubscriptionsChanged):
@@ -159,6 +166,14 @@ class Runtime:
                 self.metrics.dropped_rate_limit.inc()
 
     async def _change(self, conn: Connection, change: SubscriptionsChanged) -> None:
+        self.log.info(
+            "subscriptions_changed",
+            connection_id=conn.session.connection_id,
+            subscription=sorted(conn.session.subscriptions),
+            added=sorted(change.added),
+            removed=sorted(change.removed),
+            resume=dict(change.resume),
+        )
         for sub in change.resume:
             conn.resuming[sub] = []  # hold live updates from now until the replay is sent
         self.hub.change(conn, change.added, change.removed)
@@ -255,7 +270,7 @@ class Runtime:
                 await self.perform(conn, session.close(refusal, time.time()))
             else:
                 self.hub.add(conn)
-                log.info("connected", subscriptions=sorted(session.subscriptions))
+                log.info("connected", origin=websocket.headers.get("origin"))
                 query = websocket.query_params
                 await self.perform(
                     conn,
@@ -330,6 +345,13 @@ class Runtime:
             raise PublishError("critical_alert data needs an 'alerts' list")
         update = await self.broker.publish(subscription, kind, data, correlation_id)
         self.metrics.updates_published.labels(subscription).inc()
+        self.log.debug(
+            "published",
+            correlation_id=correlation_id,
+            type=kind,
+            subscription=subscription,
+            seq=update.seq,
+        )
         return {
             "status": "published",
             "subscription": subscription,

@@ -47,10 +47,15 @@ CLOSE_CODES: dict[str, int] = {
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send `text` (an encoded frame of type `kind`) to the client."""
+    """Send `text` (an encoded frame of type `kind`) to the client.
+
+    `correlation_id` and `detail` (an error's code) are there for the logs.
+    """
 
     text: str
     kind: str
+    correlation_id: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +138,9 @@ class Session:
     # -- frames -------------------------------------------------------------------------
 
     def _send(self, kind: str, wall: float, cid: str | None = None, **fields: Any) -> Send:
-        body = messages.frame(
-            kind, correlation_id=cid or messages.new_correlation_id(), wall=wall, **fields
-        )
-        return Send(messages.encode(body), kind)
+        cid = cid or messages.new_correlation_id()
+        body = messages.frame(kind, correlation_id=cid, wall=wall, **fields)
+        return Send(messages.encode(body), kind, cid, fields.get("code", ""))
 
     def _error(self, code: str, message: str, wall: float, cid: str | None) -> Send:
         return self._send("error", wall, cid, message=message, code=code)
