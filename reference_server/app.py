@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Receive, Scope
+from starlette.types import Send as ASGISend
 
 from . import messages
 from .broker import Broker, MemoryBroker
@@ -62,18 +64,34 @@ def _tokens_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _abort_transport(websocket: WebSocket) -> bool:
-    """Drop the TCP connection under `websocket` at once, unsent bytes included.
+class TransportAbort:
+    """ASGI middleware offering `scope["extensions"]["hive.abort"]`: drop the TCP connection.
 
     ASGI has no way to abort: a close frame waits for the write buffer to drain, which a
-    stalled reader never does. uvicorn's protocol object is the `send` callable's owner and
-    holds the asyncio transport; that is the only handle that can cut a stalled reader off.
+    stalled reader never does. Under uvicorn, the `send` callable handed to the app is a
+    method of the protocol object, which holds the asyncio transport; this middleware, the
+    outermost, is the one place that reaches for it. Under another server the extension is
+    absent and stalled readers are only closed once they read again.
     """
-    protocol = getattr(getattr(websocket, "_send", None), "__self__", None)
-    transport = getattr(protocol, "transport", None)
-    if transport is None:
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None:
+                extensions = {**(scope.get("extensions") or {}), "hive.abort": transport.abort}
+                scope = {**scope, "extensions": extensions}
+        await self.app(scope, receive, send)
+
+
+def _abort_transport(websocket: WebSocket) -> bool:
+    """Drop `websocket`'s TCP connection at once, unsent bytes included, if the server can."""
+    abort = (websocket.scope.get("extensions") or {}).get("hive.abort")
+    if abort is None:
         return False
-    transport.abort()
+    abort()
     return True
 
 
@@ -286,7 +304,10 @@ class Runtime:
                         await asyncio.wait_for(asyncio.shield(writer), 1.0)
                 writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await writer
+                try:
+                    await writer
+                except Exception:
+                    log.exception("writer_failed")
             self.metrics.disconnections.inc()
             log.info("disconnected")
 
@@ -425,6 +446,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(TransportAbort)
     _routes(app, runtime)
     return app
 

@@ -9,6 +9,7 @@ per batch, so a busy fan-out pays for the metrics once per wake-up, not once per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -120,7 +121,9 @@ class Outbox:
                 if text is None:
                     self._flush(sent, size, oldest)
                     self.send_started = time.monotonic()
-                    await self._close(int(stamp))
+                    # The client may already be gone; the close is then moot.
+                    with contextlib.suppress(Exception):
+                        await self._close(int(stamp))
                     self.send_started = 0.0
                     return
                 self.send_started = time.monotonic()

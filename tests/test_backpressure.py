@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -80,3 +81,32 @@ def test_a_stalled_reader_is_cut_off_and_a_healthy_one_misses_nothing(server_fac
         f"stalled client cut off after {cut_after:.2f} s and {len(acked)} updates; "
         f"it had received {len(seqs)} before the cut"
     )
+
+
+def test_a_send_stuck_past_its_timeout_is_aborted_within_a_bound(server_factory: Any) -> None:
+    srv = server_factory({"WS_SEND_TIMEOUT_SECONDS": "1"})
+    stalled = StalledClient(srv.ws + "?subscriptions=system", rcvbuf=4096)
+    big = {"blob": "y" * 60_000}
+    started = time.monotonic()
+    with httpx.Client(base_url=srv.http, timeout=10) as http:
+        # A few large frames fill the socket buffers; then the server's write is stuck.
+        for _ in range(80):
+            http.post(
+                "/api/dashboard/websocket/broadcast", params={"subscription": "system"}, json=big
+            ).raise_for_status()
+        while metric(srv, "leanvibe_ws_backpressure_disconnects_total") < 1:
+            assert time.monotonic() - started < 30, "the stuck client was never cut off"
+            time.sleep(0.2)
+        # The connection ends (its handler exits) without the client reading a byte.
+        while metric(srv, "leanvibe_ws_disconnections_total") < 1:
+            assert time.monotonic() - started < 30, "the stuck connection was never dropped"
+            time.sleep(0.2)
+    elapsed = time.monotonic() - started
+    # Aborted, not closed: the client finds a reset (or a bare EOF), never a close frame.
+    closed_cleanly = False
+    with contextlib.suppress(ConnectionResetError):
+        closed_cleanly = any(isinstance(item, int) for item in stalled.drain(timeout=10))
+    stalled.close()
+    assert not closed_cleanly
+    assert metric(srv, "leanvibe_ws_messages_send_failures_total") >= 1
+    print(f"stuck send aborted {elapsed:.2f} s after the first publish")
