@@ -1,0 +1,81 @@
+"""Running the project's Node tools (installed into `node_modules/` by `scripts/bootstrap`).
+
+The AsyncAPI parser, json-schema-to-typescript and tsc exist only on npm, so the generators
+call them through node rather than reimplementing them. A missing node or `node_modules` is
+a failure with a sentence that says how to fix it, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from .generator import GenerateError
+
+__all__ = ["NODE_TIMEOUT_SECONDS", "node_bin", "run_node", "run_tool"]
+
+NODE_TIMEOUT_SECONDS = 120.0
+"""Longest a single Node tool may run, in seconds, before the generator gives up."""
+
+
+def _env(root: Path) -> dict[str, str]:
+    # NODE_PATH lets `require` in an inline script find the project's packages.
+    return {**os.environ, "NODE_PATH": str(root / "node_modules")}
+
+
+def node_bin(root: Path, name: str) -> Path:
+    """The executable `name` from `node_modules/.bin` under `root`.
+
+    Raises:
+        GenerateError: it is not installed.
+    """
+    path = root / "node_modules" / ".bin" / name
+    if not path.exists():
+        raise GenerateError(f"{path} is missing; run scripts/bootstrap to install Node tools")
+    return path
+
+
+def run_tool(root: Path, argv: Sequence[str], stdin: str = "") -> str:
+    """Run `argv` in `root` with the project's Node packages on NODE_PATH; return stdout.
+
+    Raises:
+        GenerateError: the tool is missing, timed out, or exited non-zero (with its error).
+    """
+    try:
+        proc = subprocess.run(
+            list(argv),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env=_env(root),
+            timeout=NODE_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise GenerateError(f"{argv[0]} is not installed; run scripts/bootstrap") from None
+    except subprocess.TimeoutExpired:
+        raise GenerateError(f"{argv[0]} ran longer than {NODE_TIMEOUT_SECONDS} s") from None
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()
+        # tsc and node print the cause on the first line that says "error", not the last.
+        reason = next((line for line in lines if "error" in line.lower()), lines[-1])
+        raise GenerateError(f"{Path(argv[0]).name} exited {proc.returncode}: {reason.strip()}")
+    return proc.stdout
+
+
+def run_node(root: Path, script: str, stdin: str = "", args: Sequence[str] = ()) -> str:
+    """Run the CommonJS `script` with node in `root`, feeding it `stdin`; return its stdout.
+
+    Raises:
+        GenerateError: node or `node_modules` is missing, or the script failed.
+    """
+    node = shutil.which("node")
+    if node is None:
+        raise GenerateError("node is not on PATH; install Node.js 20 or newer")
+    if not (root / "node_modules").is_dir():
+        raise GenerateError(f"{root / 'node_modules'} is missing; run scripts/bootstrap")
+    return run_tool(root, [node, "-e", script, "--", *args], stdin)

@@ -1,0 +1,148 @@
+"""The REST reference page (`docs/reference/rest.md`), from the app's own OpenAPI document.
+
+`create_app().openapi()` is what the running server serves at `/openapi.json`, so the page
+cannot list an endpoint, parameter or response the server does not have. It leaves out the
+WebSocket route (FastAPI's OpenAPI has no WebSocket support); the protocol page covers it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reference_server import Settings, create_app
+
+from .files import Rendered
+from .markdown import banner, code, fence, table
+
+__all__ = ["PAGE", "render", "render_openapi"]
+
+PAGE = "docs/reference/rest.md"
+"""Where the page goes, relative to the repository root."""
+
+
+def _schema_words(schema: Mapping[str, Any]) -> str:
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        return f"[`{name}`](#{name.lower()})"
+    if "anyOf" in schema:
+        return " or ".join(_schema_words(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return "one of " + ", ".join(code(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "array":
+        return "array of " + _schema_words(schema.get("items", {}))
+    return code(kind) if kind else "any"
+
+
+def _example_value(param: Mapping[str, Any]) -> str:
+    schema = param.get("schema", {})
+    for source in (param, schema):
+        if "example" in source:
+            return str(source["example"])
+        if source.get("examples"):
+            examples = source["examples"]
+            first = examples[0] if isinstance(examples, list) else next(iter(examples.values()))
+            return str(first.get("value", first) if isinstance(first, Mapping) else first)
+    if schema.get("enum"):
+        return str(schema["enum"][0])
+    return f"<{param['name']}>"
+
+
+def _examples(content: Mapping[str, Any]) -> list[Any]:
+    """Examples a media type object carries, in either OpenAPI spelling."""
+    if "example" in content:
+        return [content["example"]]
+    return [e.get("value") for e in content.get("examples", {}).values()]
+
+
+def _content(content: Mapping[str, Any]) -> str:
+    out = []
+    for media, body in content.items():
+        schema = body.get("schema", {})
+        out.append(f"`{media}`: {_schema_words(schema) if schema else 'any'}\n")
+        for example in _examples(body):
+            text = example if isinstance(example, str) else json.dumps(example, indent=2)
+            out.append("\n" + fence("json" if media.endswith("json") else "text", text))
+    return "".join(out)
+
+
+def _curl(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
+    query = [p for p in op.get("parameters", []) if p["in"] == "query" and p.get("required")]
+    url = (
+        base
+        + path
+        + ("?" + "&".join(f"{p['name']}={_example_value(p)}" for p in query) if query else "")
+    )
+    parts = ["curl -sS"]
+    if method != "get":
+        parts.append(f"-X {method.upper()}")
+    body = op.get("requestBody", {}).get("content", {})
+    for media, spec in body.items():
+        examples = _examples(spec)
+        parts.append(f"-H 'Content-Type: {media}'")
+        if examples:
+            parts.append(f"-d '{json.dumps(examples[0])}'")
+    parts.append(f"'{url}'")
+    return fence("console", "$ " + " ".join(parts))
+
+
+def _operation(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
+    out = [f"## {method.upper()} {path}\n\n{op.get('summary', '')}\n"]
+    if op.get("description"):
+        out.append(f"\n{op['description']}\n")
+    params = op.get("parameters", [])
+    if params:
+        rows = [
+            (
+                code(p["name"]),
+                p["in"],
+                _schema_words(p.get("schema", {})),
+                "yes" if p.get("required") else "no",
+                p.get("description", ""),
+            )
+            for p in params
+        ]
+        out.append(
+            "\n**Parameters**\n\n" + table(("Name", "In", "Type", "Required", "Meaning"), rows)
+        )
+    if "requestBody" in op:
+        required = "required" if op["requestBody"].get("required") else "optional"
+        out.append(f"\n**Request body** ({required})\n\n" + _content(op["requestBody"]["content"]))
+    out.append("\n**Responses**\n\n")
+    for status, response in op.get("responses", {}).items():
+        out.append(f"- **{status}** {response.get('description', '')}")
+        content = response.get("content")
+        out.append(": " + _content(content) if content else "\n")
+    out.append("\n**Example**\n\n" + _curl(base, method, path, op))
+    return "".join(out)
+
+
+def render_openapi(spec: Mapping[str, Any], base: str) -> str:
+    """The REST page for the OpenAPI document `spec`, with examples against `base`."""
+    info = spec["info"]
+    out = [
+        banner("apiref", "reference_server.create_app().openapi()"),
+        f"\n# REST API\n\n{info['title']}, version {code(info['version'])}. "
+        f"{info.get('description', '')}\n\n"
+        "The running server also serves this as OpenAPI at `/openapi.json` and interactively "
+        "at `/docs`.\n\n",
+    ]
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            out.append(_operation(base, method, path, op) + "\n")
+    schemas = spec.get("components", {}).get("schemas", {})
+    if schemas:
+        out.append("## Schemas\n\n")
+        for name, schema in schemas.items():
+            out.append(f"### {name}\n\n" + fence("json", json.dumps(schema, indent=2)) + "\n")
+    return "".join(out).rstrip() + "\n"
+
+
+def render(root: Path) -> Rendered:
+    """The REST page, from the OpenAPI document of an app with default settings."""
+    settings = Settings()
+    base = f"http://{settings.host}:{settings.port}"
+    return {PAGE: render_openapi(create_app(settings).openapi(), base)}

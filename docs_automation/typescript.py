@@ -1,0 +1,72 @@
+"""TypeScript types for PWA developers, made from the frame schema by json-schema-to-typescript.
+
+The schema's `oneOf` of `$ref`s becomes a union of interfaces whose `type` fields are string
+literals, so a `switch (frame.type)` narrows it (a discriminated union). quicktype is not used
+because it flattens the union into one loose type. `typecheck` runs tsc over files that use
+the types, which is how the TypeScript example is kept honest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import files
+from .files import Rendered
+from .frames import SCHEMA
+from .node import node_bin, run_node, run_tool
+
+__all__ = ["TYPES", "render", "typecheck"]
+
+TYPES = "docs/reference/ws_messages.d.ts"
+"""Where the generated declarations go, relative to the repository root."""
+
+# Reads the schema on stdin, prints the declarations. `additionalProperties: false` in the
+# options keeps objects without that keyword open-ended only where the schema says so.
+_COMPILE = """
+const { compile } = require("json-schema-to-typescript");
+let input = "";
+process.stdin.on("data", (chunk) => (input += chunk));
+process.stdin.on("end", async () => {
+  const ts = await compile(JSON.parse(input), "WsMessage", {
+    bannerComment: "",
+    additionalProperties: false,
+    strictIndexSignatures: true,
+    unreachableDefinitions: true,
+    format: true,
+  });
+  process.stdout.write(ts);
+});
+"""
+
+_BANNER = (
+    "/**\n"
+    " * Types of every dashboard WebSocket frame, generated from {schema}\n"
+    " * by `python -m docs_automation apiref` (json-schema-to-typescript). Do not edit.\n"
+    " *\n"
+    " * Send a `ClientFrame`; every message received is a `ServerFrame`. Switch on `type`:\n"
+    " * frames with a `seq` are updates (`Update`, `CriticalAlert`).\n"
+    " */\n"
+)
+
+
+def render(root: Path) -> Rendered:
+    """`ws_messages.d.ts` from the schema under `root`.
+
+    Raises:
+        GenerateError: node or json-schema-to-typescript is missing, or the schema is invalid.
+    """
+    declarations = run_node(root, _COMPILE, stdin=files.read_text(root / SCHEMA))
+    return {TYPES: _BANNER.format(schema=SCHEMA) + declarations}
+
+
+def typecheck(root: Path, paths: Sequence[Path]) -> str:
+    """Type-check `paths` with tsc in strict mode (no output files); return tsc's output.
+
+    Raises:
+        GenerateError: tsc reported an error (its last line says which).
+    """
+    tsc = node_bin(root, "tsc")
+    flags = ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext"]
+    flags += ["--moduleResolution", "nodenext", "--types", "node", "--skipLibCheck"]
+    return run_tool(root, [str(tsc), *flags, *map(str, paths)])
