@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope
 from starlette.types import Send as ASGISend
 
 from . import messages
-from .broker import Broker, MemoryBroker
+from .broker import Broker, History, MemoryBroker
 from .demo import run_demo
 from .errors import BrokerUnavailable, PublishError, SettingsError
 from .hub import Connection, Hub
@@ -196,7 +196,13 @@ class Runtime:
             conn.resuming[sub] = []  # hold live updates from now until the replay is sent
         self.hub.change(conn, change.added, change.removed)
         for sub, last_seq in change.resume.items():
-            history = await self.broker.history(sub, last_seq)
+            try:
+                history = await self.broker.history(sub, last_seq)
+            except Exception:
+                # The broker cannot say what was missed: the client is told to resync
+                # (oldest_seq = latest_seq = 0 means "unknown"), never left with a gap.
+                self.log.warning("history_unavailable", subscription=sub, exc_info=True)
+                history = History([], oldest_seq=0, latest_seq=0)
             buffered = conn.resuming.pop(sub, None)
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue

@@ -64,6 +64,8 @@ class DashboardState:
         if data_type == "agent_status":
             agent_id = params.get("agent_id")
             if agent_id is not None:
+                if not isinstance(agent_id, str):
+                    raise DataRequestError("params.agent_id must be a string")
                 if agent_id not in self._agents:
                     raise DataRequestError(f"Unknown agent: {str(agent_id)[:64]}")
                 return {"agents": [self._agents[agent_id]], "count": 1}

@@ -38,3 +38,17 @@ def test_every_demo_update_is_a_valid_frame_and_feeds_request_data() -> None:
     )
     assert agents["count"] == 5
     assert all(a["agent_id"].startswith("agent-") for a in agents["agents"])
+
+
+def test_agent_status_refuses_a_non_string_agent_id() -> None:
+    from reference_server.errors import DataRequestError
+
+    with pytest.raises(DataRequestError, match="agent_id"):
+        DashboardState().answer(
+            "agent_status",
+            {"agent_id": ["x"]},
+            connections=0,
+            subscribers={},
+            broker=BrokerStatus("memory", True),
+            uptime_seconds=0.0,
+        )

@@ -258,3 +258,16 @@ def test_resume_query_with_bad_pairs_gets_an_error_after_connection_established(
     assert out[1]["code"] == "invalid_field"
     assert isinstance(actions[-1], SubscriptionsChanged)
     assert actions[-1].resume == {"agents": 5}
+
+
+def test_resume_values_past_json_safe_integers_are_refused() -> None:
+    session = make(subscriptions="")
+    msg = {"type": "subscribe", "subscriptions": ["agents"], "resume": {"agents": 2**60}}
+    out = frames(session.receive(json.dumps(msg), 1.0, WALL))
+    assert [f["code"] for f in out] == ["invalid_field"]
+
+
+def test_replay_when_history_could_not_be_read_asks_for_resync() -> None:
+    resync, out = replay(5, History([], oldest_seq=0, latest_seq=0), _updates(2, start=9))
+    assert resync
+    assert [u.seq for u in out] == [9, 10]
