@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reference_server.broker import History, make_update
 from reference_server.errors import DataRequestError
@@ -271,3 +273,31 @@ def test_replay_when_history_could_not_be_read_asks_for_resync() -> None:
     resync, out = replay(5, History([], oldest_seq=0, latest_seq=0), _updates(2, start=9))
     assert resync
     assert [u.seq for u in out] == [9, 10]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+frame_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["ping", "subscribe", "unsubscribe", "request_data", "x"])},
+    optional={
+        "subscriptions": json_values,
+        "resume": json_values,
+        "data_type": json_values,
+        "params": json_values,
+        "correlation_id": json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(frame_like.map(json.dumps), st.text(max_size=200), st.binary(max_size=50)))
+def test_nothing_a_client_sends_raises_past_the_session(raw: str | bytes) -> None:
+    session = make(Settings(rate_burst=10_000))
+    for action in session.receive(raw, 1.0, WALL):
+        assert isinstance(action, Send | SubscriptionsChanged)
+    frames(session.receive(raw, 1.0, WALL))  # every reply validates against the schema
