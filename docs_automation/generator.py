@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import files
 from .files import Rendered
 
-__all__ = ["ROOT", "GenerateError", "Step", "add_generator", "render_all", "run"]
+__all__ = ["ROOT", "GenerateError", "Step", "add_generator", "fail", "render_all", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository this package sits in: the default `--root` of every command."""
@@ -69,6 +69,13 @@ def render_all(root: Path, steps: Sequence[Step], console: Console | None = None
     return out
 
 
+def fail(command: str, exc: BaseException) -> None:
+    """Print the one-line reason for `exc` to standard error, prefixed by `command`."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    print(f"{command}: error: {reason}", file=sys.stderr)
+
+
 def run(command: str, steps: Sequence[Step], root: Path, check: bool) -> int:
     """Render `steps`, then write the files, or with `check` report the stale ones.
 
@@ -81,8 +88,7 @@ def run(command: str, steps: Sequence[Step], root: Path, check: bool) -> int:
         rendered = render_all(root, steps)
         changed = files.stale(root, rendered) if check else files.write(root, rendered)
     except Exception as exc:  # the CLI boundary: any failure becomes one line and status 2
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{command}: error: {reason}", file=sys.stderr)
+        fail(command, exc)
         return 2
     if check and changed:
         for path in changed:
