@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope
@@ -453,6 +454,12 @@ def create_app(
     )
     app.state.runtime = runtime
     app.add_middleware(TransportAbort)
+    if settings.cors_allowed_origins:
+        # The docs site's live console reads the limits from another origin (the docs
+        # server's port). Only GET, only the listed origins, never credentials.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_allowed_origins), allow_methods=["GET"]
+        )
     _routes(app, runtime)
     return app
 

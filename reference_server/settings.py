@@ -27,6 +27,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "auth_token": ("", "The token clients present (Bearer header or `access_token` query)."),
     "admin_token": ("", "Token for the broadcast endpoint; when unset, `auth_token` is used."),
     "allowed_origins": ("", "Exact `Origin` values allowed to connect; empty allows any."),
+    "cors_allowed_origins": (
+        "",
+        "Origins whose pages may read the REST endpoints with GET (CORS); the default is the "
+        "docs site's live console on port 8001. Empty sends no CORS headers.",
+    ),
     "rate_tokens_per_sec": ("tokens/s", "Inbound token-bucket refill rate per connection."),
     "rate_burst": ("tokens", "Inbound token-bucket capacity per connection."),
     "rate_notify_cooldown_seconds": ("s", "At most one `Rate limit exceeded` error per window."),
@@ -77,6 +82,7 @@ class Settings:
     auth_token: str = ""
     admin_token: str = ""
     allowed_origins: tuple[str, ...] = ()
+    cors_allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8001", "http://localhost:8001")
     rate_tokens_per_sec: float = 20.0
     rate_burst: float = 40.0
     rate_notify_cooldown_seconds: float = 5.0
