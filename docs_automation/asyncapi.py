@@ -16,9 +16,8 @@ import yaml
 
 from reference_server import WS_PATH, Settings
 
-from .files import Rendered
 from .frames import CLIENT, SCHEMA, Frame, frames, load_schema
-from .generator import GenerateError
+from .generator import GenerateError, Rendered
 from .node import run_node
 
 __all__ = ["DOCUMENT", "QUERY", "document", "render", "validate"]

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import files
-from .files import Rendered
-from .generator import add_generator
+from .generator import Rendered, add_generator, read_text
 from .markdown import banner, code, fence, table
 
 __all__ = ["LABEL_MAX_CHARS", "PACKAGES", "PAGE", "Module", "import_graph", "page", "register"]
@@ -91,7 +89,7 @@ def import_graph(root: Path, packages: Sequence[str] = PACKAGES) -> dict[str, Mo
     for package in packages:
         package_dir = root / package
         for path in sorted(package_dir.rglob("*.py")):
-            tree = ast.parse(files.read_text(path), filename=str(path))
+            tree = ast.parse(read_text(path), filename=str(path))
             trees[_module_name(package_dir, path)] = (tree, path.name == "__init__.py")
     reexports = {p: _reexports(trees[p][0], p) for p in packages if p in trees}
     graph = {}
@@ -126,9 +124,11 @@ def _node_id(name: str) -> str:
 
 def _label(module: Module) -> str:
     short = module.name.rsplit(".", 1)[-1] if "." in module.name else module.name
-    role = module.role.replace("`", "").replace('"', "'")
+    role = module.role.replace("`", "")
     if len(role) > LABEL_MAX_CHARS:
         role = role[:LABEL_MAX_CHARS].rsplit(" ", 1)[0] + "…"
+    # Mermaid reads < > as HTML and " as the label's end: use its entity codes instead.
+    role = role.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
     return f"{short}<br/><small>{role}</small>" if role else short
 
 

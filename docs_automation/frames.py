@@ -15,8 +15,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from . import files
-from .generator import GenerateError
+from .generator import GenerateError, read_text
 
 __all__ = ["CLIENT", "SCHEMA", "SERVER", "Frame", "frames", "load_schema"]
 
@@ -63,7 +62,7 @@ def load_schema(root: Path) -> dict[str, Any]:
     """
     path = root / SCHEMA
     try:
-        schema: dict[str, Any] = json.loads(files.read_text(path))
+        schema: dict[str, Any] = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise GenerateError(f"{SCHEMA} is not valid JSON: {exc}") from None
     errors = list(Draft7Validator(Draft7Validator.META_SCHEMA).iter_errors(schema))

@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import files
-from .files import Rendered
-
-__all__ = ["ROOT", "GenerateError", "Step", "add_generator", "fail", "render_all", "run"]
+__all__ = [
+    "ROOT",
+    "GenerateError",
+    "Rendered",
+    "Step",
+    "add_generator",
+    "fail",
+    "read_text",
+    "render_all",
+    "run",
+    "stale",
+    "write",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository this package sits in: the default `--root` of every command."""
+
+Rendered = dict[str, str]
+"""Generated files: repo-relative POSIX path to the file's whole text."""
 
 Step = tuple[str, Callable[[Path], Rendered]]
 """A label shown in the progress bar, and the pure function that renders part of the output."""
@@ -35,6 +47,36 @@ class GenerateError(Exception):
 
     The message is one sentence that names what to fix; the command prints it and exits 2.
     """
+
+
+def read_text(path: Path) -> str:
+    """The text of `path`, decoded as UTF-8."""
+    return path.read_text(encoding="utf-8")
+
+
+def stale(root: Path, rendered: Mapping[str, str]) -> list[str]:
+    """The paths in `rendered` whose file under `root` is missing or differs, sorted."""
+    out = []
+    for rel, text in rendered.items():
+        path = root / rel
+        if not path.is_file() or read_text(path) != text:
+            out.append(rel)
+    return sorted(out)
+
+
+def write(root: Path, rendered: Mapping[str, str]) -> list[str]:
+    """Write every file of `rendered` under `root` that changed; return those paths, sorted.
+
+    Files are UTF-8 with `\\n` line ends, so a checkout on any platform compares equal;
+    unchanged files are left alone, so their modification times are undisturbed.
+    """
+    changed = stale(root, rendered)
+    for rel in changed:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            handle.write(rendered[rel])
+    return changed
 
 
 def render_all(root: Path, steps: Sequence[Step], console: Console | None = None) -> Rendered:
@@ -86,7 +128,7 @@ def run(command: str, steps: Sequence[Step], root: Path, check: bool) -> int:
     regenerate = f"python -m docs_automation {command}"
     try:
         rendered = render_all(root, steps)
-        changed = files.stale(root, rendered) if check else files.write(root, rendered)
+        changed = stale(root, rendered) if check else write(root, rendered)
     except Exception as exc:  # the CLI boundary: any failure becomes one line and status 2
         fail(command, exc)
         return 2

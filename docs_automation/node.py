@@ -8,6 +8,7 @@ a failure with a sentence that says how to fix it, never a silent skip.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from .generator import GenerateError
 
-__all__ = ["NODE_TIMEOUT_SECONDS", "node_bin", "run_node", "run_tool"]
+__all__ = ["NODE_TIMEOUT_SECONDS", "run_node", "run_tool"]
+
+_ERROR_LINE = re.compile(r"\b(\w*Error|error)(:| TS\d+)")
 
 NODE_TIMEOUT_SECONDS = 120.0
 """Longest a single Node tool may run, in seconds, before the generator gives up."""
@@ -24,18 +27,6 @@ NODE_TIMEOUT_SECONDS = 120.0
 def _env(root: Path) -> dict[str, str]:
     # NODE_PATH lets `require` in an inline script find the project's packages.
     return {**os.environ, "NODE_PATH": str(root / "node_modules")}
-
-
-def node_bin(root: Path, name: str) -> Path:
-    """The executable `name` from `node_modules/.bin` under `root`.
-
-    Raises:
-        GenerateError: it is not installed.
-    """
-    path = root / "node_modules" / ".bin" / name
-    if not path.exists():
-        raise GenerateError(f"{path} is missing; run scripts/bootstrap to install Node tools")
-    return path
 
 
 def run_tool(root: Path, argv: Sequence[str], stdin: str = "") -> str:
@@ -61,8 +52,9 @@ def run_tool(root: Path, argv: Sequence[str], stdin: str = "") -> str:
         raise GenerateError(f"{argv[0]} ran longer than {NODE_TIMEOUT_SECONDS} s") from None
     if proc.returncode != 0:
         lines = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()
-        # tsc and node print the cause on the first line that says "error", not the last.
-        reason = next((line for line in lines if "error" in line.lower()), lines[-1])
+        # node prints the failing source line before the error, tsc a summary after it: pick
+        # the line that names the error (`Error: ...`, `error TS2322: ...`).
+        reason = next((line for line in lines if _ERROR_LINE.search(line)), lines[-1])
         raise GenerateError(f"{Path(argv[0]).name} exited {proc.returncode}: {reason.strip()}")
     return proc.stdout
 

@@ -18,11 +18,9 @@ from reference_server import WS_PATH, Settings
 from reference_server.messages import DEFAULT_SUBSCRIPTIONS
 from reference_server.session import CLOSE_CODES
 
-from . import files
 from .asyncapi import QUERY
-from .files import Rendered
 from .frames import SCHEMA, Frame, frames, load_schema
-from .generator import GenerateError
+from .generator import GenerateError, Rendered, read_text
 from .markdown import banner, code, fence, json_fence, table
 from .sequences import sequences
 
@@ -103,7 +101,7 @@ def error_messages(package: Path) -> dict[str, list[str]]:
     """
     found: dict[str, set[str]] = {}
     for path in sorted(package.glob("*.py")):
-        for node in ast.walk(ast.parse(files.read_text(path))):
+        for node in ast.walk(ast.parse(read_text(path))):
             if not isinstance(node, ast.Call) or len(node.args) < 2:
                 continue
             func = node.func

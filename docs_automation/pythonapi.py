@@ -14,7 +14,7 @@ from pathlib import Path
 
 import griffe
 
-from .files import Rendered
+from .generator import Rendered
 from .markdown import banner, code, table
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 
 from reference_server import Settings, create_app
 
-from .files import Rendered
+from .generator import Rendered
 from .markdown import banner, code, fence, table
 
 __all__ = ["PAGE", "render", "render_openapi"]

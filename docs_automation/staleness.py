@@ -20,8 +20,7 @@ import griffe
 from rich.console import Console
 from rich.table import Table
 
-from . import files
-from .generator import ROOT, GenerateError, fail
+from .generator import ROOT, GenerateError, fail, read_text
 
 __all__ = [
     "DOCS",
@@ -168,7 +167,7 @@ def stale_pages(root: Path, packages: Sequence[str] = PACKAGES) -> list[StalePag
     resolver = Resolver(root, packages)
     out = []
     for path in sorted((root / DOCS).rglob("*.md")):
-        text = files.read_text(path)
+        text = read_text(path)
         if GENERATED_MARK in text:
             continue
         page = path.relative_to(root).as_posix()

@@ -18,8 +18,7 @@ from reference_server.__main__ import build_parser
 from reference_server.metrics import METRIC_DOCS, Metrics
 from reference_server.settings import SETTING_DOCS
 
-from .files import Rendered
-from .generator import GenerateError
+from .generator import GenerateError, Rendered
 from .markdown import banner, code, fence, table
 
 __all__ = ["CLI_PAGE", "CONFIG_PAGE", "HELP_WIDTH", "METRICS_PAGE", "render"]

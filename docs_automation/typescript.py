@@ -2,21 +2,19 @@
 
 The schema's `oneOf` of `$ref`s becomes a union of interfaces whose `type` fields are string
 literals, so a `switch (frame.type)` narrows it (a discriminated union). quicktype is not used
-because it flattens the union into one loose type. `typecheck` runs tsc over files that use
-the types, which is how the TypeScript example is kept honest.
+because it flattens the union into one loose type. The example `docs/examples/pwa-client.ts`
+uses these types; the docs harness type-checks it with tsc and runs it against a server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from . import files
-from .files import Rendered
 from .frames import SCHEMA
-from .node import node_bin, run_node, run_tool
+from .generator import Rendered, read_text
+from .node import run_node
 
-__all__ = ["TYPES", "render", "typecheck"]
+__all__ = ["TYPES", "render"]
 
 TYPES = "docs/reference/ws_messages.d.ts"
 """Where the generated declarations go, relative to the repository root."""
@@ -56,17 +54,5 @@ def render(root: Path) -> Rendered:
     Raises:
         GenerateError: node or json-schema-to-typescript is missing, or the schema is invalid.
     """
-    declarations = run_node(root, _COMPILE, stdin=files.read_text(root / SCHEMA))
+    declarations = run_node(root, _COMPILE, stdin=read_text(root / SCHEMA))
     return {TYPES: _BANNER.format(schema=SCHEMA) + declarations}
-
-
-def typecheck(root: Path, paths: Sequence[Path]) -> str:
-    """Type-check `paths` with tsc in strict mode (no output files); return tsc's output.
-
-    Raises:
-        GenerateError: tsc reported an error (its last line says which).
-    """
-    tsc = node_bin(root, "tsc")
-    flags = ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext"]
-    flags += ["--moduleResolution", "nodenext", "--types", "node", "--skipLibCheck"]
-    return run_tool(root, [str(tsc), *flags, *map(str, paths)])
