@@ -58,7 +58,8 @@ def newcomer_script(fences: list[Fence], ports: dict[int, int], root: Path) -> s
         if kind in _NOT_STEPS:
             continue
         source = rewrite(fence.source(root), ports)
-        lines.append(f'echo "{_STEP} {fence.id} $(date +%s.%N)"')
+        # A leading newline: the previous step's output may not end with one (curl).
+        lines.append(f'printf "\\n{_STEP} {fence.id} %s\\n" "$(date +%s.%N)"')
         if kind == "python":
             lines += ["python - <<'HIVE_EXAMPLE_EOF'", source.rstrip("\n"), "HIVE_EXAMPLE_EOF"]
         elif kind == "console":
@@ -67,7 +68,7 @@ def newcomer_script(fences: list[Fence], ports: dict[int, int], root: Path) -> s
             lines.append(source.rstrip("\n"))
         else:
             raise BlockError(f"{fence.id}: a `{fence.lang}` block cannot run in the newcomer run")
-    lines.append(f'echo "{_STEP} end $(date +%s.%N)"')
+    lines.append(f'printf "\\n{_STEP} end %s\\n" "$(date +%s.%N)"')
     return "\n".join(lines) + "\n"
 
 
