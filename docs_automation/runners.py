@@ -41,7 +41,9 @@ __all__ = [
 
 #: The port every page's URLs use: the PWA's development port.
 DEFAULT_PORT = 8000
-_PORT = re.compile(r"(?P<pre>(?:127\.0\.0\.1|localhost):|--port[ =]|WS_PORT=)(?P<port>\d{2,5})\b")
+_PORT = re.compile(
+    r"(?P<pre>(?:127\.0\.0\.1|localhost):|--port[ =]|-p |WS_PORT=)(?P<port>\d{2,5})\b"
+)
 _MARK = "@@hive-console-{}@@"
 _TAIL = 3000
 
