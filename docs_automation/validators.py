@@ -154,7 +154,9 @@ def check_prometheus(text: str, exported: set[str]) -> int:
             if not _DURATION.match(duration):
                 raise BlockError(f"{name}: `for: {duration}` is not a Prometheus duration")
             for metric in _METRIC.findall(rule["expr"]):
-                if not any(metric + s in exported for s in _METRIC_SUFFIXES):
+                # A labelled family with no children yet exports only its family name.
+                bases = {metric.removesuffix(s) for s in _METRIC_SUFFIXES if s}
+                if not ({metric} | bases) & exported:
                     raise BlockError(f"{name}: the server exports no metric {metric}")
             checked += 1
     if not checked:
