@@ -76,17 +76,21 @@ def _curl(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
         + path
         + ("?" + "&".join(f"{p['name']}={_example_value(p)}" for p in query) if query else "")
     )
-    parts = ["curl -sS"]
+    parts = ["curl -fsS"]
     if method != "get":
         parts.append(f"-X {method.upper()}")
     body = op.get("requestBody", {}).get("content", {})
+    complete = all(not _example_value(p).startswith("<") for p in query)
     for media, spec in body.items():
         examples = _examples(spec)
         parts.append(f"-H 'Content-Type: {media}'")
         if examples:
             parts.append(f"-d '{json.dumps(examples[0])}'")
+        complete = complete and bool(examples)
     parts.append(f"'{url}'")
-    return fence("console", "$ " + " ".join(parts))
+    # A call with every value known runs as-is in the docs tests (which point it at a live
+    # server); one with placeholders can only be shown.
+    return fence("bash", " ".join(parts), illustrative=not complete)
 
 
 def _operation(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
@@ -137,7 +141,12 @@ def render_openapi(spec: Mapping[str, Any], base: str) -> str:
     if schemas:
         out.append("## Schemas\n\n")
         for name, schema in schemas.items():
-            out.append(f"### {name}\n\n" + fence("json", json.dumps(schema, indent=2)) + "\n")
+            required = set(schema.get("required", ()))
+            rows = [
+                (code(field), _schema_words(prop), "yes" if field in required else "no")
+                for field, prop in schema.get("properties", {}).items()
+            ]
+            out.append(f"### {name}\n\n" + table(("Field", "Type", "Required"), rows) + "\n")
     return "".join(out).rstrip() + "\n"
 
 

@@ -19,9 +19,9 @@ from reference_server.metrics import METRIC_DOCS, Metrics
 from reference_server.settings import SETTING_DOCS
 
 from .generator import GenerateError, Rendered
-from .markdown import banner, code, fence, table
+from .markdown import banner, code, table
 
-__all__ = ["CLI_PAGE", "CONFIG_PAGE", "HELP_WIDTH", "METRICS_PAGE", "render"]
+__all__ = ["CLI_PAGE", "CONFIG_PAGE", "METRICS_PAGE", "render"]
 
 CONFIG_PAGE = "docs/reference/configuration.md"
 """The configuration page, relative to the repository root."""
@@ -31,9 +31,6 @@ CLI_PAGE = "docs/reference/cli.md"
 
 METRICS_PAGE = "docs/reference/metrics.md"
 """The metrics page, relative to the repository root."""
-
-HELP_WIDTH = 100
-"""Columns of generated usage text; fixed, because argparse would use the terminal's width."""
 
 
 def _default(value: object) -> str:
@@ -69,7 +66,6 @@ def configuration() -> str:
 
 
 def _parser_section(title: str, parser: argparse.ArgumentParser, level: str) -> str:
-    parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=HELP_WIDTH)
     rows = []
     subsections = []
     for action in parser._actions:  # argparse has no public listing of its arguments
@@ -83,7 +79,8 @@ def _parser_section(title: str, parser: argparse.ArgumentParser, level: str) -> 
         choices = ", ".join(code(c) for c in action.choices) if action.choices else ""
         rows.append((names, action.help or "", choices))
     out = f"{level} `{title}`\n\n{parser.description or ''}\n\n"
-    out += fence("console", parser.format_usage().strip())
+    # One line of inline code: argparse wraps usage to the terminal's width, a page should not.
+    out += f"Usage: {code(' '.join(parser.format_usage().split()[1:]))}\n"
     if rows:
         out += "\n" + table(("Option", "Meaning", "Choices"), rows)
     if parser.epilog:
