@@ -102,6 +102,7 @@ class BrokerStatus:
 
 
 Deliver = Callable[[Update], None]
+"""The callback a broker calls once per update, in seq order per subscription; it must not block."""
 
 
 class Broker(Protocol):

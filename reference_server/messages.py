@@ -38,19 +38,27 @@ __all__ = [
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "ws_messages.schema.json"
+"""Where the frame schema, the single definition of every frame, lives."""
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+"""The frame schema, loaded (JSON Schema draft-07)."""
 _DEFS: dict[str, Any] = SCHEMA["definitions"]
 
 CONTRACT_VERSION: str = SCHEMA["x-contract-version"]
+"""The contract version this server speaks, from the schema's `x-contract-version`."""
 SUPPORTED_CONTRACT_VERSIONS: tuple[str, ...] = tuple(SCHEMA["x-supported-contract-versions"])
+"""Every contract version a client may rely on (the PWA checks for `1.0.0`)."""
 SUBSCRIPTIONS: tuple[str, ...] = tuple(_DEFS["SubscriptionName"]["enum"])
-#: The set a connection starts with when its URL names none (the original platform's default).
+"""The subscription names a client may use."""
 DEFAULT_SUBSCRIPTIONS: tuple[str, ...] = ("agents", "coordination", "system", "tasks")
+"""The set a connection starts with when its URL names none (the original platform's default)."""
 DATA_TYPES: tuple[str, ...] = tuple(_DEFS["RequestData"]["properties"]["data_type"]["enum"])
+"""The `data_type` values `request_data` answers."""
 ERROR_CODES: tuple[str, ...] = tuple(_DEFS["ErrorCode"]["enum"])
+"""Every `code` an `error` frame may carry."""
 DISCONNECT_REASONS: tuple[str, ...] = tuple(_DEFS["DisconnectReason"]["enum"])
-#: Frame types that are not updates; a publisher may not use them as `message_type`.
+"""Every `reason` a `disconnect_notice` may carry."""
 CONTROL_TYPES: frozenset[str] = frozenset(_DEFS["UpdateType"]["not"]["enum"])
+"""Frame types that are not updates; a publisher may not use them as `message_type`."""
 
 _CLIENT_TYPES = {
     "ping": "Ping",

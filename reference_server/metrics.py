@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = ["METRIC_DOCS", "Metrics"]
 
-# name (without _total) -> (type, labels, help). The metrics reference page is generated
-# from the registry; this table is the single place their meaning is written.
+# The metrics reference page is generated from this table; it is the single place their
+# meaning is written.
 METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "leanvibe_ws_messages_sent": ("counter", (), "Frames written to clients."),
     "leanvibe_ws_messages_send_failures": ("counter", (), "Sends that failed or timed out."),
@@ -69,6 +69,7 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "observed for the oldest frame of each write batch.",
     ),
 }
+"""Type, labels and meaning of every metric, keyed by name (counters without `_total`)."""
 
 _LATENCY_BUCKETS = (
     0.0005,

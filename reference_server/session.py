@@ -29,8 +29,8 @@ __all__ = [
     "replay",
 ]
 
-#: Answers `request_data` from live server state; raises DataRequestError when it cannot.
 DataSource = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+"""Answers `request_data` from live server state; raises DataRequestError when it cannot."""
 
 # RFC 6455 §7.4.1: 1000 normal closure, 1001 going away, 1008 policy violation,
 # 1013 try again later. 4401/4403 are application codes (4000-4999) mirroring HTTP 401/403,
@@ -86,6 +86,7 @@ class Dropped:
 
 
 Action = Send | Close | SubscriptionsChanged | Dropped
+"""What `Session` asks the app to do; carry each out in order."""
 
 
 def replay(
