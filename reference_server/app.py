@@ -28,7 +28,7 @@ from starlette.types import Send as ASGISend
 from . import messages
 from .broker import Broker, History, MemoryBroker
 from .demo import run_demo
-from .errors import BrokerUnavailable, PublishError, SettingsError
+from .errors import BrokerUnavailable, PublishError
 from .hub import Connection, Hub
 from .logs import get_logger
 from .metrics import Metrics
@@ -119,7 +119,10 @@ class Runtime:
     def _make_broker(self) -> Broker:
         s = self.settings
         if s.redis_url:
-            raise SettingsError("REDIS_URL is set, but the Redis broker is not built yet")
+            # Imported here: a single instance with the in-process broker never loads redis.
+            from .redis_broker import RedisBroker
+
+            return RedisBroker(s, self.metrics)
         return MemoryBroker(
             history_max_messages=s.history_max_messages,
             history_max_age_seconds=s.history_max_age_seconds,

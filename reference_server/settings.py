@@ -51,6 +51,24 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "history_max_age_seconds": ("s", "Oldest update kept for resume."),
     "redis_backoff_cap_seconds": ("s", "Cap of the full-jitter reconnect backoff to Redis."),
     "publish_buffer_max_messages": ("messages", "Publishes held while Redis is down."),
+    "redis_backoff_base_seconds": (
+        "s",
+        "Ceiling of the first reconnect delay; it doubles per attempt.",
+    ),
+    "redis_timeout_seconds": (
+        "s",
+        "Redis connect and command timeout; past it Redis counts as down.",
+    ),
+    "redis_heartbeat_seconds": (
+        "s",
+        "How often an instance renews its liveness in Redis; 3 missed renewals drop it.",
+    ),
+    "redis_ack_timeout_seconds": (
+        "s",
+        "Longest a publish waits for every live instance to take it before a 503.",
+    ),
+    "redis_max_connections": ("connections", "Redis connections one instance may open."),
+    "redis_key_prefix": ("", "Prefix of every Redis key and channel the broker owns."),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
     "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
@@ -102,6 +120,12 @@ class Settings:
     history_max_age_seconds: float = 300.0
     redis_backoff_cap_seconds: float = 5.0
     publish_buffer_max_messages: int = 10_000
+    redis_backoff_base_seconds: float = 0.1
+    redis_timeout_seconds: float = 2.0
+    redis_heartbeat_seconds: float = 1.0
+    redis_ack_timeout_seconds: float = 5.0
+    redis_max_connections: int = 32
+    redis_key_prefix: str = "hive:ws:"
     demo: bool = False
     demo_interval_seconds: float = 0.5
     log_level: str = "info"
@@ -127,6 +151,11 @@ class Settings:
             "history_max_messages",
             "history_max_age_seconds",
             "redis_backoff_cap_seconds",
+            "redis_backoff_base_seconds",
+            "redis_timeout_seconds",
+            "redis_heartbeat_seconds",
+            "redis_ack_timeout_seconds",
+            "redis_max_connections",
             "demo_interval_seconds",
         )
         for name in positive:

@@ -1,0 +1,133 @@
+"""One instance's ordered copy of every subscription: what it delivered, and its history.
+
+Pure: the Redis broker feeds it the entries it reads, in stream order, and delivers what it
+returns. `Feed` makes sure that what reaches the hub has no duplicate and no silent gap:
+
+- an entry already delivered (a re-read after a reconnect) is dropped;
+- an entry past a gap (this instance lagged behind the stream's trimming) is preceded by a
+  `resync_required` notice, and the history restarts at it, so a resume can never be
+  answered across the hole;
+- a new epoch (Redis lost its data and numbering restarted above every earlier seq) sends
+  every subscriber a `resync_required` notice and empties the history.
+
+The history kept here is the instance's own: every instance reads every update, so a client
+that disconnects from one instance can resume on another, and a resume works while Redis is
+unreachable.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from . import messages
+from .broker import History, Update
+
+__all__ = ["Feed", "resync_notice"]
+
+
+def resync_notice(subscription: str, last_seq: int, history: History, wall: float) -> Update:
+    """A `resync_required` frame for every subscriber of `subscription`, shaped as an update.
+
+    It travels the path updates take (the hub puts it in each subscriber's queue), so it
+    arrives in order between the last update before the hole and the first one after it.
+    Its `seq` is `history.latest_seq`: live updates continue after it.
+    """
+    body = messages.frame(
+        "resync_required",
+        correlation_id=messages.new_correlation_id(),
+        wall=wall,
+        subscription=subscription,
+        last_seq=last_seq,
+        oldest_seq=history.oldest_seq,
+        latest_seq=history.latest_seq,
+    )
+    return Update(
+        subscription,
+        "resync_required",
+        history.latest_seq,
+        {},
+        body["correlation_id"],
+        wall,
+        messages.encode(body),
+    )
+
+
+class Feed:
+    """Per-subscription order, gap detection and bounded history of one instance.
+
+    Args:
+        history_max_messages: updates kept per subscription.
+        history_max_age_seconds: oldest update kept, in seconds.
+    """
+
+    def __init__(self, *, history_max_messages: int, history_max_age_seconds: float) -> None:
+        self._max_age = history_max_age_seconds
+        self._kept: dict[str, deque[Update]] = {
+            s: deque(maxlen=history_max_messages) for s in messages.SUBSCRIPTIONS
+        }
+        #: The epoch's base seq (its seqs are base + 1, base + 2, ...); None before the first.
+        self.epoch: int | None = None
+        self._last: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
+
+    def highest_seq(self) -> int:
+        """The highest seq this instance has delivered on any subscription (0 for none)."""
+        return max(self._last.values())
+
+    def last_seq(self, subscription: str) -> int:
+        """The last seq delivered on `subscription` (the epoch's base when none yet)."""
+        return self._last[subscription]
+
+    def begin_epoch(self, epoch: int, wall: float) -> list[Update]:
+        """Switch to `epoch`; return the notices to deliver (none when it is the same one).
+
+        After the switch, the next seq expected on every subscription is `epoch + 1`.
+        """
+        if epoch == self.epoch:
+            return []
+        had_epoch = self.epoch is not None
+        self.epoch = epoch
+        notices = []
+        for sub, kept in self._kept.items():
+            kept.clear()
+            before = self._last[sub]
+            self._last[sub] = epoch
+            if had_epoch:
+                notices.append(resync_notice(sub, before, self._history(sub, before), wall))
+        return notices
+
+    def accept(self, update: Update) -> list[Update]:
+        """Take the next update read from the stream; return what to deliver, in order."""
+        sub = update.subscription
+        last = self._last[sub]
+        if update.seq <= last:
+            return []
+        out = []
+        kept = self._kept[sub]
+        if update.seq > last + 1:
+            kept.clear()
+            self._last[sub] = update.seq - 1
+            out.append(resync_notice(sub, last, self._history(sub, last), update.published_at))
+        kept.append(update)
+        self._last[sub] = update.seq
+        out.append(update)
+        return out
+
+    def history(self, subscription: str, after_seq: int, now: float) -> History:
+        """The kept updates of `subscription` after `after_seq`, dropping those too old.
+
+        Args:
+            subscription: a subscription name.
+            after_seq: the last seq the client saw.
+            now: wall-clock seconds since the epoch (ages are measured against it).
+        """
+        kept = self._kept[subscription]
+        cutoff = now - self._max_age
+        while kept and kept[0].published_at < cutoff:
+            kept.popleft()
+        return self._history(subscription, after_seq)
+
+    def _history(self, subscription: str, after_seq: int) -> History:
+        kept = self._kept[subscription]
+        latest = self._last[subscription]
+        oldest = kept[0].seq if kept else latest + 1
+        return History([u for u in kept if u.seq > after_seq], oldest, latest)

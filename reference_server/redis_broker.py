@@ -1,0 +1,251 @@
+"""The Redis broker: fan-out across instances through Redis Streams, surviving Redis failures.
+
+Every instance appends to one Redis stream per subscription and reads every stream with
+`XREAD BLOCK`, so each update reaches every instance once, in stream order. Streams, unlike
+pub/sub, keep what an instance has not read yet while it reconnects.
+`docs/explanation/redis-fanout.md` gives the measurements behind that choice.
+
+**Seq and epochs.** `seq` is `epoch + n`, where `n` counts the entries of the subscription's
+stream and the epoch is stored in Redis. When Redis comes back empty (restarted without
+persistence), its counters are gone: the first instance to reconnect starts a new epoch
+above every earlier seq (`redis_link`), and every instance sends its subscribers
+`resync_required` (`feed`). A seq is therefore never reused for a different update.
+
+**Failures.** One supervisor task makes a `RedisLink` (join, subscribe, heartbeat, catch
+up), then runs it (read, listen and heartbeat concurrently). Anything that fails in any
+part ends the whole link; the supervisor waits a full-jitter backoff and makes a new one.
+No half-alive state exists in which a listener is gone while health says connected.
+
+**Publishes** are acknowledged only once every live instance has read them (`acks`), so a
+Redis crash cannot take an acknowledged update from any subscriber. While Redis is
+unreachable they are refused with `BrokerUnavailable` (HTTP 503 + Retry-After). Nothing is
+buffered: a buffered publish would be acknowledged before Redis had it, and lost with the
+instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from .acks import Acks
+from .backoff import Backoff
+from .broker import BrokerStatus, Deliver, History, Update, make_update
+from .errors import BrokerUnavailable
+from .feed import Feed
+from .logs import get_logger
+from .metrics import Metrics
+from .redis_link import RedisLink
+from .settings import Settings
+
+__all__ = ["RedisBroker"]
+
+
+def _describe(exc: BaseException) -> str:
+    # A link's TaskGroup wraps the failure that ended it; name that failure, not the group.
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class RedisBroker:
+    """A `Broker` shared by every instance connected to one Redis.
+
+    Args:
+        settings: `redis_url` and the `redis_*` and `history_*` settings are used.
+        metrics: `broker_up`, `broker_reconnect_attempts` and `publishes_refused` are updated.
+        rng: random source of the reconnect jitter.
+        sleep: awaited for each reconnect delay (tests pass one that records).
+        clock: wall-clock source in seconds since the epoch.
+        instance_id: this instance's id in Redis; a random one by default.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        instance_id: str | None = None,
+    ) -> None:
+        self._s = settings
+        self._metrics = metrics
+        self._sleep = sleep
+        self._clock = clock
+        self.instance_id = instance_id or uuid.uuid4().hex[:16]
+        self._backoff = Backoff(
+            settings.redis_backoff_base_seconds,
+            settings.redis_backoff_cap_seconds,
+            rng or random.Random(),
+        )
+        self._feed = Feed(
+            history_max_messages=settings.history_max_messages,
+            history_max_age_seconds=settings.history_max_age_seconds,
+        )
+        self._acks = Acks(self.instance_id)
+        self._log = get_logger(instance=self.instance_id)
+        self._deliver: Deliver | None = None
+        self._task: asyncio.Task[None] | None = None
+        #: The link while it is up (joined, caught up, heartbeating); None otherwise.
+        self._link: RedisLink | None = None
+        self._retry_at = 0.0
+        self._last_error = ""
+
+    # -- Broker ------------------------------------------------------------------------
+
+    async def start(self, deliver: Deliver) -> None:
+        """Connect and catch up with the retained history, then keep delivering.
+
+        Returns once the first attempt has succeeded or failed; when Redis is unreachable
+        the instance starts degraded and keeps retrying in the background.
+        """
+        self._deliver = deliver
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._supervise(first), name="redis-broker")
+        # Bounded even if Redis accepts connections and then hangs mid-catch-up.
+        await asyncio.wait({first}, timeout=4 * self._s.redis_timeout_seconds)
+
+    async def publish(
+        self, subscription: str, message_type: str, data: Mapping[str, Any], correlation_id: str
+    ) -> Update:
+        """Publish; return once every live instance has taken the update.
+
+        Raises:
+            BrokerUnavailable: Redis is unreachable, or the update was not confirmed within
+                `redis_ack_timeout_seconds`. It was not acknowledged; it may still be
+                delivered, so a retry can deliver it twice.
+        """
+        link = self._link
+        if link is None:
+            raise BrokerUnavailable(
+                "Redis is unreachable; the update was not published", self._retry_after()
+            )
+        wall = self._clock()
+        try:
+            n = await link.append(subscription, message_type, data, correlation_id, wall)
+            confirmed = self._acks.wait(subscription, n)
+            await asyncio.wait_for(confirmed, self._s.redis_ack_timeout_seconds)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                "The update was not confirmed by every instance in time; it may still be delivered",
+                self._retry_after(),
+            ) from None
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"Redis failed during the publish ({type(exc).__name__}); the update may "
+                "still be delivered",
+                self._retry_after(),
+            ) from None
+        return make_update(
+            subscription,
+            message_type,
+            data,
+            seq=link.epoch + n,
+            correlation_id=correlation_id,
+            wall=wall,
+        )
+
+    async def history(self, subscription: str, after_seq: int) -> History:
+        """This instance's kept updates of `subscription` after `after_seq`.
+
+        Served from memory (every instance reads every update), so it answers at once and
+        also while Redis is unreachable.
+        """
+        return self._feed.history(subscription, after_seq, self._clock())
+
+    def status(self) -> BrokerStatus:
+        """Connected while a link is up; its epoch, peers and last error for `/health`."""
+        link = self._link
+        return BrokerStatus(
+            "redis",
+            link is not None,
+            {
+                "instance": self.instance_id,
+                "epoch": self._feed.epoch,
+                "live_instances": len(self._acks.live) if link is not None else 0,
+                "republisher": link is not None and link.republisher,
+                "last_error": self._last_error,
+            },
+        )
+
+    async def close(self) -> None:
+        """Leave the live set, hand the republisher lease over, and disconnect."""
+        link = self._link
+        if link is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(link.leave(), self._s.redis_timeout_seconds)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._deliver = None
+
+    # -- supervisor --------------------------------------------------------------------
+
+    def _retry_after(self) -> float:
+        return max(1.0, self._retry_at - time.monotonic())
+
+    def _hand_over(self, update: Update) -> None:
+        if self._deliver is not None:
+            self._deliver(update)
+
+    async def _supervise(self, first: asyncio.Future[None]) -> None:
+        attempt = 0
+        while True:
+            link = RedisLink(
+                self._s,
+                self.instance_id,
+                feed=self._feed,
+                acks=self._acks,
+                deliver=self._hand_over,
+                metrics=self._metrics,
+                clock=self._clock,
+            )
+            try:
+                await link.open()
+                self._up(link)
+                attempt = 0  # the backoff restarts after every link that got up
+                if not first.done():
+                    first.set_result(None)
+                await link.run()
+            except Exception as exc:  # whatever ended the link, this loop must go on
+                self._last_error = _describe(exc)
+                self._log.warning("redis_link_down", error=self._last_error)
+            finally:
+                self._down()
+                await link.aclose()
+            if not first.done():
+                first.set_result(None)
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            self._retry_at = time.monotonic() + delay
+            await self._sleep(delay)
+            self._metrics.broker_reconnect_attempts.inc()
+
+    def _up(self, link: RedisLink) -> None:
+        self._link = link
+        self._last_error = ""
+        self._metrics.broker_up.set(1)
+        self._log.info("redis_link_up", epoch=link.epoch, live=sorted(self._acks.live))
+
+    def _down(self) -> None:
+        self._link = None
+        self._metrics.broker_up.set(0)
+        # Positions and waiting publishes belonged to the link: nothing can confirm them now.
+        self._acks.fail(
+            BrokerUnavailable(
+                "Redis connection lost before every instance confirmed the update; it may "
+                "still be delivered",
+                self._retry_after(),
+            )
+        )
