@@ -1,0 +1,84 @@
+"""Gates on the built site: a strict build, no broken links, no typos, nothing fetched remotely."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.docs.sitebuild import build_site, serve_site
+from tests.procs import ROOT
+
+pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs:site")]
+
+# Tags whose URL the browser loads by itself when it renders a page (links are not loaded).
+_LOADED = re.compile(r"<(?:script|img|iframe|source|link)\b[^>]*?(?:src|href)=\"(https?:)?//", re.I)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("site")
+    built = build_site(dest)
+    assert built.returncode == 0, f"mkdocs build --strict failed:\n{built.stderr[-4000:]}"
+    return dest
+
+
+def test_site_builds_strictly_with_every_nav_page(site: Path) -> None:
+    for page in (
+        "tutorial",
+        "how-to/secure",
+        "explanation/delivery",
+        "console",
+        "reference/protocol",
+    ):
+        assert (site / page / "index.html").is_file(), page
+
+
+def test_built_site_has_no_broken_links(site: Path) -> None:
+    # Over HTTP, as readers get it (linkchecker, run as root, drops to a user that cannot
+    # read pytest's private temporary folders through file:// URLs anyway).
+    checker = Path(sys.executable).parent / "linkchecker"
+    with serve_site(site) as base:
+        done = subprocess.run(
+            [str(checker), "--no-status", "--no-warnings", "-t", "2", base],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert " 0 errors found" in done.stdout
+    assert re.search(r"([2-9]\d|\d{3,}) links in", done.stdout), "the checker saw almost nothing"
+
+
+def test_pages_load_nothing_from_other_hosts(site: Path) -> None:
+    remote = {
+        str(page.relative_to(site)): _LOADED.findall(page.read_text(encoding="utf-8"))
+        for page in site.rglob("*.html")
+    }
+    assert not {page: hits for page, hits in remote.items() if hits}
+    assert (site / "assets" / "vendor" / "mermaid.min.js").is_file(), "run scripts/bootstrap"
+
+
+def test_theme_fonts_are_off_and_mermaid_is_local() -> None:
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+font: false", config, re.M)
+    assert "assets/vendor/mermaid.min.js" in config
+
+
+def test_docs_have_no_common_misspellings() -> None:
+    checker = Path(sys.executable).parent / "codespell"
+    targets = ["docs", "README.md", "mkdocs.yml"]
+    skip = "docs/assets/vendor,docs/examples/messy-tree"
+    done = subprocess.run(
+        [str(checker), "--skip", skip, *targets],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
