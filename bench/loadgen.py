@@ -60,6 +60,7 @@ class WorkerSpec:
         connect_concurrency: handshakes in flight at once.
         connect_timeout: seconds one handshake may take before it counts as an error.
         flood_rate: ping frames per second per flooding connection.
+        timeline: record the arrival time of every sampled update on the first connection.
     """
 
     port: int
@@ -70,6 +71,7 @@ class WorkerSpec:
     connect_concurrency: int = 100
     connect_timeout: float = 20.0
     flood_rate: float = 2_000.0
+    timeline: bool = False
 
 
 class _Worker:
@@ -124,6 +126,8 @@ class _Worker:
                     return
                 if self.spec.mode == "stall":
                     conn.stall()
+                if self.spec.timeline and not self.conns:
+                    conn.timeline = []
                 self.conns.append(conn)
 
         await asyncio.gather(*(one() for _ in range(self.spec.connections)))
@@ -179,11 +183,13 @@ class _Worker:
             "flood_sent": self.flood_sent,
             "reconnects": self.reconnects,
             "cpu_seconds": time.process_time() - self.cpu_mark,
+            "timelines": [c.timeline for c in self.conns[:1] if c.timeline is not None],
         }
 
-    def reset(self) -> None:
+    def reset(self, sample_every: int) -> None:
         for conn in self.conns:
             conn.reset()
+            conn.sample_every = sample_every
         self.hist[:] = [0] * HIST_BINS
         self.closes.clear()
         self.flood_sent = self.reconnects = 0
@@ -201,7 +207,7 @@ class _Worker:
         while True:
             command, *args = await commands.get()
             if command == "reset":
-                self.reset()
+                self.reset(int(args[0]))
                 self.pipe.send(("ok", None))
             elif command == "flood":
                 flood = asyncio.create_task(self.flood(float(args[0])))
@@ -273,9 +279,9 @@ class Crowd:
         """Wait until every worker has opened its connections; return merged results."""
         return merge([self._reply(pipe, timeout) for pipe in self.pipes])
 
-    def reset(self) -> None:
-        """Zero every counter and histogram."""
-        self._ask("reset", timeout=30)
+    def reset(self, sample_every: int = 1) -> None:
+        """Zero every counter and histogram; then time one update in `sample_every`."""
+        self._ask("reset", sample_every, timeout=30)
         for slot, spec in enumerate(self.specs):
             if spec.mode == "read":
                 self.progress[slot] = 0
@@ -335,4 +341,5 @@ def merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "flood_sent": sum(p["flood_sent"] for p in parts),
         "reconnects": sum(p["reconnects"] for p in parts),
         "cpu_seconds": sum(p["cpu_seconds"] for p in parts),
+        "timelines": [t for p in parts for t in p["timelines"]],
     }

@@ -28,6 +28,7 @@ __all__ = [
     "client_frame",
     "handshake_request",
     "hist_bin",
+    "hist_value",
     "parse_stamp",
 ]
 
@@ -48,6 +49,13 @@ def hist_bin(latency: float) -> int:
     if latency < 0.1:
         return int(latency * 100_000) if latency > 0 else 0
     return _FINE_BINS + min(int((latency - 0.1) * 100), _COARSE_BINS - 1)
+
+
+def hist_value(index: int) -> float:
+    """The latency in seconds that bin `index` stands for (its middle)."""
+    if index < _FINE_BINS:
+        return (index + 0.5) / 100_000
+    return 0.1 + (index - _FINE_BINS + 0.5) / 100
 
 
 def handshake_request(host: str, port: int, target: str) -> bytes:
