@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["COMMANDS", "main"]
 
 #: Modules of `docs_automation` that provide a command, in help order.
-COMMANDS: tuple[str, ...] = ("examples", "apiref", "diagrams", "staleness")
+COMMANDS: tuple[str, ...] = ("examples", "apiref", "diagrams", "staleness", "consolidate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,324 @@
+"""`python -m docs_automation consolidate`: merge a messy Markdown tree by topic, losing nothing.
+
+    python -m docs_automation consolidate SRC --plan PLAN.json
+    python -m docs_automation consolidate SRC --apply --out DEST [--report REPORT.md]
+
+The steps: read the tree (`tree`), parse pages into units (`corpus`), profile their topics
+and find near copies (`topics`), decide (`plan`), render and verify the output
+(`consolidated`), and report (`consolidation_report`). Only this module and `tree` do I/O.
+
+Errors (the boundary, `run`, turns each into a message and an exit status):
+
+    ConsolidateError
+    ├── SettingsError      a setting is out of range (names the setting)
+    ├── InputError         SRC, DEST or an option is unusable (exit 2)
+    └── VerificationError  the output would lose a unit or break a link; nothing is
+                           published (exit 1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from . import consolidation_report
+from .consolidated import Verification, render, verify
+from .corpus import Page, parse_page
+from .plan import Plan, make_plan
+from .topics import Profile, families, near_duplicates, profile
+from .tree import Tree, matches, publish, read_tree, staging_dir, write_tree
+
+__all__ = [
+    "Analysis",
+    "ConsolidateError",
+    "InputError",
+    "Settings",
+    "SettingsError",
+    "VerificationError",
+    "analyse",
+    "apply",
+    "register",
+    "run",
+]
+
+REDIRECTS_FILE = "redirects.json"
+
+
+class ConsolidateError(Exception):
+    """Base of every error the consolidator raises on purpose."""
+
+
+class SettingsError(ConsolidateError, ValueError):
+    """A setting is out of range; the message names it."""
+
+
+class InputError(ConsolidateError, ValueError):
+    """SRC, DEST or an option cannot be used; the message says what to change."""
+
+
+class VerificationError(ConsolidateError):
+    """The output failed verification and was not published."""
+
+    def __init__(self, message: str, verification: Verification) -> None:
+        super().__init__(message)
+        self.verification = verification
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every limit of the consolidator, with its unit. Invalid values raise `SettingsError`."""
+
+    min_unit_words: int = 2  # words: shorter prose ("✅ Done") is not a substantive unit
+    shingle_words: int = 3  # words per shingle for near-copy detection
+    num_perm: int = 64  # MinHash permutations (accuracy about 1/sqrt(64) = 0.125)
+    near_duplicate_threshold: float = 0.5  # estimated Jaccard of shingles
+    max_topic_pages: int = 60  # pages: a word in more signatures names no single topic
+    min_family_similarity: float = 0.15  # topic similarity a member needs to its target
+    top_keywords: int = 30  # body keywords per page used in the similarity
+    posting_cap: int = 50  # pages: units shared more widely are boilerplate
+    workers: int = 0  # processes for parsing; 0 means one per CPU
+    parallel_min_pages: int = 400  # pages: below this, parse in this process
+    max_page_bytes: int = 8_000_000  # bytes: a bigger "page" is refused, not parsed
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not 0.0 <= value <= 1.0:
+                raise SettingsError(f"setting {item.name} must be between 0 and 1, not {value}")
+            if isinstance(value, int) and value < (0 if item.name == "workers" else 1):
+                raise SettingsError(f"setting {item.name} must be a positive number, not {value}")
+        if self.num_perm < 16:
+            raise SettingsError(f"setting num_perm must be at least 16, not {self.num_perm}")
+
+
+@dataclass
+class Analysis:
+    """A parsed tree and its plan, with the time each step took (seconds)."""
+
+    tree: Tree
+    settings: Settings
+    pages: dict[str, Page]
+    profiles: list[Profile]
+    plan: Plan
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _parse_chunk(job: tuple[list[tuple[str, str]], Settings]) -> list[tuple[Page, Profile]]:
+    chunk, settings = job
+    done = []
+    for path, text in chunk:
+        page = parse_page(path, text, settings.min_unit_words)
+        item = profile(page, settings.num_perm, settings.shingle_words, settings.top_keywords)
+        done.append((page, item))
+    return done
+
+
+def _parse_all(
+    texts: dict[str, str], settings: Settings, progress: Progress | None
+) -> list[tuple[Page, Profile]]:
+    items = sorted(texts.items())
+    for path, text in items:
+        if len(text) > settings.max_page_bytes:
+            raise InputError(
+                f"{path} is over max_page_bytes ({settings.max_page_bytes}); "
+                "leave it out with --exclude"
+            )
+    size = 50
+    chunks = [(items[i : i + size], settings) for i in range(0, len(items), size)]
+    task = progress.add_task("parse", total=len(items)) if progress else None
+    workers = settings.workers or os.cpu_count() or 1
+    results: list[tuple[Page, Profile]] = []
+    if workers > 1 and len(items) >= settings.parallel_min_pages:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(_parse_chunk, chunks):
+                results.extend(done)
+                if progress and task is not None:
+                    progress.advance(task, len(done))
+    else:
+        for chunk in chunks:
+            done = _parse_chunk(chunk)
+            results.extend(done)
+            if progress and task is not None:
+                progress.advance(task, len(done))
+    return results
+
+
+def analyse(
+    tree: Tree,
+    settings: Settings | None = None,
+    protect: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> Analysis:
+    """Parse every page of `tree` and plan its consolidation (no files are written)."""
+    settings = settings or Settings()
+    clock = time.perf_counter()
+    parsed = _parse_all(tree.pages, settings, progress)
+    pages = {page.path: page for page, _ in parsed}
+    profiles = [item for _, item in parsed]
+    parsed_at = time.perf_counter()
+    protected = {path for path in pages if matches(path, protect)}
+    near = near_duplicates(profiles, settings.near_duplicate_threshold)
+    grouped = families(
+        profiles,
+        settings.max_topic_pages,
+        settings.min_family_similarity,
+        near,
+        eligible=[path for path in pages if path not in protected],
+    )
+    plan = make_plan(
+        [page for page, _ in parsed], profiles, grouped, near, protected, settings.posting_cap
+    )
+    plan.counts["files_before"] = len(tree.all_paths())
+    plan.counts["files_after"] = len(plan.kept) + len(tree.copied)
+    timings = {"parse": parsed_at - clock, "plan": time.perf_counter() - clock}
+    return Analysis(tree, settings, pages, profiles, plan, timings)
+
+
+def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verification:
+    """Write the consolidated tree to `dest`, verify it from disk, and publish it if sound.
+
+    The output is built in a staging folder beside `dest`, read back, parsed and checked
+    with `consolidated.verify`; only then is it renamed to `dest`.
+
+    Raises:
+        InputError: `dest` exists and is not empty, or SRC has a `redirects.json` file.
+        VerificationError: a unit would be lost, a link broken or a redirect unsound; the
+            staging folder is removed and `dest` is not created.
+    """
+    tree, plan = analysis.tree, analysis.plan
+    if REDIRECTS_FILE in tree.all_paths():
+        raise InputError(f"SRC already has {REDIRECTS_FILE}; the consolidator writes its own")
+    clock = time.perf_counter()
+    src_files = tree.all_paths()
+    rendered = render(analysis.pages, plan, src_files, set(tree.copied))
+    redirects = json.dumps(dict(sorted(plan.redirects.items())), indent=2) + "\n"
+    try:
+        staging = staging_dir(dest)
+    except FileExistsError as error:
+        raise InputError(str(error)) from error
+    write_tree(staging, rendered, tree.copied, tree.root, {REDIRECTS_FILE: redirects})
+    written = read_tree(staging, exclude)
+    # The output is parsed with the same unit rule as the source, or the check means nothing.
+    words = analysis.settings.min_unit_words
+    dest_pages = {path: parse_page(path, text, words) for path, text in written.pages.items()}
+    dest_files = written.all_paths() - {REDIRECTS_FILE}
+    result = verify(analysis.pages, plan, dest_pages, src_files, dest_files)
+    publish(staging, dest, result.ok)
+    analysis.timings["apply"] = time.perf_counter() - clock
+    if not result.ok:
+        raise VerificationError(_failure(result), result)
+    return result
+
+
+def _failure(result: Verification) -> str:
+    lines = ["refusing to publish the output:"]
+    for path, line, text in result.missing[:10]:
+        lines.append(f"  unit lost: {path}:{line}: {text}")
+    for path, href in result.newly_broken[:10]:
+        lines.append(f"  link broken: {path} -> {href}")
+    lines.extend(f"  redirect: {problem}" for problem in result.redirect_problems[:10])
+    return "\n".join(lines)
+
+
+def register(subcommands: Any) -> None:
+    """Add the `consolidate` command to the `python -m docs_automation` parser."""
+    parser = subcommands.add_parser(
+        "consolidate",
+        help="merge a Markdown tree by topic without losing a unit of content",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("src", type=Path, metavar="SRC", help="root of the Markdown tree")
+    parser.add_argument("--plan", type=Path, metavar="PLAN.json", help="write the plan here")
+    parser.add_argument("--apply", action="store_true", help="write the consolidated tree")
+    parser.add_argument("--out", type=Path, metavar="DEST", help="new, empty output folder")
+    parser.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="never delete or merge away these paths (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave these pages out of the analysis; copied as they are",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="REPORT.md|.html",
+        help="write the maintainer's report (Markdown or HTML)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    parser.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    src: Path = args.src
+    if not src.is_dir():
+        raise InputError(f"SRC {src} is not a folder")
+    if args.apply and args.out is None:
+        raise InputError("--apply needs --out DEST (a new folder for the consolidated tree)")
+    if args.out is not None and not args.apply:
+        raise InputError("--out is only used with --apply")
+    if args.out is not None:
+        out, root = args.out.resolve(), src.resolve()
+        if out == root or root in out.parents or out in root.parents:
+            raise InputError(f"DEST {args.out} must be outside SRC {src} (SRC is never modified)")
+    if args.report is not None and args.report.suffix.lower() not in (".md", ".html", ".htm"):
+        raise InputError(f"--report must end in .md or .html, not {args.report.name}")
+
+
+def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Run the command; return 0 on success, 1 when verification refused, 2 on bad input."""
+    console = Console(stderr=True, quiet=args.quiet)
+    try:
+        _check_args(args)
+        tree = read_tree(args.src, args.exclude)
+        with Progress(console=console, transient=True, disable=args.quiet) as progress:
+            analysis = analyse(tree, settings, args.protect, progress)
+        result = None
+        if args.plan is not None:
+            document = analysis.plan.to_json()
+            document["settings"] = asdict(analysis.settings)
+            args.plan.parent.mkdir(parents=True, exist_ok=True)
+            args.plan.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        if args.apply:
+            result = apply(analysis, args.out, args.exclude)
+    except VerificationError as error:
+        console.print(f"[red]{error}[/red]")
+        _write_report(args, analysis, error.verification)
+        return 1
+    except (ConsolidateError, OSError) as error:
+        console.print(f"[red]consolidate: {error}[/red]")
+        return 2
+    _write_report(args, analysis, result)
+    console.print(consolidation_report.summary(analysis.plan, result, analysis.timings))
+    return 0
+
+
+def _write_report(
+    args: argparse.Namespace, analysis: Analysis, result: Verification | None
+) -> None:
+    if args.report is None:
+        return
+    titles = {path: page.title for path, page in analysis.pages.items()}
+    text = consolidation_report.markdown(
+        analysis.plan, result, analysis.timings, analysis.tree, titles
+    )
+    if args.report.suffix.lower() != ".md":
+        text = consolidation_report.html(text)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(text, encoding="utf-8", errors="replace")
