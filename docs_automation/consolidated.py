@@ -168,7 +168,8 @@ def render(
             blocks = [
                 _merged_block(merge, i, pages, seen, links) for i in range(len(merge.sources))
             ]
-            text = "\n\n".join([text.rstrip("\n"), *(b for b in blocks if b)]) + "\n"
+            body = text.rstrip("\n") + page.closer
+            text = "\n\n".join([body, *(b for b in blocks if b)]) + "\n"
         out[path] = text
     return out
 

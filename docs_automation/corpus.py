@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 __all__ = [
     "LINK_RE",
@@ -106,6 +107,7 @@ class Page:
     units: tuple[Unit, ...]
     links: tuple[Link, ...]
     code_lines: frozenset[int]
+    closer: str = ""
 
     def substantive_keys(self) -> set[str]:
         """Return the keys of the units that must be kept."""
@@ -231,7 +233,8 @@ def parse_page(path: str, text: str, min_words: int = 2) -> Page:
             builder.add("code", code_key(token.content), fence(token.content, info), start)
         elif kind == "html_block":
             code_lines.update(range(start + offset + 1, end + offset + 1))
-            builder.add("html", normalize(token.content), token.content.rstrip("\n"), start)
+            raw = token.content.rstrip("\n")
+            builder.add("html", normalize(token.content), raw + _html_closer(raw), start)
         elif kind == "tr_open":
             containers.append(kind)
             row = builder.source(start, end)
@@ -246,12 +249,55 @@ def parse_page(path: str, text: str, min_words: int = 2) -> Page:
     return Page(
         path=path,
         text=text,
+        closer=_closer(tokens, lines[offset:]),
         title=_title(builder.sections, path),
         sections=tuple(builder.sections),
         units=tuple(builder.units),
         links=_links(path, lines, code_lines),
         code_lines=frozenset(code_lines),
     )
+
+
+_FENCE_END_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*$")
+_HTML_ENDS = (
+    ("<!--", "-->"),
+    ("<?", "?>"),
+    ("<![CDATA[", "]]>"),
+    ("<pre", "</pre>"),
+    ("<script", "</script>"),
+    ("<style", "</style>"),
+    ("<textarea", "</textarea>"),
+)
+
+
+def _html_closer(raw: str) -> str:
+    """The line that ends an HTML block left open (`<!--` with no `-->`), or ""."""
+    start = raw.lstrip().lower()
+    for opener, end in _HTML_ENDS:
+        if start.startswith(opener) and end not in start:
+            return "\n" + end
+    return ""
+
+
+def _closer(tokens: list[Token], lines: list[str]) -> str:
+    """What to append so that text added after the page is not swallowed by a block the
+    page leaves open at its end: an unclosed code fence runs to the end of the document."""
+    last = tokens[-1] if tokens else None
+    if last is None or last.map is None or last.map[1] < len(lines) - 1:
+        return ""
+    if last.type == "fence":
+        tail = [line for line in lines[last.map[0] + 1 : last.map[1]] if line.strip()]
+        closing = tail[-1] if tail else ""
+        match = _FENCE_END_RE.match(closing)
+        if not (
+            match
+            and match.group(1)[0] == last.markup[0]
+            and len(match.group(1)) >= len(last.markup)
+        ):
+            return "\n" + last.markup
+    if last.type == "html_block":
+        return _html_closer(last.content)
+    return ""
 
 
 def _title(sections: list[Section], path: str) -> str:

@@ -269,7 +269,7 @@ def make_plan(
         "merged_pages": sum(len(merge.sources) for merge in plan.merges),
         "deleted_pages": len(plan.deletions),
         "families": len(plan.merges),
-        "substantive_units": sum(len(k) for k in keys),
+        "substantive_units": sum(u.substantive for page in pages for u in page.units),
         "near_duplicate_pairs": len(near),
         "overlapping_sections": len(plan.overlaps),
     }
