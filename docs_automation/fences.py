@@ -128,7 +128,9 @@ def scan(page: str, text: str) -> list[Fence]:
         while j < len(lines) and not close.match(lines[j].rstrip("\n")):
             j += 1
         raw = lines[i + 1 : j]
-        body = "".join(line[indent:] if not line[:indent].strip() else line.lstrip() for line in raw)
+        body = "".join(
+            line[indent:] if not line[:indent].strip() else line.lstrip() for line in raw
+        )
         info = opened["info"].strip().strip("{}").strip()
         fences.append(
             Fence(
