@@ -12,7 +12,7 @@ import json
 import pytest
 from pytest_examples import CodeExample, EvalExample
 
-from docs_automation.examples import Harness, docs_fences
+from docs_automation.examples import NEWCOMER_TIMEOUT_SECONDS, Harness, docs_fences
 from docs_automation.fences import (
     ILLUSTRATIVE,
     MARKED_SHARE_MAX,
@@ -39,7 +39,8 @@ def _params(kinds: set[str], *, include: bool) -> list[object]:
             continue
         marks = [pytest.mark.xdist_group(f"docs:{fence.page}")]
         if kind == "newcomer":
-            marks.append(pytest.mark.slow)
+            # A fresh venv and `pip install` on a loaded 2-core machine can pass 120 s.
+            marks += [pytest.mark.slow, pytest.mark.timeout(NEWCOMER_TIMEOUT_SECONDS)]
         if kind == "mermaid":
             marks.append(pytest.mark.browser)
         params.append(pytest.param(fence, id=fence.id, marks=marks))
