@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -83,7 +84,7 @@ class Settings:
     num_perm: int = 64  # MinHash permutations (accuracy about 1/sqrt(64) = 0.125)
     near_duplicate_threshold: float = 0.5  # estimated Jaccard of shingles
     max_topic_pages: int = 60  # pages: a word in more signatures names no single topic
-    min_family_similarity: float = 0.15  # topic similarity a member needs to its target
+    min_family_similarity: float = 0.1  # topic similarity a member needs to its target
     top_keywords: int = 30  # body keywords per page used in the similarity
     posting_cap: int = 50  # pages: units shared more widely are boilerplate
     workers: int = 0  # processes for parsing; 0 means one per CPU
@@ -298,11 +299,12 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
         if args.apply:
             result = apply(analysis, args.out, args.exclude)
     except VerificationError as error:
-        console.print(f"[red]{error}[/red]")
+        # Errors go to stderr even with --quiet, unwrapped so that they can be grepped.
+        print(f"consolidate: {error}", file=sys.stderr)
         _write_report(args, analysis, error.verification)
         return 1
     except (ConsolidateError, OSError) as error:
-        console.print(f"[red]consolidate: {error}[/red]")
+        print(f"consolidate: {error}", file=sys.stderr)
         return 2
     _write_report(args, analysis, result)
     console.print(consolidation_report.summary(analysis.plan, result, analysis.timings))

@@ -227,9 +227,12 @@ def make_plan(
             unique = own - carried
             profile = profiles[by_path[path]]
             if not unique:
-                why = "every unit is already on the target"
-                if own - keys[by_path[target]]:
-                    why += " or carried into it by an earlier merge"
+                if own == keys[by_path[target]]:
+                    why = "exact duplicate"
+                elif own <= keys[by_path[target]]:
+                    why = "every unit is also on the target"
+                else:
+                    why = "every unit is on the target or carried into it by an earlier merge"
                 reason = f"{why} (topic '{family.topic}')"
                 plan.deletions.append(Deletion(path, (target,), reason))
             else:

@@ -58,13 +58,17 @@ _NOT_TOPICS = _words(
     advanced improved optimized refined revised focused pragmatic honest real critical
     ultimate master definitive full unified consolidated phase week day sprint level part
     project system development multi core framework service services template model tool
-    technical state value use general cycle remaining active data file type"""
+    technical state value use general cycle remaining active data file type excellence
+    execution start pilot launch"""
 )
 _WORD_RE = re.compile(r"[a-z][a-z0-9]*|[0-9]+[a-z]*")
 _CAMEL_RE = re.compile(r"([a-z0-9])([A-Z])")
 _NUMERIC_RE = re.compile(r"[0-9].*|v[0-9]+|phase[0-9a-z]*|week[0-9]*|day[0-9]*")
 _EPIC_RE = re.compile(r"\bepic[\s_.-]*([0-9]+|[a-h])(?![a-z0-9])")
-_GENERIC_STEMS = frozenset({"readme", "index", "claude", "summary", "overview", "main", "home"})
+#: File names that say nothing of the topic (a folder's README, an assistant's CLAUDE.md).
+_GENERIC_STEMS = frozenset(
+    {"readme", "index", "claude", "agents", "summary", "overview", "main", "home"}
+)
 _KIND_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("scratchpad", re.compile(r"(^|/)[^/]*scratch[^/]*/")),
     ("archive", re.compile(r"(^|/)(archive|archived|deprecated|legacy|old|backup)[^/]*/")),
@@ -94,6 +98,8 @@ def _stem(word: str) -> str:
     # A light plural strip so "reports"/"report" and "hooks"/"hook" meet; not a real stemmer.
     if word.endswith("ies") and len(word) > 5:
         return word[:-3] + "y"
+    if word.endswith(("xes", "ches", "shes", "sses")):
+        return word[:-2]
     if word.endswith("s") and len(word) > 4 and not word.endswith(("ss", "is", "us")):
         return word[:-1]
     return word
@@ -157,7 +163,7 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
     name_source = stem
     if stem.lower() in _GENERIC_STEMS:
         # A README's topic is its folder's name (app/observability/hooks/README.md: hooks).
-        name_source = " ".join([*page.path.split("/")[-3:-1], stem])
+        name_source = " ".join(page.path.split("/")[-3:-1])
     name = set(topic_words(name_source, camel=True))
     signature = name | set(topic_words(page.title))
     epic = _EPIC_RE.search(f"{stem} {page.title}".lower().replace("_", " "))
@@ -241,20 +247,23 @@ def _idf(profiles: Sequence[Profile]) -> tuple[Counter[str], dict[str, float]]:
         df.update(item.signature)
         df.update(item.keywords)
     total = len(profiles) + 1
-    return df, {word: math.log(total / count) for word, count in df.items()}
+    # Smoothed (1 + ...) so that a word in every page of a tiny tree still weighs something.
+    return df, {word: math.log(1 + total / count) for word, count in df.items()}
 
 
 def similarity(a: Profile, b: Profile, idf: dict[str, float]) -> float:
     """Topic similarity in [0, 1] from names and bodies, each weighted by word rarity (IDF).
 
-    The name part is an overlap coefficient (shared weight over the smaller signature's), so
-    "dashboard_fixes" and "comprehensive_dashboard_validation_plan" count as close; the body
-    part is the weighted Jaccard of the two pages' most frequent words.
+    The name part is a weighted Dice coefficient (shared weight over the mean of the two
+    signatures' weights): kinder than Jaccard to a short name inside a long one
+    ("dashboard_fixes" and "dashboard_enhancement_strategic_plan"), stricter than an overlap
+    coefficient with one-word names. The body part is the weighted Jaccard of the two pages'
+    most frequent words.
     """
     weight_a = sum(idf.get(word, 0.0) for word in a.signature)
     weight_b = sum(idf.get(word, 0.0) for word in b.signature)
     shared = sum(idf.get(word, 0.0) for word in a.signature & b.signature)
-    names = shared / min(weight_a, weight_b) if min(weight_a, weight_b) else 0.0
+    names = 2 * shared / (weight_a + weight_b) if weight_a + weight_b else 0.0
     kw_a, kw_b = set(a.keywords), set(b.keywords)
     kw_union = sum(idf.get(word, 0.0) for word in kw_a | kw_b)
     kw_shared = sum(idf.get(word, 0.0) for word in kw_a & kw_b)
