@@ -510,12 +510,70 @@ def _routes(app: FastAPI, rt: Runtime) -> None:
             "uptime_seconds": round(time.monotonic() - rt.started, 3),
         }
 
-    @app.post("/api/dashboard/websocket/broadcast", summary="Publish an update to subscribers")
+    @app.post(
+        "/api/dashboard/websocket/broadcast",
+        summary="Publish an update to subscribers",
+        description="The JSON body is the update's `data`. Every subscriber of `subscription` on "
+        "every instance receives it once, with the next `seq` and the `X-Correlation-ID` sent "
+        "here (or a new one). Needs `Authorization: Bearer <token>` when `WS_ADMIN_TOKEN`, or "
+        "`WS_AUTH_TOKEN` with auth required, is set.",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The update's data: any JSON object (at most "
+                "max_inbound_message_bytes). `critical_alert` needs an `alerts` list.",
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object"},
+                        "example": {"agent_id": "agent-7", "status": "busy"},
+                    }
+                },
+            }
+        },
+        responses={
+            200: {
+                "description": "Published: acknowledged, and it will be delivered.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "status": "published",
+                            "subscription": "agents",
+                            "message_type": "agent_update",
+                            "seq": 42,
+                            "correlation_id": "pub-1",
+                        }
+                    }
+                },
+            },
+            401: {"description": "Missing or wrong Bearer token."},
+            413: {"description": "The body is larger than max_inbound_message_bytes."},
+            422: {
+                "description": "Unknown subscription, invalid message_type or a body that is "
+                "not a JSON object; `valid_subscriptions` lists the names.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "detail": "Unknown subscription 'weather'; valid: "
+                            + ", ".join(messages.SUBSCRIPTIONS),
+                            "valid_subscriptions": list(messages.SUBSCRIPTIONS),
+                        }
+                    }
+                },
+            },
+            503: {
+                "description": "The broker cannot take the update now (Redis down); nothing "
+                "was published. Retry after the `Retry-After` seconds."
+            },
+        },
+    )
     async def broadcast(
         request: Request,
-        subscription: str = Query(description="Subscription to publish on."),
+        subscription: str = Query(description="Subscription to publish on.", examples=["agents"]),
         message_type: str | None = Query(
-            None, description="Update type; defaults per subscription."
+            None,
+            description="Update type; defaults per subscription (agents: agent_update, "
+            "alerts: critical_alert, ...).",
+            examples=["agent_update"],
         ),
     ) -> JSONResponse:
         expected = rt.settings.admin_token or (
