@@ -40,8 +40,8 @@ from .state import DashboardState
 __all__ = ["WS_PATH", "Runtime", "create_app"]
 
 WS_PATH = "/api/dashboard/ws/dashboard"
+"""Path of the dashboard WebSocket endpoint."""
 
-#: The update type a publish gets when it names none.
 DEFAULT_MESSAGE_TYPES: dict[str, str] = {
     "agents": "agent_update",
     "coordination": "coordination_update",
@@ -50,6 +50,7 @@ DEFAULT_MESSAGE_TYPES: dict[str, str] = {
     "alerts": "critical_alert",
     "project_index": "project_index_event",
 }
+"""The update type a publish gets when it names none."""
 
 _CLOSE_METRICS = {
     "rate_limited": "rate_limit_disconnects",

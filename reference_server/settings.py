@@ -18,8 +18,6 @@ from .errors import SettingsError
 
 __all__ = ["SETTING_DOCS", "Settings"]
 
-#: Meaning and unit of every setting, keyed by field name. The configuration reference page
-#: is generated from this table, so a setting without a line here fails the docs tests.
 SETTING_DOCS: dict[str, tuple[str, str]] = {
     "host": ("", "Interface the server listens on."),
     "port": ("", "TCP port the server listens on (8000 is the port the PWA uses in development)."),
@@ -73,6 +71,8 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
     "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
 }
+"""Unit and meaning of every setting, keyed by field name; the configuration reference is
+generated from it, so a setting without a line here fails the tests."""
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
