@@ -20,6 +20,7 @@ from .plan import Merge, Plan
 __all__ = ["LinkRewriter", "Verification", "folders", "render", "verify"]
 
 _HEADING_RE = re.compile(r"^#{1,6}\s+")
+_ITEM_RE = re.compile(r"^(?:[-*+]|[0-9]{1,9}[.)])(?:[ \t]|$)")
 
 
 def folders(paths: Iterable[str]) -> set[str]:
@@ -114,14 +115,16 @@ def _merged_block(
     page = pages[source.path]
     chunks: list[list[str]] = []
     section = -1
+    previous = ""
     for unit in page.units:
         if not unit.key or unit.key in seen:
             continue
         seen.add(unit.key)
         if unit.section != section:
-            section = unit.section
+            section, previous = unit.section, ""
             heading = page.sections[section]
-            if heading.level and heading.heading:
+            # The page title is already the block's heading; other headings keep the outline.
+            if heading.level and heading.heading and heading.heading != page.title:
                 level = "#" * min(6, max(3, heading.level + 1))
                 chunks.append([f"{level} {links.text(heading.heading, page.path, merge.target)}"])
         raw = (
@@ -134,6 +137,10 @@ def _merged_block(
         if unit.kind == "row" and len(lines) == 3 and last[:2] == lines[:2]:
             last.append(lines[2])  # the next row of the same table
             continue
+        if previous == "item" and unit.kind == "item" and _ITEM_RE.match(raw):
+            last.extend(lines)  # the next item of a list stays in one tight list
+            continue
+        previous = unit.kind if _ITEM_RE.match(raw) else ""
         chunks.append(lines)
     if not chunks:
         return ""
