@@ -1,18 +1,20 @@
 """Fan-out: which connections hold which subscription, and delivery of each update to them.
 
-`Hub.deliver` is the broker's callback. It puts the update's one encoded frame into the
-outbox of every subscribed connection and never awaits, so one stalled reader delays nobody.
+`Hub.deliver` is the broker's callback. It offers the update's one encoded frame to the
+outbox of every subscribed connection (written at once when that client is idle, queued
+otherwise) and never awaits, so one stalled reader delays nobody.
 A connection whose outbox is full is cut off with close 1013 instead.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from . import messages
 from .broker import Update
 from .metrics import Metrics
-from .outbox import Outbox
+from .outbox import FULL, WRITTEN, Outbox
 from .session import Session
 from .state import DashboardState
 
@@ -89,10 +91,23 @@ class Hub:
         sub = update.subscription
         text, stamp = update.text, update.published_at
         full: list[Connection] = []
+        written = 0
         for conn in members:
             if conn.resuming and sub in conn.resuming:
                 conn.resuming[sub].append(update)
-            elif not conn.outbox.put(text, stamp) and not conn.outbox.closing:
+                continue
+            outcome = conn.outbox.offer(text, stamp)
+            if outcome == WRITTEN:
+                written += 1
+            elif outcome == FULL and not conn.outbox.closing:
                 full.append(conn)
+        if written:
+            # Frames written at once never reach a writer task, so they are counted here,
+            # once per update rather than once per frame.
+            metrics = self._metrics
+            metrics.messages_sent.inc(written)
+            metrics.bytes_sent.inc(written * (len(text) if text.isascii() else len(text.encode())))
+            if stamp:
+                metrics.publish_to_send.observe(max(0.0, time.time() - stamp))
         for conn in full:
             conn.cut_off("backpressure")

@@ -1,9 +1,17 @@
 """A connection's bounded outbound queue and the task that drains it to the socket.
 
-The broadcaster calls `Outbox.put` and moves on: it never awaits a client. When the queue
-is full the put fails and the caller cuts the client off (close 1013). The writer task
-sends what is queued, in order, and counts sends, bytes and publish-to-send latency once
-per batch, so a busy fan-out pays for the metrics once per wake-up, not once per frame.
+The broadcaster calls `Outbox.put` (or `Outbox.offer`) and moves on: it never awaits a
+client. When the queue is full the put fails and the caller cuts the client off (close
+1013). The writer task sends what is queued, in order, and counts sends, bytes and
+publish-to-send latency once per batch, so a busy fan-out pays for the metrics once per
+wake-up, not once per frame.
+
+Two optional fast paths skip ASGI for plain text frames (`transport_writers` builds them
+for uvicorn's `websockets-sansio` protocol): `offer` writes a frame at once when the writer
+is idle and the transport has room, and the writer hands everything queued to one
+`send_batch` call, one write for many frames. Measured in bench/ at 1,000 subscribers, they
+took ours from about 0.4x to about 1.3x the bare FastAPI endpoint's throughput: each
+frame sent through ASGI costs three wrapper layers, a task wake-up and a write system call.
 """
 
 from __future__ import annotations
@@ -13,13 +21,64 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .metrics import Metrics
 
-__all__ = ["Outbox"]
+__all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox", "transport_writers"]
 
 SendText = Callable[[str], Awaitable[None]]
 CloseWith = Callable[[int], Awaitable[None]]
+#: Writes several text frames with one write; raises when the client is gone.
+SendBatch = Callable[[list[str]], Awaitable[None]]
+#: Writes one text frame at once if the transport has room; False (nothing written) if not.
+WriteNow = Callable[[str], bool]
+
+#: What `Outbox.offer` did with a frame.
+FULL, QUEUED, WRITTEN = 0, 1, 2
+
+
+def transport_writers(protocol: object) -> tuple[SendBatch, WriteNow] | None:
+    """`(send_batch, write_now)` writing straight to uvicorn's `websockets-sansio` protocol.
+
+    They do what that protocol's own ASGI `send` does for a text frame (frame it with the
+    protocol's `websockets` state machine, write the bytes to the transport, respect its
+    flow control), minus the per-frame layers. None when `protocol` is anything else (another
+    server or WebSocket implementation): the caller then keeps to plain ASGI sends.
+    """
+    conn: Any = getattr(protocol, "conn", None)
+    transport: Any = getattr(protocol, "transport", None)
+    writable = getattr(protocol, "writable", None)
+    if (
+        not hasattr(conn, "send_text")
+        or not hasattr(conn, "data_to_send")
+        or not isinstance(writable, asyncio.Event)
+        or not hasattr(transport, "write")
+        or not hasattr(protocol, "disconnected")
+        or not hasattr(protocol, "close_sent")
+    ):
+        return None
+    attrs: Any = protocol
+
+    def gone() -> bool:
+        return bool(attrs.disconnected or attrs.close_sent or transport.is_closing())
+
+    async def send_batch(texts: list[str]) -> None:
+        await writable.wait()  # paused while the transport's buffer is over its high mark
+        if gone():
+            raise ConnectionError("the client is gone")
+        for text in texts:
+            conn.send_text(text.encode())
+        transport.write(b"".join(conn.data_to_send()))
+
+    def write_now(text: str) -> bool:
+        if not writable.is_set() or gone():
+            return False
+        conn.send_text(text.encode())
+        transport.write(b"".join(conn.data_to_send()))
+        return True
+
+    return send_batch, write_now
 
 
 class Outbox:
@@ -32,6 +91,9 @@ class Outbox:
         failure_threshold: consecutive send failures after which `on_failures` is called.
         metrics: where sends are counted.
         on_failures: called once when sends keep failing (the app closes with 1013).
+        send_batch: writes many queued text frames at once (see `transport_writers`);
+            without it each frame goes through `send`.
+        write_now: lets `offer` write a frame at once while the writer is idle.
     """
 
     __slots__ = (
@@ -40,8 +102,10 @@ class Outbox:
         "_metrics",
         "_on_failures",
         "_send",
+        "_send_batch",
         "_threshold",
         "_waiter",
+        "_write_now",
         "capacity",
         "closing",
         "queue",
@@ -57,8 +121,12 @@ class Outbox:
         failure_threshold: int,
         metrics: Metrics,
         on_failures: Callable[[], None],
+        send_batch: SendBatch | None = None,
+        write_now: WriteNow | None = None,
     ) -> None:
         self._send = send
+        self._send_batch = send_batch
+        self._write_now = write_now
         self._close = close
         self._threshold = failure_threshold
         self._metrics = metrics
@@ -83,6 +151,23 @@ class Outbox:
             if not waiter.done():
                 waiter.set_result(None)
         return True
+
+    def offer(self, text: str, published_at: float = 0.0) -> int:
+        """Write `text` now if nothing is ahead of it, else queue it like `put`.
+
+        Returns:
+            `WRITTEN` (the caller counts it as sent), `QUEUED`, or `FULL` (nothing done:
+            the queue is full or closing, as when `put` returns False).
+        """
+        waiter = self._waiter
+        # Only while the writer is parked on an empty queue, so frames never overtake.
+        if self._write_now is not None and waiter is not None and not self.queue:
+            try:
+                if not self.closing and not waiter.done() and self._write_now(text):
+                    return WRITTEN
+            except Exception:
+                pass  # the queued path below meets the same failure and counts it
+        return QUEUED if self.put(text, published_at) else FULL
 
     def close_after(self, notice: str, code: int, *, discard_pending: bool) -> None:
         """Send `notice`, then close with `code`; nothing can be queued after this.
@@ -112,6 +197,10 @@ class Outbox:
                 waiter = loop.create_future()
                 self._waiter = waiter
                 await waiter
+                continue
+            if self._send_batch is not None and queue[0][0] is not None:
+                if not await self._write_batch(self._send_batch):
+                    return
                 continue
             sent = 0
             size = 0
@@ -149,6 +238,36 @@ class Outbox:
                     oldest = stamp
             self.send_started = 0.0
             self._flush(sent, size, oldest)
+
+    async def _write_batch(self, send_batch: SendBatch) -> bool:
+        """Send every text frame up to the next close with one write; False to stop."""
+        queue = self.queue
+        texts: list[str] = []
+        oldest = 0.0
+        while queue and queue[0][0] is not None:
+            text, stamp = queue.popleft()
+            texts.append(text)  # type: ignore[arg-type]  # checked non-None just above
+            if stamp and not oldest:
+                oldest = stamp
+        self.send_started = time.monotonic()
+        try:
+            await send_batch(texts)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception:
+            # Every frame of the batch failed, as each would have one by one.
+            self.send_started = 0.0
+            self._metrics.send_failures.inc(len(texts))
+            self._failures += len(texts)
+            if self._failures >= self._threshold:
+                self._on_failures()
+                return False
+            return True
+        self.send_started = 0.0
+        self._failures = 0
+        size = sum(len(t) if t.isascii() else len(t.encode()) for t in texts)
+        self._flush(len(texts), size, oldest)
+        return True
 
     def _flush(self, sent: int, size: int, oldest: float) -> None:
         if sent:
