@@ -14,6 +14,7 @@ hashed once and looked up once, so the cost grows with the number of pages, not 
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .corpus import Page
 
@@ -204,10 +205,16 @@ def _minhash(words: Sequence[str], num_perm: int, size: int) -> np.ndarray:
         shingles = np.unique(combined & np.uint64(0xFFFFFFFF))
     else:
         shingles = np.unique(hashes)
-    minhash = MinHash(num_perm=num_perm, seed=1, hashfunc=int, scheme="affine32")
+    minhash = _template(num_perm).copy()
     if len(shingles):
         minhash.update_batch(shingles.tolist())
     return np.asarray(minhash.hashvalues)
+
+
+@functools.cache
+def _template(num_perm: int) -> MinHash:
+    # Drawing the permutations costs more than hashing a page; draw them once per process.
+    return MinHash(num_perm=num_perm, seed=1, hashfunc=int, scheme="affine32")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +232,7 @@ def near_duplicates(profiles: Sequence[Profile], threshold: float) -> list[NearD
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     sketches = []
     for index, item in enumerate(profiles):
-        sketch = MinHash(num_perm=num_perm, seed=1, hashvalues=item.minhash, scheme="affine32")
+        sketch = LeanMinHash(seed=1, hashvalues=item.minhash, scheme="affine32")
         sketches.append(sketch)
         if item.units:
             lsh.insert(index, sketch)
