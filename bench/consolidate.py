@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from docs_automation.consolidate import Settings, analyse, apply
-from docs_automation.topics import Profile, near_duplicates
+from docs_automation.nearcopies import near_duplicates
 from docs_automation.tree import read_tree
 
 __all__ = ["all_pairs", "grow", "main", "measure"]
@@ -73,13 +73,13 @@ def grow(pages: dict[str, str], size: int) -> dict[str, str]:
     return out
 
 
-def all_pairs(profiles: Sequence[Profile], threshold: float) -> int:
+def all_pairs(pages: Sequence[tuple[str, np.ndarray]], threshold: float) -> int:
     """The baseline: compare every pair of MinHash signatures; return the pairs found."""
-    if len(profiles) < 2:
+    if len(pages) < 2:
         return 0
-    signatures = np.stack([item.minhash for item in profiles])
+    signatures = np.stack([values for _, values in pages])
     found = 0
-    for row in range(len(profiles) - 1):
+    for row in range(len(pages) - 1):
         agree = (signatures[row + 1 :] == signatures[row]).mean(axis=1)
         found += int((agree >= threshold).sum())
     return found
@@ -100,10 +100,11 @@ def measure(pages: dict[str, str], size: int, work: Path, settings: Settings) ->
     analysis = analyse(read_tree(src), settings)
     plan_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    lsh_pairs = len(near_duplicates(analysis.profiles, settings.near_duplicate_threshold))
+    sketches = [(item.path, item.minhash) for item in analysis.profiles if item.units]
+    lsh_pairs = len(near_duplicates(sketches, settings.near_duplicate_threshold))
     lsh_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    baseline_pairs = all_pairs(analysis.profiles, settings.near_duplicate_threshold)
+    baseline_pairs = all_pairs(sketches, settings.near_duplicate_threshold)
     baseline_s = time.perf_counter() - clock
     clock = time.perf_counter()
     result = apply(analysis, dest)

@@ -35,8 +35,9 @@ from rich.progress import Progress
 from . import consolidation_report
 from .consolidated import Verification, render, verify
 from .corpus import Page, parse_page
+from .nearcopies import near_duplicates
 from .plan import Plan, make_plan
-from .topics import Profile, families, near_duplicates, profile
+from .topics import Profile, families, profile
 from .tree import Tree, matches, publish, read_tree, staging_dir, write_tree
 
 __all__ = [
@@ -168,7 +169,8 @@ def analyse(
     profiles = [item for _, item in parsed]
     parsed_at = time.perf_counter()
     protected = {path for path in pages if matches(path, protect)}
-    near = near_duplicates(profiles, settings.near_duplicate_threshold)
+    sketches = [(item.path, item.minhash) for item in profiles if item.units]
+    near = near_duplicates(sketches, settings.near_duplicate_threshold)
     grouped = families(
         profiles,
         settings.max_topic_pages,

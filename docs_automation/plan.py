@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .corpus import Page
-from .topics import Family, NearDuplicate, Profile
+from .nearcopies import NearDuplicate
+from .topics import Family, Profile
 
 __all__ = ["Deletion", "Merge", "MergeSource", "Overlap", "Plan", "make_plan"]
 

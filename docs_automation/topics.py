@@ -14,26 +14,23 @@ hashed once and looked up once, so the cost grows with the number of pages, not 
 
 from __future__ import annotations
 
-import functools
 import math
 import posixpath
 import re
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .corpus import Page
+from .nearcopies import NearDuplicate, near_groups, shingle_minhash
 
 __all__ = [
+    "KIND_RANK",
     "Family",
-    "NearDuplicate",
     "Profile",
     "families",
-    "near_duplicates",
     "page_kind",
     "profile",
     "similarity",
@@ -187,65 +184,9 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
         name_words=frozenset(name),
         body=body,
         keywords=keywords,
-        minhash=_minhash(words, num_perm, shingle_words),
+        minhash=shingle_minhash(words, num_perm, shingle_words),
         units=sum(1 for unit in page.units if unit.substantive),
     )
-
-
-def _minhash(words: Sequence[str], num_perm: int, size: int) -> np.ndarray:
-    # crc32 per word in C, then shingle hashes combined with integer arithmetic: hashing each
-    # shingle string with datasketch's default sha1 made the 10,000-file benchmark 5x slower.
-    hashes = np.fromiter((zlib.crc32(word.encode()) for word in words), np.uint64, len(words))
-    if len(hashes) >= size:
-        combined = np.zeros(len(hashes) - size + 1, dtype=np.uint64)
-        for offset in range(size):
-            combined = (
-                combined * np.uint64(1_000_003) + hashes[offset : len(hashes) - size + 1 + offset]
-            )
-        shingles = np.unique(combined & np.uint64(0xFFFFFFFF))
-    else:
-        shingles = np.unique(hashes)
-    minhash = _template(num_perm).copy()
-    if len(shingles):
-        minhash.update_batch(shingles.tolist())
-    return np.asarray(minhash.hashvalues)
-
-
-@functools.cache
-def _template(num_perm: int) -> MinHash:
-    # Drawing the permutations costs more than hashing a page; draw them once per process.
-    return MinHash(num_perm=num_perm, seed=1, hashfunc=int, scheme="affine32")
-
-
-@dataclass(frozen=True, slots=True)
-class NearDuplicate:
-    """Two pages whose bodies share most of their word 3-shingles (estimated Jaccard)."""
-
-    first: str
-    second: str
-    jaccard: float
-
-
-def near_duplicates(profiles: Sequence[Profile], threshold: float) -> list[NearDuplicate]:
-    """Find page pairs whose estimated shingle Jaccard is at least `threshold` (LSH)."""
-    num_perm = len(profiles[0].minhash) if profiles else 0
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    sketches = []
-    for index, item in enumerate(profiles):
-        sketch = LeanMinHash(seed=1, hashvalues=item.minhash, scheme="affine32")
-        sketches.append(sketch)
-        if item.units:
-            lsh.insert(index, sketch)
-    found: list[NearDuplicate] = []
-    for index, sketch in enumerate(sketches):
-        if not profiles[index].units:
-            continue
-        for other in lsh.query(sketch):
-            if other > index:
-                jaccard = float(np.mean(profiles[index].minhash == profiles[other].minhash))
-                if jaccard >= threshold:
-                    found.append(NearDuplicate(profiles[index].path, profiles[other].path, jaccard))
-    return found
 
 
 def _idf(profiles: Sequence[Profile]) -> tuple[Counter[str], dict[str, float]]:
@@ -335,7 +276,7 @@ def families(
                 size[better] += 1
                 topic[item.path] = better
     # Near copies are one family whatever their names say: their text is the evidence.
-    for group in _near_groups(near, {item.path for item in items}):
+    for group in near_groups(near, {item.path for item in items}):
         label = "near copies of " + posixpath.basename(min(group))
         for path in group:
             topic[path] = label
@@ -393,22 +334,3 @@ def _central(members: Sequence[Profile], word: str, idf: dict[str, float], count
     if len(options) > 1:
         best = max(options, key=lambda c: sum(similarity(c, m, idf) for m in members if m is not c))
     return best
-
-
-def _near_groups(near: Iterable[NearDuplicate], allowed: set[str]) -> list[list[str]]:
-    """Connected groups of near-duplicate pages (union-find over the LSH pairs)."""
-    parent: dict[str, str] = {}
-
-    def root(path: str) -> str:
-        while parent.setdefault(path, path) != path:
-            parent[path] = parent[parent[path]]
-            path = parent[path]
-        return path
-
-    for pair in near:
-        if pair.first in allowed and pair.second in allowed:
-            parent[root(pair.first)] = root(pair.second)
-    groups: dict[str, list[str]] = defaultdict(list)
-    for path in list(parent):
-        groups[root(path)].append(path)
-    return [sorted(group) for group in groups.values() if len(group) > 1]
