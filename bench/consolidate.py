@@ -7,11 +7,13 @@ links (paths are permuted like the text, and `.md` survives), but shares no word
 others, so a copy behaves like another project's docs in the same tree rather than like
 10,000 duplicates.
 
-For each size it times `plan` (read the tree, parse, analyse) and `apply` (render, write,
-re-read, verify), and, as the baseline measured in the same run, near-duplicate search by
-comparing every pair of pages' MinHash signatures (numpy, vectorised) against the LSH lookup
-the consolidator uses. The growth exponent between two sizes is log(t2/t1) / log(n2/n1):
-1 is linear, 2 is quadratic. Results print as a table and go to bench/results/ as JSON.
+For each size it times `plan` (read the tree, parse, analyse; wall and CPU seconds, with the
+machine's load average, since other work on the machine stretches wall time) and `apply`
+(render, write, re-read, verify). As the baseline measured in the same run, it times
+near-duplicate search by comparing every pair of pages' MinHash signatures (numpy,
+vectorised) against the LSH lookup the consolidator uses. The growth exponent between two
+sizes is log(t2/t1) / log(n2/n1): 1 is linear, 2 is quadratic. Results print as a table
+and go to bench/results/ as JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
+import resource
 import shutil
 import string
 import tempfile
@@ -85,6 +89,15 @@ def all_pairs(pages: Sequence[tuple[str, np.ndarray]], threshold: float) -> int:
     return found
 
 
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished children (the parse workers)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _write(root: Path, pages: dict[str, str]) -> None:
     for path, text in pages.items():
         target = root / path
@@ -96,9 +109,9 @@ def measure(pages: dict[str, str], size: int, work: Path, settings: Settings) ->
     """Grow to `size`, then time plan, apply and both near-duplicate searches (seconds)."""
     src, dest = work / f"src-{size}", work / f"dest-{size}"
     _write(src, grow(pages, size))
-    clock = time.perf_counter()
+    clock, cpu, load = time.perf_counter(), _cpu(), os.getloadavg()[0]
     analysis = analyse(read_tree(src), settings)
-    plan_s = time.perf_counter() - clock
+    plan_s, plan_cpu = time.perf_counter() - clock, _cpu() - cpu
     clock = time.perf_counter()
     sketches = [(item.path, item.minhash) for item in analysis.profiles if item.units]
     lsh_pairs = len(near_duplicates(sketches, settings.near_duplicate_threshold))
@@ -119,6 +132,8 @@ def measure(pages: dict[str, str], size: int, work: Path, settings: Settings) ->
         "newly_broken_links": len(result.newly_broken),
         "parse_s": round(analysis.timings["parse"], 4),
         "plan_s": round(plan_s, 4),
+        "plan_cpu_s": round(plan_cpu, 4),
+        "load_average_before_plan": round(load, 2),
         "apply_s": round(apply_s, 4),
         "near_dup_lsh_s": round(lsh_s, 4),
         "near_dup_all_pairs_s": round(baseline_s, 4),
@@ -134,11 +149,17 @@ _COLUMNS = (
     ("files_after", "after"),
     ("units_kept", "units kept"),
     ("plan_s", "plan"),
+    ("plan_cpu_s", "plan CPU"),
+    ("load_average_before_plan", "load"),
     ("apply_s", "apply"),
     ("near_dup_lsh_s", "LSH"),
     ("near_dup_all_pairs_s", "all pairs"),
     ("all_pairs_over_lsh", "ratio"),
 )
+
+
+def _show(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def _growth(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -169,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "source": str(src),
         "rows": rows,
         "growth_exponent_plan": _growth(rows, "plan_s"),
+        "growth_exponent_plan_cpu": _growth(rows, "plan_cpu_s"),
         "growth_exponent_near_dup_lsh": _growth(rows, "near_dup_lsh_s"),
         "growth_exponent_near_dup_all_pairs": _growth(rows, "near_dup_all_pairs_s"),
     }
@@ -176,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _, label in _COLUMNS:
         table.add_column(label, justify="right")
     for row in rows:
-        table.add_row(*(str(row[key]) for key, _ in _COLUMNS))
+        table.add_row(*(_show(row[key]) for key, _ in _COLUMNS))
     console = Console()
     console.print(table)
     console.print({k: v for k, v in summary.items() if k.startswith("growth")})

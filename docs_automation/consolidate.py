@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +115,30 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _parse_chunk(job: tuple[list[tuple[str, str]], Settings]) -> list[tuple[Page, Profile]]:
-    chunk, settings = job
-    done = []
+_Job = tuple[list[tuple[str, str]], Settings, bool]
+
+
+def _parse_chunk(job: _Job) -> list[tuple[Page, Profile | None]]:
+    chunk, settings, profiled = job
+    done: list[tuple[Page, Profile | None]] = []
     for path, text in chunk:
         page = parse_page(path, text, settings.min_unit_words)
-        item = profile(page, settings.num_perm, settings.shingle_words, settings.top_keywords)
-        done.append((page, item))
+        item = None
+        if profiled:
+            item = profile(page, settings.num_perm, settings.shingle_words, settings.top_keywords)
+        # The caller has the text already; not sending it back halves what is pickled.
+        done.append((replace(page, text=""), item))
     return done
 
 
 def _parse_all(
-    texts: dict[str, str], settings: Settings, progress: Progress | None
-) -> list[tuple[Page, Profile]]:
+    texts: dict[str, str],
+    settings: Settings,
+    progress: Progress | None,
+    profiled: bool = True,
+    label: str = "parse",
+) -> list[tuple[Page, Profile | None]]:
+    """Parse (and profile) pages, in `settings.workers` processes when there are many."""
     items = sorted(texts.items())
     for path, text in items:
         if len(text) > settings.max_page_bytes:
@@ -136,10 +147,10 @@ def _parse_all(
                 "leave it out with --exclude"
             )
     size = 50
-    chunks = [(items[i : i + size], settings) for i in range(0, len(items), size)]
-    task = progress.add_task("parse", total=len(items)) if progress else None
+    chunks = [(items[i : i + size], settings, profiled) for i in range(0, len(items), size)]
+    task = progress.add_task(label, total=len(items)) if progress else None
     workers = settings.workers or os.cpu_count() or 1
-    results: list[tuple[Page, Profile]] = []
+    results: list[tuple[Page, Profile | None]] = []
     if workers > 1 and len(items) >= settings.parallel_min_pages:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for done in pool.map(_parse_chunk, chunks):
@@ -152,7 +163,7 @@ def _parse_all(
             results.extend(done)
             if progress and task is not None:
                 progress.advance(task, len(done))
-    return results
+    return [(replace(page, text=texts[page.path]), item) for page, item in results]
 
 
 def analyse(
@@ -166,7 +177,7 @@ def analyse(
     clock = time.perf_counter()
     parsed = _parse_all(tree.pages, settings, progress)
     pages = {page.path: page for page, _ in parsed}
-    profiles = [item for _, item in parsed]
+    profiles = [item for _, item in parsed if item is not None]
     parsed_at = time.perf_counter()
     protected = {path for path in pages if matches(path, protect)}
     sketches = [(item.path, item.minhash) for item in profiles if item.units]
@@ -211,9 +222,16 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
         raise InputError(str(error)) from error
     write_tree(staging, rendered, tree.copied, tree.root, {REDIRECTS_FILE: redirects})
     written = read_tree(staging, exclude)
-    # The output is parsed with the same unit rule as the source, or the check means nothing.
-    words = analysis.settings.min_unit_words
-    dest_pages = {path: parse_page(path, text, words) for path, text in written.pages.items()}
+    # The output is parsed with the same parser and settings as the source, or the check
+    # means nothing. A page written byte for byte as it was in SRC parses as it did there.
+    dest_pages = {
+        path: analysis.pages[path]
+        for path, text in written.pages.items()
+        if path in analysis.pages and analysis.pages[path].text == text
+    }
+    changed = {path: text for path, text in written.pages.items() if path not in dest_pages}
+    for page, _ in _parse_all(changed, analysis.settings, None, profiled=False):
+        dest_pages[page.path] = page
     dest_files = written.all_paths() - {REDIRECTS_FILE}
     result = verify(analysis.pages, plan, dest_pages, src_files, dest_files)
     publish(staging, dest, result.ok)

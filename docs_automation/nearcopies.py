@@ -20,9 +20,11 @@ __all__ = ["NearDuplicate", "near_duplicates", "near_groups", "shingle_minhash"]
 
 
 def shingle_minhash(words: Sequence[str], num_perm: int, size: int) -> np.ndarray:
+    """MinHash values (`num_perm` of them) of the `size`-word shingles of a page's words."""
     # crc32 per word in C, then shingle hashes combined with integer arithmetic: hashing each
     # shingle string with datasketch's default sha1 made the 10,000-file benchmark 5x slower.
-    hashes = np.fromiter((zlib.crc32(word.encode()) for word in words), np.uint64, len(words))
+    known = {word: zlib.crc32(word.encode()) for word in set(words)}
+    hashes = np.fromiter((known[word] for word in words), np.uint64, len(words))
     if len(hashes) >= size:
         combined = np.zeros(len(hashes) - size + 1, dtype=np.uint64)
         for offset in range(size):

@@ -251,9 +251,10 @@ def make_plan(
         key=lambda number: profiles[number].rank(),
         reverse=True,
     )
+    homes = set(plan.redirects.values())  # pages others now point to; they must stay
     for number in order:
         path = pages[number].path
-        if path in protected or path in plan.redirects.values():
+        if path in protected or path in homes:
             continue
         holders = [other for other in containers[number] if pages[other].path not in gone]
         if not holders:
@@ -264,6 +265,7 @@ def make_plan(
         reason = "exact duplicate" if same else "every unit is also in a larger page"
         plan.deletions.append(Deletion(path, (home,), f"{reason} ({pages[best].path})"))
         plan.redirects[path] = home
+        homes.add(home)
         gone.add(path)
     plan.kept = [page.path for page in pages if page.path not in gone]
     plan.overlaps = _overlaps(pages, index, posting_cap, min_units=3)

@@ -172,7 +172,10 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
     for unit in page.units:
         if unit.kind != "code":
             words.extend(unit.key.split())
-    counts = Counter(_stem(word) for word in words if len(word) > 2)
+    counts: Counter[str] = Counter()
+    for word, count in Counter(words).items():  # stem each distinct word once
+        if len(word) > 2:
+            counts[_stem(word)] += count
     body = {word: counts[word] for word in signature if word in counts}
     keywords = tuple(
         word for word, _ in counts.most_common(top_keywords * 3) if word not in _NOT_TOPICS
@@ -301,7 +304,8 @@ def families(
     for word in [word for word, members in kept.items() if len(members) == 1]:
         del kept[word]
     grouped = {item.path for members in kept.values() for item, _ in members}
-    loose.extend(item for item in items if item.path not in grouped and item not in loose)
+    refused = {item.path for item in loose}
+    loose.extend(item for item in items if item.path not in grouped and item.path not in refused)
     for item in loose:
         # A page refused by its first family may still fit another topic it names.
         options = [
