@@ -65,8 +65,8 @@ class Feed:
         self._kept: dict[str, deque[Update]] = {
             s: deque(maxlen=history_max_messages) for s in messages.SUBSCRIPTIONS
         }
-        #: The epoch's base seq (its seqs are base + 1, base + 2, ...); None before the first.
         self.epoch: int | None = None
+        """The epoch's base seq (its seqs are base + 1, base + 2, ...); None before the first."""
         self._last: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
 
     def highest_seq(self) -> int:

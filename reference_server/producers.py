@@ -25,10 +25,10 @@ from typing import Any
 
 __all__ = ["PRODUCER_CHANNELS", "PRODUCER_PATTERNS", "ProducerMessage", "route"]
 
-#: Exact channel names, subscribed with SUBSCRIBE.
 PRODUCER_CHANNELS: tuple[str, ...] = ("system_events", "project_index:websocket_events")
-#: Channel patterns, subscribed with PSUBSCRIBE.
+"""Producer channels with exact names (subscribed with SUBSCRIBE)."""
 PRODUCER_PATTERNS: tuple[str, ...] = ("agent_events:*",)
+"""Producer channel patterns (subscribed with PSUBSCRIBE)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,7 @@ class RedisBroker:
         self._log = get_logger(instance=self.instance_id)
         self._deliver: Deliver | None = None
         self._task: asyncio.Task[None] | None = None
-        #: The link while it is up (joined, caught up, heartbeating); None otherwise.
+        # The link while it is up (joined, caught up, heartbeating); None otherwise.
         self._link: RedisLink | None = None
         self._retry_at = 0.0
         self._last_error = ""

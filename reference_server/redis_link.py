@@ -84,8 +84,8 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 
-#: An instance missing this many heartbeats in a row is no longer waited for.
-MISSED_HEARTBEATS = 3
+# An instance missing this many heartbeats in a row is no longer waited for.
+_MISSED_HEARTBEATS = 3
 
 
 class RedisLink:
@@ -146,10 +146,10 @@ class RedisLink:
         self._pubsub = self.client.pubsub()
         self._append = self.client.register_script(_APPEND)
         self._heartbeat = self.client.register_script(_HEARTBEAT)
-        #: The epoch joined by `open`.
         self.epoch = 0
-        #: Whether this instance holds the republisher lease (as of the last heartbeat).
+        """The epoch joined by `open`."""
         self.republisher = False
+        """Whether this instance holds the republisher lease (as of the last heartbeat)."""
         self._positions: dict[str, str] = {}
         self._last_pong = time.monotonic()
 
@@ -337,7 +337,7 @@ class RedisLink:
     # -- heartbeat ---------------------------------------------------------------------
 
     async def _beat(self) -> None:
-        ttl_ms = int(self._s.redis_heartbeat_seconds * MISSED_HEARTBEATS * 1000)
+        ttl_ms = int(self._s.redis_heartbeat_seconds * _MISSED_HEARTBEATS * 1000)
         holder, live = await self._heartbeat(
             keys=[
                 self.key("epoch"),
