@@ -57,7 +57,8 @@ _NOT_TOPICS = _words(
     ultimate master definitive full unified consolidated phase week day sprint level part
     project system development multi core framework service services template model tool
     technical state value use general cycle remaining active data file type excellence
-    execution start pilot launch"""
+    execution start pilot launch intelligent smart professional control management gate
+    transformation pattern work capability"""
 )
 _WORD_RE = re.compile(r"[a-z][a-z0-9]*|[0-9]+[a-z]*")
 _CAMEL_RE = re.compile(r"([a-z0-9])([A-Z])")
