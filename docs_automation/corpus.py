@@ -36,14 +36,14 @@ __all__ = [
     "parse_page",
 ]
 
-#: An inline link or image: group 1 is `[text]` (with a leading `!` for images), group 2 the
-#: destination (optionally in `<...>`), group 3 an optional title. One level of nested
-#: brackets in the text is allowed, which covers badges (`[![alt](img)](href)`) and the like.
 LINK_RE = re.compile(
     r"(!?\[(?:[^\[\]\n]|\[[^\[\]\n]*\])*\])"
     r"\(\s*(<[^<>\n]*>|[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)"
     r"(\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
 )
+"""An inline link or image: group 1 is `[text]` (with a leading `!` for images), group 2 the
+destination (optionally in `<...>`), group 3 an optional title. One level of nested brackets in
+the text is allowed, which covers badges (`[![alt](img)](href)`) and the like."""
 _IMAGE_RE = re.compile(r"!\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)")
 _LINK_TEXT_RE = re.compile(
     r"\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)"

@@ -82,7 +82,6 @@ _KIND_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("plan", re.compile(r"plan|roadmap|strategy|proposal|backlog", re.I)),
 )
-#: How strongly a page kind is preferred as the page that stays (the merge target).
 KIND_RANK = {
     "live": 4.0,
     "plan": 3.0,
@@ -91,6 +90,7 @@ KIND_RANK = {
     "archive": 0.0,
     "scratchpad": 0.0,
 }
+"""How strongly a page kind is preferred as the page that stays (the merge target)."""
 
 
 def _stem(word: str) -> str:

@@ -24,8 +24,8 @@ __all__ = [
     "write_tree",
 ]
 
-#: File name endings parsed as Markdown; every other file is copied as it is.
 MARKDOWN_SUFFIXES = (".md", ".markdown")
+"""File name endings parsed as Markdown; every other file is copied as it is."""
 _ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
