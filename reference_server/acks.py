@@ -64,7 +64,12 @@ class Acks:
             self._settle(sub)
 
     def record(self, instance: str, marks: Mapping[str, int]) -> None:
-        """Note that `instance` has read each subscription in `marks` up to its number."""
+        """Note that `instance` has read each subscription in `marks` up to its number.
+
+        An instance heard from is live from then on (until a heartbeat says otherwise), so
+        one that has just joined is waited for before the other instances' next heartbeat.
+        """
+        self.live |= {instance}
         positions = self._read.setdefault(instance, {})
         for sub, n in marks.items():
             if n > positions.get(sub, 0):

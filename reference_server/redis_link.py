@@ -171,6 +171,11 @@ class RedisLink:
         await self._pubsub.subscribe(self.key(self.epoch, "progress"), *PRODUCER_CHANNELS)
         await self._pubsub.psubscribe(*PRODUCER_PATTERNS)
         await self._beat()
+        # Announce where this instance starts reading: from now on, publishes wait for it.
+        start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
+        await self.client.publish(
+            self.key(self.epoch, "progress"), format_progress(self.instance_id, start)
+        )
         while await self._read(block_ms=None):
             pass  # what the streams retain is delivered before the link says it is up
 

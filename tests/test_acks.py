@@ -43,6 +43,20 @@ def test_an_instance_that_stops_heartbeating_is_no_longer_waited_for() -> None:
     assert asyncio.run(scenario())
 
 
+def test_an_instance_heard_from_is_waited_for_before_its_first_heartbeat_is_seen() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        acks = Acks("a")
+        acks.set_live(["a"])
+        acks.record("new", {"agents": 0})  # it announces where it starts reading
+        acks.record("a", {"agents": 1})
+        done = acks.wait("agents", 1)
+        before = done.done()
+        acks.record("new", {"agents": 1})
+        return before, done.done()
+
+    assert asyncio.run(scenario()) == (False, True)
+
+
 def test_positions_already_reached_confirm_at_once_and_failure_reaches_every_waiter() -> None:
     async def scenario() -> tuple[bool, str]:
         acks = Acks("a")

@@ -88,6 +88,15 @@ async def started(url: str, *names: str, **overrides: Any) -> list[Instance]:
     return [await Instance(url, n, **overrides).start() for n in names]
 
 
+async def settled(*instances: Instance) -> None:
+    """Wait until every instance counts all of them live (a heartbeat or a progress note)."""
+    await eventually(
+        lambda: all(
+            i.broker.status().details["live_instances"] == len(instances) for i in instances
+        )
+    )
+
+
 async def close_all(*instances: Instance) -> None:
     for inst in instances:
         await inst.broker.close()
@@ -96,6 +105,7 @@ async def close_all(*instances: Instance) -> None:
 def test_an_update_reaches_every_instance_once_in_seq_order(redis_server: RedisProcess) -> None:
     async def scenario() -> None:
         a, b, c = await started(redis_server.url, "a", "b", "c")
+        await settled(a, b, c)
         acks = []
         for i in range(30):
             acks.append(await (a, b, c)[i % 3].publish("agents", "agent_update", {"i": i}, f"p{i}"))
@@ -145,6 +155,7 @@ def test_history_answers_resumes_on_any_instance_and_a_late_instance_catches_up(
 ) -> None:
     async def scenario() -> None:
         a, b = await started(redis_server.url, "a", "b", history_max_messages=4)
+        await settled(a, b)
         sent = [await a.publish("system", "system_update", {"i": i}, "c") for i in range(6)]
         # A client that saw seq #2 on `a` resumes on `b`: `b` replays 3..6 from memory.
         history = await b.broker.history("system", sent[1].seq)
@@ -172,6 +183,7 @@ def test_a_restart_that_loses_all_data_starts_a_new_epoch_and_tells_subscribers(
         redis_server.restart()  # a fresh, empty server: streams and counters are gone
         recovery = await eventually(lambda: a.connected and b.connected)
         assert recovery < 5.0
+        await settled(a, b)
         new = await b.publish("agents", "agent_update", {"i": "after"}, "c")
         assert new.seq > old.seq  # never a seq an old update had
         for inst in (a, b):
@@ -206,6 +218,7 @@ def test_a_hung_redis_degrades_then_recovers_in_the_same_epoch_without_loss(
         finally:
             redis_server.resume()
         await eventually(lambda: a.connected and b.connected)
+        await settled(a, b)
         after = await b.publish("agents", "agent_update", {"i": 1}, "c")
         for inst in (a, b):
             assert inst.notices() == []  # same epoch: nothing was lost, nothing to resync
