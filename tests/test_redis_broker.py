@@ -14,15 +14,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 from reference_server.broker import Update
 from reference_server.errors import BrokerUnavailable
 from reference_server.metrics import Metrics
 from reference_server.redis_broker import RedisBroker
 from reference_server.settings import Settings
-from tests.procs import RedisProcess, free_port
+from tests.procs import RedisProcess, ServerProcess, free_port
 from tests.wsclient import check_server_frame
 
 pytestmark = pytest.mark.integration
@@ -316,3 +318,42 @@ def test_reconnects_follow_the_capped_full_jitter_backoff() -> None:
 
     run(scenario)
     assert [round(w, 6) for w in waits[:7]] == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
+
+
+def test_a_server_says_degraded_and_answers_503_while_its_redis_is_down(
+    redis_server: RedisProcess, server_factory: Callable[..., ServerProcess]
+) -> None:
+    server = server_factory({"REDIS_URL": redis_server.url, "WS_REDIS_TIMEOUT_SECONDS": "0.5"})
+    publish_url = server.http + "/api/dashboard/websocket/broadcast?subscription=alerts"
+    alert = {"alerts": [{"level": "critical", "message": "disk full"}]}
+
+    def status() -> str:
+        return str(httpx.get(server.http + "/health").json()["status"])
+
+    def metric(name: str, **labels: str) -> float | None:
+        text = httpx.get(server.http + "/api/dashboard/metrics/websockets").text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return None
+
+    health = httpx.get(server.http + "/health").json()
+    assert health["status"] == "healthy"
+    assert health["components"]["broker"]["kind"] == "redis"
+    first = httpx.post(publish_url, json=alert)
+    assert first.status_code == 200
+    redis_server.kill()
+    asyncio.run(eventually(lambda: status() == "degraded", 3.0))
+    refused = httpx.post(publish_url, json=alert)
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "not published" in refused.json()["detail"]
+    assert metric("leanvibe_ws_broker_up") == 0
+    assert metric("leanvibe_ws_publishes_refused_total", reason="broker_unavailable") == 1
+    redis_server.restart()
+    asyncio.run(eventually(lambda: status() == "healthy", 5.0))
+    again = httpx.post(publish_url, json=alert)
+    assert again.status_code == 200 and again.json()["seq"] > first.json()["seq"]
+    attempts = metric("leanvibe_ws_broker_reconnect_attempts_total")
+    assert attempts is not None and attempts >= 1
