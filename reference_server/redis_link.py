@@ -164,15 +164,13 @@ class RedisLink:
             RedisError, OSError: Redis is unreachable or failed.
         """
         self.epoch = await self._join()
-        self._positions = {
-            self.key(self.epoch, "s", sub): f"{self._feed.last_seq(sub) - self.epoch}-0"
-            for sub in messages.SUBSCRIPTIONS
-        }
+        # Read on after the last update delivered (entry ids are `<n>-0`, n = seq - epoch).
+        start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
+        self._positions = {self.key(self.epoch, "s", sub): f"{n}-0" for sub, n in start.items()}
         await self._pubsub.subscribe(self.key(self.epoch, "progress"), *PRODUCER_CHANNELS)
         await self._pubsub.psubscribe(*PRODUCER_PATTERNS)
         await self._beat()
         # Announce where this instance starts reading: from now on, publishes wait for it.
-        start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
         await self.client.publish(
             self.key(self.epoch, "progress"), format_progress(self.instance_id, start)
         )
