@@ -15,6 +15,7 @@ from .errors import (
     PublishError,
     SettingsError,
 )
+from .redis_broker import RedisBroker
 from .session import Session
 from .settings import Settings
 
@@ -29,6 +30,7 @@ __all__ = [
     "HiveError",
     "MemoryBroker",
     "PublishError",
+    "RedisBroker",
     "Session",
     "Settings",
     "SettingsError",

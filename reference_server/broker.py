@@ -74,7 +74,8 @@ class History:
     Attributes:
         updates: retained updates after the requested seq, oldest first.
         oldest_seq: the oldest seq still retained (`latest_seq + 1` when none is).
-        latest_seq: the newest seq published on the subscription (0 before the first).
+        latest_seq: the newest seq published on the subscription (the broker's base before
+            the first).
     """
 
     updates: list[Update]
@@ -151,7 +152,10 @@ class MemoryBroker:
         self._history: dict[str, deque[Update]] = {
             s: deque(maxlen=history_max_messages) for s in messages.SUBSCRIPTIONS
         }
-        self._seq: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
+        # Seqs continue from a base in microseconds since the epoch, so a restarted server
+        # never reuses a seq that a client may still resume from (it gets resync_required).
+        self._base = int(clock() * 1_000_000)
+        self._seq: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, self._base)
         self._deliver: Deliver | None = None
 
     async def start(self, deliver: Deliver) -> None:
@@ -185,7 +189,8 @@ class MemoryBroker:
         return History([u for u in kept if u.seq > after_seq], oldest, latest)
 
     def status(self) -> BrokerStatus:
-        return BrokerStatus("memory", True, {"published": dict(self._seq)})
+        published = {sub: seq - self._base for sub, seq in self._seq.items()}
+        return BrokerStatus("memory", True, {"published": published})
 
     async def close(self) -> None:
         self._deliver = None
