@@ -224,6 +224,14 @@ def floors(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     ws = ratio(results, "ours", "bare-websockets", 1000, _rate)[0]
     check("throughput at 1,000 subscribers >= 1.0x bare FastAPI", fa, lambda v: v >= 1.0, "×")
     check("throughput at 1,000 subscribers >= 0.6x bare websockets", ws, lambda v: v >= 0.6, "×")
+    cpu = ratio(results, "ours", "bare-fastapi", 1000, lambda c: c["max"]["server_cpu_us"])[0]
+    # Throughput on shared cores swings with whatever else runs; CPU per update does not.
+    check(
+        "server CPU per update at 1,000 subscribers <= 1.0x bare FastAPI",
+        cpu,
+        lambda v: v <= 1.0,
+        "×",
+    )
     p95 = _median([c["fixed"]["p95_ms"] for c in _cells(results, "ours", 1000)])
     check("P95 at 1,000 subscribers x 10/s < 15 ms", p95, lambda v: v < 15, " ms")
     cross = ratio(results, "ours-redis-3", "ours", 1000, _rate)[0]
