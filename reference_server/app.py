@@ -32,7 +32,7 @@ from .errors import BrokerUnavailable, PublishError
 from .hub import Connection, Hub
 from .logs import get_logger
 from .metrics import Metrics
-from .outbox import Outbox
+from .outbox import Outbox, transport_writers
 from .session import Action, Close, Dropped, Send, Session, SubscriptionsChanged
 from .settings import Settings
 from .state import DashboardState
@@ -81,10 +81,16 @@ class TransportAbort:
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         if scope["type"] == "websocket":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            protocol = getattr(send, "__self__", None)
+            transport = getattr(protocol, "transport", None)
             if transport is not None:
-                extensions = {**(scope.get("extensions") or {}), "hive.abort": transport.abort}
-                scope = {**scope, "extensions": extensions}
+                # The scope is this connection's own: extend it in place rather than copy it
+                # (a copy per connection is memory every idle client pays for).
+                extensions = scope.setdefault("extensions", {})
+                extensions["hive.abort"] = transport.abort
+                writers = transport_writers(protocol)
+                if writers is not None:
+                    extensions["hive.send_batch"], extensions["hive.write_now"] = writers
         await self.app(scope, receive, send)
 
 
@@ -277,6 +283,8 @@ class Runtime:
         def sends_keep_failing() -> None:
             _abort_transport(websocket)
 
+        extensions = websocket.scope.get("extensions") or {}
+
         conn = Connection(
             session,
             Outbox(
@@ -286,6 +294,8 @@ class Runtime:
                 failure_threshold=self.settings.backpressure_disconnect_threshold,
                 metrics=self.metrics,
                 on_failures=sends_keep_failing,
+                send_batch=extensions.get("hive.send_batch"),
+                write_now=extensions.get("hive.write_now"),
             ),
             lambda reason: self.cut_off(conn, reason),
         )

@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+
 from .metrics import Metrics
 
 __all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox", "transport_writers"]
@@ -36,6 +38,22 @@ WriteNow = Callable[[str], bool]
 
 #: What `Outbox.offer` did with a frame.
 FULL, QUEUED, WRITTEN = 0, 1, 2
+
+
+_last: list[Any] = [None, b""]
+
+
+def _frame_bytes(text: str) -> bytes:
+    """The unmasked text frame (RFC 6455 §5.2) carrying `text`, as sent by a server.
+
+    Fan-out hands every recipient the same `str` object in a row, so remembering the last
+    one makes this one encoding per update instead of one per recipient.
+    """
+    if _last[0] is not text:
+        _last[0] = text
+        _last[1] = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    frame: bytes = _last[1]
+    return frame
 
 
 def transport_writers(protocol: object) -> tuple[SendBatch, WriteNow] | None:
@@ -63,19 +81,29 @@ def transport_writers(protocol: object) -> tuple[SendBatch, WriteNow] | None:
     def gone() -> bool:
         return bool(attrs.disconnected or attrs.close_sent or transport.is_closing())
 
+    if getattr(conn, "extensions", None):
+        # permessage-deflate: each connection compresses with its own context.
+        def frames(texts: list[str]) -> bytes:
+            for text in texts:
+                conn.send_text(text.encode())
+            return b"".join(conn.data_to_send())
+
+    else:
+        # No extension: a server frame is unmasked, so its bytes are the same for every
+        # recipient, and `_frame_bytes` builds them once per update.
+        def frames(texts: list[str]) -> bytes:
+            return b"".join(map(_frame_bytes, texts))
+
     async def send_batch(texts: list[str]) -> None:
         await writable.wait()  # paused while the transport's buffer is over its high mark
         if gone():
             raise ConnectionError("the client is gone")
-        for text in texts:
-            conn.send_text(text.encode())
-        transport.write(b"".join(conn.data_to_send()))
+        transport.write(frames(texts))
 
     def write_now(text: str) -> bool:
         if not writable.is_set() or gone():
             return False
-        conn.send_text(text.encode())
-        transport.write(b"".join(conn.data_to_send()))
+        transport.write(frames([text]))
         return True
 
     return send_batch, write_now

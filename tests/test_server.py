@@ -361,3 +361,24 @@ def test_json_logs_carry_connection_ids(server: ServerProcess) -> None:
         json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
     ]
     assert any(line.get("connection_id") == cid and line["event"] == "connected" for line in lines)
+
+
+@pytest.mark.parametrize("deflate", ["true", "false"])
+def test_fan_out_is_correct_with_and_without_permessage_deflate(
+    server_factory: Any, deflate: str
+) -> None:
+    srv = server_factory({"WS_PER_MESSAGE_DEFLATE": deflate})
+    clients = [Client(srv.ws + "?subscriptions=system") for _ in range(3)]
+    try:
+        for c in clients:
+            c.recv()
+        negotiated = {bool(c.ws.protocol.extensions) for c in clients}
+        assert negotiated == {deflate == "true"}
+        seqs = [publish(srv, "system", {"i": i, "pad": "z" * i * 50})["seq"] for i in range(30)]
+        for c in clients:
+            got = [c.recv_until("system_update") for _ in seqs]
+            assert [f["seq"] for f in got] == seqs
+            assert [f["data"]["i"] for f in got] == list(range(30))
+    finally:
+        for c in clients:
+            c.ws.close()
