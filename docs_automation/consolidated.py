@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from .corpus import LINK_RE, Page, link_path
+from .corpus import LINK_RE, Page, link_path, unit_sources
 from .plan import Merge, Plan
 
 __all__ = ["LinkRewriter", "Verification", "folders", "render", "verify"]
@@ -116,7 +116,7 @@ def _merged_block(
     chunks: list[list[str]] = []
     section = -1
     previous = ""
-    for unit in page.units:
+    for unit, source_text in zip(page.units, unit_sources(page), strict=True):
         if not unit.key or unit.key in seen:
             continue
         seen.add(unit.key)
@@ -128,9 +128,9 @@ def _merged_block(
                 level = "#" * min(6, max(3, heading.level + 1))
                 chunks.append([f"{level} {links.text(heading.heading, page.path, merge.target)}"])
         raw = (
-            unit.raw
+            source_text
             if unit.kind in ("code", "html")
-            else links.text(unit.raw, page.path, merge.target)
+            else links.text(source_text, page.path, merge.target)
         )
         lines = raw.split("\n")
         last = chunks[-1] if chunks else []

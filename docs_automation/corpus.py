@@ -18,6 +18,7 @@ import posixpath
 import re
 import textwrap
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
@@ -34,6 +35,7 @@ __all__ = [
     "link_path",
     "normalize",
     "parse_page",
+    "unit_sources",
 ]
 
 LINK_RE = re.compile(
@@ -56,8 +58,7 @@ _FRONT_MATTER_END = re.compile(r"^(---|\.\.\.)\s*$")
 _MD = MarkdownIt("commonmark").enable("table").disable("inline")
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(NamedTuple):
     """A heading and the units under it; the text before the first heading has level 0."""
 
     heading: str
@@ -65,18 +66,21 @@ class Section:
     line: int
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(NamedTuple):
     """One piece of content that must survive consolidation.
+
+    A named tuple rather than a dataclass: pages cross process boundaries when they are
+    parsed in parallel, and tuples pickle in half the time.
 
     Attributes:
         kind: `paragraph`, `item`, `row`, `code`, `html` or `front_matter`.
         key: the normalised text that identifies the unit across pages.
-        raw: Markdown that re-parses to a unit with the same key when emitted on its own
-            (list markers kept, table rows with their header, code re-fenced).
+        raw: for code, HTML and front matter, Markdown that re-parses to the same key (code
+            re-fenced); empty for prose, whose Markdown `unit_sources` cuts from the page.
         section: index of the enclosing section in `Page.sections`.
-        line: 1-based line of the unit in its page.
+        line: 1-based first line of the unit in its page; `end`: 1-based last line.
         substantive: whether losing the unit would lose a fact (see `parse_page`).
+        header: for a table row, the 1-based line of its table's header row, else 0.
     """
 
     kind: str
@@ -85,10 +89,11 @@ class Unit:
     section: int
     line: int
     substantive: bool
+    end: int = 0
+    header: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
     """A relative link of a page, as written, with the SRC path it resolves to."""
 
     href: str
@@ -179,15 +184,14 @@ class _Builder:
         self.sections: list[Section] = [Section("", 0, 1)]
         self.units: list[Unit] = []
 
-    def source(self, start: int, end: int) -> str:
+    def add(self, kind: str, key: str, raw: str, start: int, end: int, header: int = -1) -> None:
         # markdown-it maps are 0-based, end-exclusive, relative to the text after front matter.
-        return textwrap.dedent("\n".join(self.lines[self.offset + start : self.offset + end]))
-
-    def add(self, kind: str, key: str, raw: str, line: int) -> None:
         words = len(key.split()) - (1 if kind in ("code", "front_matter") else 0)
         substantive = words >= (1 if kind in ("code", "front_matter") else self.min_words)
         section = len(self.sections) - 1
-        self.units.append(Unit(kind, key, raw, section, line + self.offset + 1, substantive))
+        first, last = start + self.offset + 1, end + self.offset
+        top = header + self.offset + 1 if header >= 0 else 0
+        self.units.append(Unit(kind, key, raw, section, first, substantive, last, top))
 
 
 def parse_page(path: str, text: str, min_words: int = 2) -> Page:
@@ -207,11 +211,11 @@ def parse_page(path: str, text: str, min_words: int = 2) -> Page:
     builder = _Builder(path, lines, offset, min_words)
     if offset:
         content = "\n".join(lines[1 : offset - 1]) + "\n"
-        builder.add("front_matter", code_key(content), fence(content, "yaml"), -offset)
+        builder.add("front_matter", code_key(content), fence(content, "yaml"), -offset, 0)
     tokens = _MD.parse("\n".join(lines[offset:]))
     code_lines: set[int] = set(range(1, offset + 1))
     containers: list[str] = []
-    table_header: list[str] = []
+    header = -1
     for index, token in enumerate(tokens):
         kind = token.type
         if kind.endswith("_open") and kind not in ("paragraph_open", "heading_open", "tr_open"):
@@ -227,27 +231,21 @@ def parse_page(path: str, text: str, min_words: int = 2) -> Page:
         elif kind == "paragraph_open":
             inline = tokens[index + 1].content
             in_item = bool(containers) and containers[-1] == "list_item_open"
-            raw = builder.source(start, end)
-            builder.add("item" if in_item else "paragraph", normalize(inline), raw, start)
+            builder.add("item" if in_item else "paragraph", normalize(inline), "", start, end)
         elif kind in ("fence", "code_block"):
             code_lines.update(range(start + offset + 1, end + offset + 1))
             info = token.info.strip() if kind == "fence" else ""
-            builder.add("code", code_key(token.content), fence(token.content, info), start)
+            builder.add("code", code_key(token.content), fence(token.content, info), start, end)
         elif kind == "html_block":
             code_lines.update(range(start + offset + 1, end + offset + 1))
             raw = token.content.rstrip("\n")
-            builder.add("html", normalize(token.content), raw + _html_closer(raw), start)
+            builder.add("html", normalize(token.content), raw + _html_closer(raw), start, end)
         elif kind == "tr_open":
             containers.append(kind)
-            row = builder.source(start, end)
             if containers[-2] == "thead_open":
-                delimiter = builder.source(end, end + 1)
-                table_header = [row, delimiter]
-                raw = "\n".join(table_header)
-            else:
-                raw = "\n".join([*table_header, row])
-            cells = row.strip().strip("|").split("|")
-            builder.add("row", normalize(" ".join(cells)), raw, start)
+                header = start
+            cells = lines[offset + start].strip().strip("|").split("|")
+            builder.add("row", normalize(" ".join(cells)), "", start, end, header)
     return Page(
         path=path,
         text=text,
@@ -300,6 +298,33 @@ def _closer(tokens: list[Token], lines: list[str]) -> str:
     if last.type == "html_block":
         return _html_closer(last.content)
     return ""
+
+
+def unit_sources(page: Page) -> list[str]:
+    """The Markdown of each unit of `page`, in order, each re-parsing to a unit with its key.
+
+    Prose is cut from the page and dedented (a list item keeps its marker); a table row
+    comes with its table's header and delimiter rows, so that it is still a table row.
+    """
+    lines = page.text.split("\n")
+
+    def cut(first: int, last: int) -> str:
+        if first == last:
+            return lines[first - 1].lstrip()  # what dedent does to one line, much faster
+        return textwrap.dedent("\n".join(lines[first - 1 : last]))
+
+    sources = []
+    for unit in page.units:
+        if unit.raw:
+            sources.append(unit.raw)
+        elif unit.kind == "row":
+            head = [cut(unit.header, unit.header), cut(unit.header + 1, unit.header + 1)]
+            sources.append(
+                "\n".join(head if unit.line == unit.header else [*head, cut(unit.line, unit.line)])
+            )
+        else:
+            sources.append(cut(unit.line, unit.end))
+    return sources
 
 
 def _title(sections: list[Section], path: str) -> str:

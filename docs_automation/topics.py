@@ -14,6 +14,7 @@ hashed once and looked up once, so the cost grows with the number of pages, not 
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
@@ -93,6 +94,7 @@ KIND_RANK = {
 """How strongly a page kind is preferred as the page that stays (the merge target)."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     # A light plural strip so "reports"/"report" and "hooks"/"hook" meet; not a real stemmer.
     if word.endswith("ies") and len(word) > 5:

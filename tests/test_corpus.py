@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docs_automation.corpus import code_key, fence, link_path, normalize, parse_page
+from docs_automation.corpus import code_key, fence, link_path, normalize, parse_page, unit_sources
 
 pytestmark = pytest.mark.unit
 
@@ -65,15 +65,14 @@ def test_short_prose_is_not_substantive_but_code_is() -> None:
 
 def test_every_unit_raw_parses_back_to_the_same_key() -> None:
     page = parse_page("docs/broker.md", PAGE)
-    for unit in page.units:
-        again = parse_page("x.md", unit.raw)
-        assert unit.key in {u.key for u in again.units}, unit.raw
+    for unit, source in zip(page.units, unit_sources(page), strict=True):
+        again = parse_page("x.md", source)
+        assert unit.key in {u.key for u in again.units}, source
 
 
 def test_table_rows_carry_their_header_so_they_stay_a_table() -> None:
     page = parse_page("docs/broker.md", PAGE)
-    body_row = page.units[6]
-    assert body_row.raw.splitlines() == [
+    assert unit_sources(page)[6].splitlines() == [
         "| setting | default |",
         "| --- | --- |",
         "| history_max_messages | 1000 |",
@@ -82,7 +81,7 @@ def test_table_rows_carry_their_header_so_they_stay_a_table() -> None:
 
 def test_nested_list_item_raw_is_dedented_with_its_marker() -> None:
     page = parse_page("docs/broker.md", PAGE)
-    assert page.units[3].raw == "- capped with `MAXLEN`"
+    assert unit_sources(page)[3] == "- capped with `MAXLEN`"
 
 
 def test_sections_follow_headings_and_the_title_is_the_first_h1() -> None:
