@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 __all__ = ["COMMANDS", "main"]
 
-#: Modules of `docs_automation` that provide a command, in help order.
 COMMANDS: tuple[str, ...] = ("examples", "apiref", "diagrams", "staleness", "consolidate")
+"""Modules of `docs_automation` that provide a command, in help order."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,9 @@ from .validators import BlockError
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "MermaidChecker", "launch"]
 
 CHROMIUM = "/usr/bin/chromium"
-#: Headless flags: no sandbox (containers run as root), no GPU, and no calls home.
+"""Debian's Chromium, the browser every check drives (Playwright never downloads one)."""
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking")
+"""Headless flags: no sandbox (containers run as root), no GPU, and no calls home."""
 
 
 def launch(playwright: Any) -> Any:

@@ -57,12 +57,13 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Longest one block may run, in seconds.
+"""The project folder: `docs/` and `mkdocs.yml` are read from here."""
 BLOCK_TIMEOUT_SECONDS = 60.0
-#: Longest a process a page starts in the background may take to listen, in seconds.
+"""Longest one block may run, in seconds."""
 READY_TIMEOUT_SECONDS = 20.0
-#: Longest the newcomer run (fresh venv, `pip install`, the whole tutorial) may take.
+"""Longest a process a page starts in the background may take to listen, in seconds."""
 NEWCOMER_TIMEOUT_SECONDS = 900.0
+"""Longest the newcomer run (fresh venv, `pip install`, the whole tutorial) may take."""
 _METRICS_PATH = "/api/dashboard/metrics/websockets"
 
 

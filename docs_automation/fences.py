@@ -34,12 +34,16 @@ __all__ = [
 ]
 
 EXECUTED = "executed"
+"""Outcome of a block that runs (python, bash, console, js, ts)."""
 VALIDATED = "validated"
+"""Outcome of a block checked against a definition (json frames, config, mermaid)."""
 ILLUSTRATIVE = "illustrative"
+"""Outcome of a block marked `<!-- illustrative: reason -->`; neither run nor checked."""
 UNCLASSIFIED = "unclassified"
+"""Outcome of a block none of the rules covers; the tests fail on it."""
 
-#: Largest share of fences that may be marked illustrative (the issue's "under 5 %").
 MARKED_SHARE_MAX = 0.05
+"""Largest share of fences that may be marked illustrative (the issue's "under 5 %")."""
 
 # Language of the info string -> how its fences are proven. `yaml` is placed by content.
 _KINDS: dict[str, str] = {

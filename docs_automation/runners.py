@@ -39,8 +39,8 @@ __all__ = [
     "wait_listening",
 ]
 
-#: The port every page's URLs use: the PWA's development port.
 DEFAULT_PORT = 8000
+"""The port every page's URLs use: the PWA's development port."""
 _PORT = re.compile(
     r"(?P<pre>(?:127\.0\.0\.1|localhost):|--port[ =]|-p |WS_PORT=)(?P<port>\d{2,5})\b"
 )

@@ -31,13 +31,17 @@ __all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox", "transport_writers"]
 
 SendText = Callable[[str], Awaitable[None]]
 CloseWith = Callable[[int], Awaitable[None]]
-#: Writes several text frames with one write; raises when the client is gone.
 SendBatch = Callable[[list[str]], Awaitable[None]]
-#: Writes one text frame at once if the transport has room; False (nothing written) if not.
+"""Writes several text frames with one write; raises when the client is gone."""
 WriteNow = Callable[[str], bool]
+"""Writes one text frame at once if the transport has room; False (nothing written) if not."""
 
-#: What `Outbox.offer` did with a frame.
-FULL, QUEUED, WRITTEN = 0, 1, 2
+FULL = 0
+"""`Outbox.offer` did nothing: the queue is full or closing."""
+QUEUED = 1
+"""`Outbox.offer` queued the frame for the writer task."""
+WRITTEN = 2
+"""`Outbox.offer` wrote the frame at once; the caller counts it as sent."""
 
 
 _last: list[Any] = [None, b""]
