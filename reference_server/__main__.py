@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from .app import WS_PATH, Runtime, create_app
+from .app import WS_PATH, create_app
 from .errors import SettingsError
 from .logs import configure_logging
+from .runtime import Runtime
 from .settings import Settings
 
 __all__ = ["main"]

@@ -6,12 +6,11 @@ client. When the queue is full the put fails and the caller cuts the client off 
 publish-to-send latency once per batch, so a busy fan-out pays for the metrics once per
 wake-up, not once per frame.
 
-Two optional fast paths skip ASGI for plain text frames (`transport_writers` builds them
-for uvicorn's `websockets-sansio` protocol): `offer` writes a frame at once when the writer
-is idle and the transport has room, and the writer hands everything queued to one
-`send_batch` call, one write for many frames. Measured in bench/ at 1,000 subscribers, they
-took ours from about 0.4x to about 1.3x the bare FastAPI endpoint's throughput: each
-frame sent through ASGI costs three wrapper layers, a task wake-up and a write system call.
+Two optional fast paths skip ASGI for text frames (`transport.transport_writers` builds
+them): `offer` writes a frame at once when the writer is idle and the transport has room,
+and the writer hands everything queued to one `send_batch` call, one write for many frames.
+Each frame sent through ASGI costs three wrapper layers, a task wake-up and a write system
+call; these cost one write.
 """
 
 from __future__ import annotations
@@ -21,20 +20,14 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from websockets.frames import Frame, Opcode
 
 from .metrics import Metrics
+from .transport import SendBatch, WriteNow
 
-__all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox", "transport_writers"]
+__all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox"]
 
 SendText = Callable[[str], Awaitable[None]]
 CloseWith = Callable[[int], Awaitable[None]]
-SendBatch = Callable[[list[str]], Awaitable[None]]
-"""Writes several text frames with one write; raises when the client is gone."""
-WriteNow = Callable[[str], bool]
-"""Writes one text frame at once if the transport has room; False (nothing written) if not."""
 
 FULL = 0
 """`Outbox.offer` did nothing: the queue is full or closing."""
@@ -42,75 +35,6 @@ QUEUED = 1
 """`Outbox.offer` queued the frame for the writer task."""
 WRITTEN = 2
 """`Outbox.offer` wrote the frame at once; the caller counts it as sent."""
-
-
-_last: list[Any] = [None, b""]
-
-
-def _frame_bytes(text: str) -> bytes:
-    """The unmasked text frame (RFC 6455 §5.2) carrying `text`, as sent by a server.
-
-    Fan-out hands every recipient the same `str` object in a row, so remembering the last
-    one makes this one encoding per update instead of one per recipient.
-    """
-    if _last[0] is not text:
-        _last[0] = text
-        _last[1] = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
-    frame: bytes = _last[1]
-    return frame
-
-
-def transport_writers(protocol: object) -> tuple[SendBatch, WriteNow] | None:
-    """`(send_batch, write_now)` writing straight to uvicorn's `websockets-sansio` protocol.
-
-    They do what that protocol's own ASGI `send` does for a text frame (frame it with the
-    protocol's `websockets` state machine, write the bytes to the transport, respect its
-    flow control), minus the per-frame layers. None when `protocol` is anything else (another
-    server or WebSocket implementation): the caller then keeps to plain ASGI sends.
-    """
-    conn: Any = getattr(protocol, "conn", None)
-    transport: Any = getattr(protocol, "transport", None)
-    writable = getattr(protocol, "writable", None)
-    if (
-        not hasattr(conn, "send_text")
-        or not hasattr(conn, "data_to_send")
-        or not isinstance(writable, asyncio.Event)
-        or not hasattr(transport, "write")
-        or not hasattr(protocol, "disconnected")
-        or not hasattr(protocol, "close_sent")
-    ):
-        return None
-    attrs: Any = protocol
-
-    def gone() -> bool:
-        return bool(attrs.disconnected or attrs.close_sent or transport.is_closing())
-
-    if getattr(conn, "extensions", None):
-        # permessage-deflate: each connection compresses with its own context.
-        def frames(texts: list[str]) -> bytes:
-            for text in texts:
-                conn.send_text(text.encode())
-            return b"".join(conn.data_to_send())
-
-    else:
-        # No extension: a server frame is unmasked, so its bytes are the same for every
-        # recipient, and `_frame_bytes` builds them once per update.
-        def frames(texts: list[str]) -> bytes:
-            return b"".join(map(_frame_bytes, texts))
-
-    async def send_batch(texts: list[str]) -> None:
-        await writable.wait()  # paused while the transport's buffer is over its high mark
-        if gone():
-            raise ConnectionError("the client is gone")
-        transport.write(frames(texts))
-
-    def write_now(text: str) -> bool:
-        if not writable.is_set() or gone():
-            return False
-        transport.write(frames([text]))
-        return True
-
-    return send_batch, write_now
 
 
 class Outbox:
