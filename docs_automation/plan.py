@@ -126,18 +126,21 @@ class Plan:
         }
 
 
-def _index(pages: Sequence[Page]) -> dict[str, list[int]]:
+def _index(keys: Sequence[set[str]]) -> dict[str, list[int]]:
     index: dict[str, list[int]] = defaultdict(list)
-    for number, page in enumerate(pages):
-        for key in page.substantive_keys():
+    for number, page_keys in enumerate(keys):
+        for key in page_keys:
             index[key].append(number)
     return index
 
 
 def _containers(keys: set[str], index: Mapping[str, list[int]], cap: int) -> set[int]:
     """Pages holding every key, by intersecting posting lists from the rarest up."""
+    lengths = {key: len(index[key]) for key in keys}
+    if min(lengths.values()) == 1:
+        return set()  # a unit no other page has: nothing else can hold them all (the usual)
     found: set[int] | None = None
-    for key in sorted(keys, key=lambda k: len(index[k])):
+    for key in sorted(keys, key=lengths.__getitem__):
         if found is None:
             if len(index[key]) > cap:
                 return set()  # only boilerplate in common; not worth the quadratic cost
@@ -153,24 +156,25 @@ def _overlaps(
     pages: Sequence[Page], index: Mapping[str, list[int]], cap: int, min_units: int
 ) -> list[Overlap]:
     """Section pairs across pages sharing at least `min_units` units and half the smaller."""
-    sizes: Counter[tuple[int, int]] = Counter()
-    where: dict[str, set[tuple[int, int]]] = {}
+    common = {key for key, holders in index.items() if 2 <= len(holders) <= cap}
+    sizes: dict[int, Counter[int]] = {}
+    where: dict[str, set[tuple[int, int]]] = defaultdict(set)
     for number, page in enumerate(pages):
-        for unit in page.units:
-            if unit.substantive:
-                sizes[(number, unit.section)] += 1
-                if 2 <= len(index[unit.key]) <= cap:
-                    where.setdefault(unit.key, set()).add((number, unit.section))
+        spots = [(u.key, u.section) for u in page.units if u.substantive and u.key in common]
+        if spots:  # most pages share nothing; count section sizes only where needed
+            sizes[number] = Counter(u.section for u in page.units if u.substantive)
+            for key, section in spots:
+                where[key].add((number, section))
     pairs: Counter[tuple[tuple[int, int], tuple[int, int]]] = Counter()
-    for spots in where.values():
-        ordered = sorted(spots)
+    for places in where.values():
+        ordered = sorted(places)
         for i, first in enumerate(ordered):
             for second in ordered[i + 1 :]:
                 if first[0] != second[0]:
                     pairs[(first, second)] += 1
     found = []
     for (first, second), shared in pairs.items():
-        ratio = shared / min(sizes[first], sizes[second])
+        ratio = shared / min(sizes[first[0]][first[1]], sizes[second[0]][second[1]])
         if shared >= min_units and ratio >= 0.5:
             label_a = f"{pages[first[0]].path}#{pages[first[0]].sections[first[1]].heading}"
             label_b = f"{pages[second[0]].path}#{pages[second[0]].sections[second[1]].heading}"
@@ -201,7 +205,7 @@ def make_plan(
     """
     by_path = {page.path: number for number, page in enumerate(pages)}
     keys = [page.substantive_keys() for page in pages]
-    index = _index(pages)
+    index = _index(keys)
     plan = Plan(protected=sorted(protected), near_duplicates=list(near))
     exact: dict[frozenset[str], list[str]] = defaultdict(list)
     for page, page_keys in zip(pages, keys, strict=True):
@@ -209,9 +213,9 @@ def make_plan(
             exact[frozenset(page_keys)].append(page.path)
     plan.exact_duplicates = sorted(sorted(group) for group in exact.values() if len(group) > 1)
     containers = {
-        number: _containers(keys[number], index, posting_cap) - {number}
+        number: found - {number}
         for number in range(len(pages))
-        if keys[number]
+        if keys[number] and (found := _containers(keys[number], index, posting_cap))
     }
     plan.contained = sorted(
         (pages[number].path, pages[other].path)
