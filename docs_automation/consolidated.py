@@ -20,7 +20,13 @@ from .plan import Merge, Plan
 __all__ = ["LinkRewriter", "Verification", "folders", "render", "verify"]
 
 _HEADING_RE = re.compile(r"^#{1,6}\s+")
-_ITEM_RE = re.compile(r"^(?:[-*+]|[0-9]{1,9}[.)])(?:[ \t]|$)")
+_ITEM_RE = re.compile(r"^(?:([-*+])|[0-9]{1,9}([.)]))(?:[ \t]|$)")
+
+
+def _marker(unit_kind: str, raw: str) -> str:
+    """The list marker kind of an emitted list item (`-`, `*`, `+`, `.` or `)`), else ""."""
+    match = _ITEM_RE.match(raw) if unit_kind == "item" else None
+    return (match.group(1) or match.group(2)) if match else ""
 
 
 def folders(paths: Iterable[str]) -> set[str]:
@@ -137,10 +143,13 @@ def _merged_block(
         if unit.kind == "row" and len(lines) == 3 and last[:2] == lines[:2]:
             last.append(lines[2])  # the next row of the same table
             continue
-        if previous == "item" and unit.kind == "item" and _ITEM_RE.match(raw):
-            last.extend(lines)  # the next item of a list stays in one tight list
+        marker = _marker(unit.kind, raw)
+        if marker and marker == previous:
+            # The next item of the same kind of list stays in one tight list; an item of
+            # another kind after a blank line, or "1986." would continue the paragraph.
+            last.extend(lines)
             continue
-        previous = unit.kind if _ITEM_RE.match(raw) else ""
+        previous = marker
         chunks.append(lines)
     if not chunks:
         return ""
