@@ -166,7 +166,12 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
         # A README's topic is its folder's name (app/observability/hooks/README.md: hooks).
         name_source = " ".join(page.path.split("/")[-3:-1])
     name = set(topic_words(name_source, camel=True))
-    signature = name | set(topic_words(page.title))
+    # A title that repeats a generic file name ("CLAUDE.md - Service Layer") names no topic
+    # with it: CLAUDE.md files of different folders are not one subject.
+    title = page.title
+    if stem.lower() in _GENERIC_STEMS:
+        title = re.sub(re.escape(stem) + r"(\.md)?", " ", title, flags=re.IGNORECASE)
+    signature = name | set(topic_words(title))
     epic = _EPIC_RE.search(f"{stem} {page.title}".lower().replace("_", " "))
     if epic:
         name.add(f"epic-{epic.group(1)}")
