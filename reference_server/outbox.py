@@ -59,8 +59,8 @@ class Outbox:
         "_on_failures",
         "_send",
         "_send_batch",
+        "_task",
         "_threshold",
-        "_waiter",
         "_write_now",
         "capacity",
         "closing",
@@ -88,7 +88,8 @@ class Outbox:
         self._metrics = metrics
         self._on_failures = on_failures
         self._failures = 0
-        self._waiter: asyncio.Future[None] | None = None
+        # The writer task exists only while frames wait: an idle client costs no task.
+        self._task: asyncio.Task[None] | None = None
         self.capacity = capacity
         #: (text, published_at) pairs; text None means "close with code published_at".
         self.queue: deque[tuple[str | None, float]] = deque()
@@ -101,11 +102,8 @@ class Outbox:
         if self.closing or len(self.queue) >= self.capacity:
             return False
         self.queue.append((text, published_at))
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
         return True
 
     def offer(self, text: str, published_at: float = 0.0) -> int:
@@ -115,11 +113,10 @@ class Outbox:
             `WRITTEN` (the caller counts it as sent), `QUEUED`, or `FULL` (nothing done:
             the queue is full or closing, as when `put` returns False).
         """
-        waiter = self._waiter
-        # Only while the writer is parked on an empty queue, so frames never overtake.
-        if self._write_now is not None and waiter is not None and not self.queue:
+        # Only while no writer runs (nothing queued or in flight), so frames never overtake.
+        if self._write_now is not None and self._task is None and not self.closing:
             try:
-                if not self.closing and not waiter.done() and self._write_now(text):
+                if self._write_now(text):
                     return WRITTEN
             except Exception:
                 pass  # the queued path below meets the same failure and counts it
@@ -138,22 +135,40 @@ class Outbox:
         self.queue.append((notice, 0.0))
         self.queue.append((None, float(code)))
         self.closing = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        self._waiter = None
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def finish(self, grace: float) -> None:
+        """Stop the writer: let a pending close go out for up to `grace` seconds, then cancel.
+
+        Raises:
+            Exception: whatever made the writer fail, for the caller to log.
+        """
+        task = self._task
+        if task is None:
+            return
+        if self.closing and not task.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), grace)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def run(self) -> None:
-        """Write queued frames until a close is written or the client goes away."""
+        """Write queued frames until the queue is empty, a close is written or sends fail.
+
+        Started by `put` and `close_after`; it clears its own handle when it ends, so the
+        next frame queued starts a new one.
+        """
+        try:
+            await self._drain()
+        finally:
+            self._task = None
+
+    async def _drain(self) -> None:
         queue = self.queue
         metrics = self._metrics
-        loop = asyncio.get_running_loop()
-        while True:
-            if not queue:
-                waiter = loop.create_future()
-                self._waiter = waiter
-                await waiter
-                continue
+        while queue:
             if self._send_batch is not None and queue[0][0] is not None:
                 if not await self._write_batch(self._send_batch):
                     return
@@ -184,6 +199,7 @@ class Outbox:
                     if self._failures >= self._threshold:
                         self._flush(sent, size, oldest)
                         self.send_started = 0.0
+                        self.closing = True  # nothing more goes to this client
                         self._on_failures()
                         return
                     continue
@@ -216,6 +232,7 @@ class Outbox:
             self._metrics.send_failures.inc(len(texts))
             self._failures += len(texts)
             if self._failures >= self._threshold:
+                self.closing = True  # nothing more goes to this client
                 self._on_failures()
                 return False
             return True

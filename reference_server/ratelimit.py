@@ -79,14 +79,17 @@ class RateLimiter:
         self._threshold = flood_threshold
         self._window = flood_window
         self._last_notice = float("-inf")
-        # Drop times within the window; never longer than threshold + 1 entries.
-        self._drops: deque[float] = deque()
+        # Drop times within the window; never longer than threshold + 1 entries. Made on
+        # the first drop: most clients never get one, and an idle deque costs every connection.
+        self._drops: deque[float] | None = None
 
     def check(self, now: float) -> Verdict:
         """Charge one frame arriving at `now` and return the verdict for it."""
         if self._bucket.allow(now):
             return Verdict.ALLOW
         drops = self._drops
+        if drops is None:
+            drops = self._drops = deque()
         drops.append(now)
         while drops and now - drops[0] > self._window:
             drops.popleft()

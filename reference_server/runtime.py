@@ -9,7 +9,6 @@ shutdown. This is the one place that awaits sockets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import random
@@ -254,17 +253,17 @@ class Runtime:
             ),
             lambda reason: self.cut_off(conn, reason),
         )
-        log = self.log.bind(connection_id=connection_id)
         self._websockets[conn] = websocket
-        writer = asyncio.create_task(conn.outbox.run())
         try:
             refusal = self._refusal(websocket)
             if refusal is not None:
-                log.info("refused", reason=refusal)
+                self.log.info("refused", connection_id=connection_id, reason=refusal)
                 await self.perform(conn, session.close(refusal, time.time()))
             else:
                 self.hub.add(conn)
-                log.info("connected", origin=websocket.headers.get("origin"))
+                self.log.info(
+                    "connected", connection_id=connection_id, origin=websocket.headers.get("origin")
+                )
                 query = websocket.query_params
                 await self.perform(
                     conn,
@@ -274,18 +273,12 @@ class Runtime:
         finally:
             self.hub.remove(conn)
             self._websockets.pop(conn, None)
-            if not writer.done():
-                if conn.outbox.closing:  # let the notice and close frame go out
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(writer), 1.0)
-                writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await writer
-                except Exception:
-                    log.exception("writer_failed")
+            try:
+                await conn.outbox.finish(grace=1.0)  # a pending notice and close go out first
+            except Exception:
+                self.log.exception("writer_failed", connection_id=connection_id)
             self.metrics.disconnections.inc()
-            log.info("disconnected")
+            self.log.info("disconnected", connection_id=connection_id)
 
     async def _read(self, websocket: WebSocket, conn: Connection) -> None:
         receive = websocket.receive

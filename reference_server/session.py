@@ -118,6 +118,16 @@ class Session:
         now: monotonic time at accept, in seconds.
     """
 
+    __slots__ = (
+        "_data_source",
+        "_last_valid",
+        "_limiter",
+        "_settings",
+        "closed",
+        "connection_id",
+        "subscriptions",
+    )
+
     def __init__(
         self, connection_id: str, settings: Settings, data_source: DataSource, now: float
     ) -> None:
