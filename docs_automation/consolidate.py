@@ -19,12 +19,14 @@ Errors (the boundary, `run`, turns each into a message and an exit status):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,24 @@ def _parse_all(
     return [(replace(page, text=texts[page.path]), item) for page, item in results]
 
 
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector while millions of small, acyclic objects are built.
+
+    Units, sections and profiles hold no reference cycles, so reference counting frees them
+    all; but each full collection walks every live object, and with a million units alive
+    that made planning 10,000 pages superlinear (measured on 6,000 pages: 48 CPU s with the
+    collector, 37 without). Forked parse workers inherit the pause.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def analyse(
     tree: Tree,
     settings: Settings | None = None,
@@ -177,7 +197,13 @@ def analyse(
     progress: Progress | None = None,
 ) -> Analysis:
     """Parse every page of `tree` and plan its consolidation (no files are written)."""
-    settings = settings or Settings()
+    with _without_cycle_collection():
+        return _analyse(tree, settings or Settings(), protect, progress)
+
+
+def _analyse(
+    tree: Tree, settings: Settings, protect: Sequence[str], progress: Progress | None
+) -> Analysis:
     clock = time.perf_counter()
     parsed = _parse_all(tree.pages, settings, progress)
     pages = {page.path: page for page, _ in parsed}
@@ -213,6 +239,11 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
         VerificationError: a unit would be lost, a link broken or a redirect unsound; the
             staging folder is removed and `dest` is not created.
     """
+    with _without_cycle_collection():
+        return _apply(analysis, dest, exclude)
+
+
+def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verification:
     tree, plan = analysis.tree, analysis.plan
     if REDIRECTS_FILE in tree.all_paths():
         raise InputError(f"SRC already has {REDIRECTS_FILE}; the consolidator writes its own")
