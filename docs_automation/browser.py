@@ -7,6 +7,7 @@ browser check uses the system's `/usr/bin/chromium` (installed by `scripts/boots
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,28 @@ def launch(playwright: Any) -> Any:
 class MermaidChecker:
     """Parses mermaid diagrams with the site's own copy of mermaid, in headless Chromium.
 
+    Playwright's synchronous API runs an event loop in the thread that starts it, which
+    would break every `asyncio.run` later in a test process; so it lives on a thread of its
+    own, and every call is handed to that thread. Call `close` when done.
+
     Args:
         root: the repository root (mermaid comes from `node_modules/mermaid/dist`).
     """
 
     def __init__(self, root: Path) -> None:
-        from playwright.sync_api import sync_playwright
-
         script = root / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
         if not script.is_file():
             raise BlockError(f"{script} is missing; run scripts/bootstrap")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mermaid")
+        try:
+            self._thread.submit(self._start, script).result()
+        except BaseException:
+            self._thread.shutdown()
+            raise
+
+    def _start(self, script: Path) -> None:
+        from playwright.sync_api import sync_playwright
+
         self._playwright = sync_playwright().start()
         try:
             self._browser = launch(self._playwright)
@@ -61,6 +74,9 @@ class MermaidChecker:
         Raises:
             BlockError: mermaid refuses the diagram (its message says where).
         """
+        return self._thread.submit(self._parse, text).result()
+
+    def _parse(self, text: str) -> str:
         result = self._page.evaluate(
             """async (text) => {
                 try { return {ok: (await mermaid.parse(text)).diagramType}; }
@@ -73,6 +89,15 @@ class MermaidChecker:
         return str(result["ok"])
 
     def close(self) -> None:
-        """Close the browser and stop Playwright."""
-        self._browser.close()
+        """Close the browser, stop Playwright and its thread."""
+        try:
+            self._thread.submit(self._stop).result()
+        finally:
+            self._thread.shutdown()
+
+    def _stop(self) -> None:
+        try:
+            self._browser.close()
+        finally:
+            self._playwright.stop()
         self._playwright.stop()

@@ -53,7 +53,10 @@ _CLOSE_METRICS = {
 
 
 def tokens_equal(given: str, expected: str) -> bool:
-    # Constant time, so response timing does not reveal how much of a token matched.
+    """Compare a presented token with the expected one in constant time.
+
+    Constant time, so that response timing does not reveal how much of a token matched.
+    """
     return hmac.compare_digest(given.encode(), expected.encode())
 
 

@@ -55,7 +55,7 @@ export type ErrorCode =
 export type DisconnectReason =
   "rate_limited" | "backpressure" | "idle_timeout" | "unauthorized" | "forbidden_origin" | "server_shutdown";
 /**
- * Per-subscription sequence number, starting at 1, the same on every instance. A gap means missed updates; resume from the last one seen.
+ * Per-subscription sequence number, the same on every instance; it grows by one per update. A gap means missed updates: resume from the last one seen. It jumps (to a new, higher range) only after a `resync_required`, when the broker lost its data.
  */
 export type Seq = number;
 /**
