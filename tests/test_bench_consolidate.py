@@ -18,8 +18,9 @@ def test_smoke_run_writes_a_row_per_size_with_every_unit_kept() -> None:
     for row in summary["rows"]:
         kept, total = row["units_kept"].split("/")
         assert kept == total and row["newly_broken_links"] == 0
-        # LSH and the all-pairs baseline agree on what is a near copy.
-        assert row["near_dup_pairs_lsh"] == row["near_dup_pairs_all_pairs"]
+        # LSH finds what comparing every pair finds, bar a rare miss near the threshold.
+        lsh, every = row["near_dup_pairs_lsh"], row["near_dup_pairs_all_pairs"]
+        assert 0.9 * every <= lsh <= every
 
 
 def test_grown_copies_keep_paths_sizes_and_links_but_share_no_words() -> None:
