@@ -23,6 +23,8 @@ __all__ = ["figures", "html", "markdown", "summary"]
 
 #: How many evidence rows (near copies, overlapping sections) the report lists.
 EVIDENCE_ROWS = 50
+#: How many of the weakest merges the report asks the reviewer to check first.
+REVIEW_ROWS = 25
 
 
 def _cell(text: object) -> str:
@@ -126,6 +128,25 @@ def markdown(
         "",
     ]
     out += _layout(plan, titles)
+    weakest = sorted(
+        ((source.similarity, merge, source) for merge in plan.merges for source in merge.sources),
+        key=lambda row: (row[0], row[2].path),
+    )[:REVIEW_ROWS]
+    out += [
+        "",
+        f"## Review first: the {len(weakest)} weakest merges",
+        "",
+        "The sources least similar to their family page; if one is not about the family's"
+        " topic, protect it (`--protect`) or leave it out (`--exclude`) and plan again.",
+        "",
+        "| similarity | topic | source | merged into |",
+        "| --- | --- | --- | --- |",
+    ]
+    out += [
+        f"| {score:.2f} | {merge.topic} | `{source.path}` {_cell(titles.get(source.path, ''))} "
+        f"| `{merge.target}` {_cell(titles.get(merge.target, ''))} |"
+        for score, merge, source in weakest
+    ]
     out += [
         "",
         "## Merges",
