@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from .corpus import LINK_RE, Page, link_path, unit_sources
+from .corpus import LINK_RE, REFERENCE_RE, Page, link_path, unit_sources
+from .linkrefs import carry_references, defined_labels, relabel
 from .plan import Merge, Plan
 
 __all__ = ["LinkRewriter", "Verification", "folders", "render", "verify"]
@@ -93,8 +94,9 @@ class LinkRewriter:
         return quote(relative, safe="/._-~+") + suffix
 
     def text(self, text: str, source: str, dest: str) -> str:
-        """Rewrite every inline link of a Markdown snippet (not code) moved to `dest`."""
-        if "](" not in text:
+        """Rewrite every inline link and reference definition of a Markdown snippet (not code)
+        moved to `dest`."""
+        if "]" not in text:
             return text
 
         def replace(match: re.Match[str]) -> str:
@@ -103,7 +105,12 @@ class LinkRewriter:
                 return match.group(0)
             return f"{match.group(1)}({new}{match.group(3) or ''})"
 
-        return LINK_RE.sub(replace, text)
+        def define(match: re.Match[str]) -> str:
+            return match.group(1) + self.href(match.group(2), source, dest)
+
+        if "](" in text:
+            text = LINK_RE.sub(replace, text)
+        return REFERENCE_RE.sub(define, text) if "]:" in text else text
 
     def page(self, page: Page) -> str:
         """A kept page's text with the links to moved pages rewritten; code is left alone."""
@@ -114,16 +121,26 @@ class LinkRewriter:
 
 
 def _merged_block(
-    merge: Merge, index: int, pages: Mapping[str, Page], seen: set[str], links: LinkRewriter
+    merge: Merge,
+    index: int,
+    pages: Mapping[str, Page],
+    seen: set[str],
+    labels: dict[str, str],
+    links: LinkRewriter,
 ) -> str:
     """The part of a target page that carries one source's units it did not have yet."""
     source = merge.sources[index]
     page = pages[source.path]
+    sources = unit_sources(page)
+    renames, skip = carry_references(page.units, sources, labels)
     chunks: list[list[str]] = []
     section = -1
     previous = ""
-    for unit, source_text in zip(page.units, unit_sources(page), strict=True):
-        if not unit.key or unit.key in seen:
+    for number, (unit, source_text) in enumerate(zip(page.units, sources, strict=True)):
+        if unit.kind == "reference":
+            if number in skip:  # the target defines the same label for the same URL
+                continue
+        elif not unit.key or unit.key in seen:
             continue
         seen.add(unit.key)
         if unit.section != section:
@@ -132,12 +149,11 @@ def _merged_block(
             # The page title is already the block's heading; other headings keep the outline.
             if heading.level and heading.heading and heading.heading != page.title:
                 level = "#" * min(6, max(3, heading.level + 1))
-                chunks.append([f"{level} {links.text(heading.heading, page.path, merge.target)}"])
-        raw = (
-            source_text
-            if unit.kind in ("code", "html")
-            else links.text(source_text, page.path, merge.target)
-        )
+                text = relabel(heading.heading, renames) if renames else heading.heading
+                chunks.append([f"{level} {links.text(text, page.path, merge.target)}"])
+        raw = source_text
+        if unit.kind not in ("code", "html"):
+            raw = links.text(relabel(raw, renames) if renames else raw, page.path, merge.target)
         lines = raw.split("\n")
         last = chunks[-1] if chunks else []
         if unit.kind == "row" and len(lines) == 3 and last[:2] == lines[:2]:
@@ -181,8 +197,10 @@ def render(
         merge = merges.get(path)
         if merge:
             seen = {unit.key for unit in page.units}
+            labels = defined_labels(page.units, unit_sources(page))
             blocks = [
-                _merged_block(merge, i, pages, seen, links) for i in range(len(merge.sources))
+                _merged_block(merge, i, pages, seen, labels, links)
+                for i in range(len(merge.sources))
             ]
             body = text.rstrip("\n") + page.closer
             text = "\n\n".join([body, *(b for b in blocks if b)]) + "\n"

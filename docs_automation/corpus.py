@@ -14,11 +14,12 @@ the inline pass makes parsing about a third faster (measured on the 944-file bee
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 import textwrap
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
@@ -26,6 +27,7 @@ from markdown_it.token import Token
 
 __all__ = [
     "LINK_RE",
+    "REFERENCE_RE",
     "Link",
     "Page",
     "Section",
@@ -46,6 +48,9 @@ LINK_RE = re.compile(
 """An inline link or image: group 1 is `[text]` (with a leading `!` for images), group 2 the
 destination (optionally in `<...>`), group 3 an optional title. One level of nested brackets in
 the text is allowed, which covers badges (`[![alt](img)](href)`) and the like."""
+_REFERENCE_LABEL_RE = re.compile(r"\]\[[^\]\n]*\]")
+REFERENCE_RE = re.compile(r"^( {0,3}\[[^\]\n]+\]:[ \t]*)(<[^<>\n]*>|\S+)")
+"""A link reference definition on one line: group 1 is `[label]: `, group 2 the destination."""
 _IMAGE_RE = re.compile(r"!\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)")
 _LINK_TEXT_RE = re.compile(
     r"\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([^()\n]*(?:\([^()\n]*\)[^()\n]*)*\)"
@@ -73,7 +78,8 @@ class Unit(NamedTuple):
     parsed in parallel, and tuples pickle in half the time.
 
     Attributes:
-        kind: `paragraph`, `item`, `row`, `code`, `html` or `front_matter`.
+        kind: `paragraph`, `item`, `row`, `code`, `html`, `front_matter` or `reference`
+            (a link reference definition).
         key: the normalised text that identifies the unit across pages.
         raw: for code, HTML and front matter, Markdown that re-parses to the same key (code
             re-fenced); empty for prose, whose Markdown `unit_sources` cuts from the page.
@@ -126,6 +132,8 @@ def normalize(inline: str) -> str:
     link must still count as the same fact.
     """
     text = inline
+    if "][" in text:  # reference labels go like destinations (a carried page may rename them)
+        text = _REFERENCE_LABEL_RE.sub("]", text)
     if "](" in text:  # most prose has no link; skipping the two scans saves a tenth of a parse
         text = _LINK_TEXT_RE.sub(r" \1 ", _IMAGE_RE.sub(r" \1 ", text))
     if "<" in text:
@@ -186,8 +194,9 @@ class _Builder:
 
     def add(self, kind: str, key: str, raw: str, start: int, end: int, header: int = -1) -> None:
         # markdown-it maps are 0-based, end-exclusive, relative to the text after front matter.
-        words = len(key.split()) - (1 if kind in ("code", "front_matter") else 0)
-        substantive = words >= (1 if kind in ("code", "front_matter") else self.min_words)
+        prefixed = kind in ("code", "front_matter", "reference")  # key starts "code:" etc.
+        words = len(key.split()) - (1 if prefixed else 0)
+        substantive = words >= (1 if prefixed else self.min_words)
         section = len(self.sections) - 1
         first, last = start + self.offset + 1, end + self.offset
         top = header + self.offset + 1 if header >= 0 else 0
@@ -212,7 +221,8 @@ def parse_page(path: str, text: str, min_words: int = 2) -> Page:
     if offset:
         content = "\n".join(lines[1 : offset - 1]) + "\n"
         builder.add("front_matter", code_key(content), fence(content, "yaml"), -offset, 0)
-    tokens = _MD.parse("\n".join(lines[offset:]))
+    env: dict[str, Any] = {}
+    tokens = _MD.parse("\n".join(lines[offset:]), env)
     code_lines: set[int] = set(range(1, offset + 1))
     containers: list[str] = []
     header = -1
@@ -246,6 +256,7 @@ def parse_page(path: str, text: str, min_words: int = 2) -> Page:
                 header = start
             cells = lines[offset + start].strip().strip("|").split("|")
             builder.add("row", normalize(" ".join(cells)), "", start, end, header)
+    _add_references(builder, env.get("references", {}))
     return Page(
         path=path,
         text=text,
@@ -300,6 +311,29 @@ def _closer(tokens: list[Token], lines: list[str]) -> str:
     return ""
 
 
+def _add_references(builder: _Builder, references: dict[str, dict[str, Any]]) -> None:
+    """Add link reference definitions (`[label]: url`) as units, in document order.
+
+    markdown-it consumes them without a token, but a definition is content: without it a
+    `[text][label]` link carried to another page would lose its destination. The key is the
+    destination (the label is a page-local name, see `linkrefs`). A definition of a URL is
+    substantive; one of a tree path is a link, which the apply step rewrites like any other
+    and checks with the links (no link that worked may break), so its key may change.
+    """
+    if not references:
+        return
+    starts = [section.line for section in builder.sections]
+    for ref in references.values():
+        start, end = ref["map"]
+        href = " ".join(ref["href"].split())
+        builder.add("reference", "reference: " + href, "", start, end)
+        unit = builder.units[-1]
+        section = max(bisect.bisect_right(starts, unit.line) - 1, 0)
+        relative = link_path(builder.path, href) is not None
+        builder.units[-1] = unit._replace(section=section, substantive=not relative)
+    builder.units.sort(key=lambda unit: unit.line)
+
+
 def unit_sources(page: Page) -> list[str]:
     """The Markdown of each unit of `page`, in order, each re-parsing to a unit with its key.
 
@@ -341,10 +375,13 @@ def _title(sections: list[Section], path: str) -> str:
 def _links(path: str, lines: list[str], code_lines: set[int]) -> tuple[Link, ...]:
     found: list[Link] = []
     for number, line in enumerate(lines, start=1):
-        if number in code_lines or "](" not in line:
+        if number in code_lines or "]" not in line:
             continue
-        for match in LINK_RE.finditer(line):
-            href = match.group(2)
+        hrefs = [match.group(2) for match in LINK_RE.finditer(line)] if "](" in line else []
+        definition = REFERENCE_RE.match(line)
+        if definition:
+            hrefs.append(definition.group(2))
+        for href in hrefs:
             target = link_path(path, href)
             if target is not None:
                 found.append(Link(href, number, target))

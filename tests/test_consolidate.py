@@ -356,3 +356,16 @@ def test_bee_hive_floors_hold(shared_dir: Path, tmp_path: Path) -> None:
     assert gone == set(analysis.plan.redirects)  # a redirect for every removed page
     assert files_after <= 0.30 * files_before  # at least 70 % fewer files
     assert digest(src) == before
+
+
+def test_clashing_reference_labels_are_renamed_so_both_destinations_survive(tmp_path: Path):
+    files = {
+        "docs/queue-guide.md": "# Queue guide\n\nSee [the docs][home].\n\n[home]: https://a.example\n",
+        "archive/queue_notes.md": "# Queue notes\n\nAlso [home] and [ours][home].\n\n"
+        "[home]: https://b.example\n",
+    }
+    dest = tmp_path / "dest"
+    assert apply_to(make_tree(tmp_path / "src", files), dest) == 0
+    text = (dest / "docs/queue-guide.md").read_text()
+    assert "[home]: https://a.example" in text and "[home-2]: https://b.example" in text
+    assert "Also [home][home-2] and [ours][home-2]." in text

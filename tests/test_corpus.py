@@ -130,3 +130,14 @@ def test_non_utf8_text_decoded_with_surrogates_still_parses() -> None:
     text = b"# T \xaf\n\nA paragraph about ports\n".decode("utf-8", "surrogateescape")
     page = parse_page("p.md", text)
     assert page.units[0].key == "a paragraph about ports"
+
+
+def test_reference_definitions_are_units_keyed_by_destination() -> None:
+    page = parse_page("docs/p.md", "# T\n\nSee [x][a].\n\n[a]: https://example.org\n[b]: ../x.md\n")
+    refs = [u for u in page.units if u.kind == "reference"]
+    assert [(u.key, u.substantive) for u in refs] == [
+        ("reference: https://example.org", True),
+        ("reference: ../x.md", False),  # a tree path: checked as a link, rewritten when moved
+    ]
+    assert page.units[0].key == "see x"  # the label is not part of the fact
+    assert [link.target for link in page.links] == ["x.md"]
