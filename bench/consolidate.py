@@ -37,7 +37,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from docs_automation.consolidate import Settings, analyse, apply
+from docs_automation.consolidator import Settings, analyse, apply
 from docs_automation.nearcopies import near_duplicates
 from docs_automation.tree import read_tree
 

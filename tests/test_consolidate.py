@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from docs_automation.__main__ import main
-from docs_automation.consolidate import (
+from docs_automation.consolidated import folders, render, verify
+from docs_automation.consolidator import (
     Settings,
     SettingsError,
     VerificationError,
     analyse,
     apply,
 )
-from docs_automation.consolidated import folders, render, verify
 from docs_automation.corpus import parse_page
 from docs_automation.plan import Deletion
 from docs_automation.tree import read_tree
