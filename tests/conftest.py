@@ -54,6 +54,21 @@ def redis_server() -> Iterator[RedisProcess]:
     proc.stop()
 
 
+KINDS = ("unit", "integration", "docs", "browser", "bench", "chaos")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test says what kind it is, so `-m unit` and friends select the whole suite."""
+    for item in items:
+        if item.path.parent.name == "docs":
+            item.add_marker(pytest.mark.docs)
+    unmarked = [i.nodeid for i in items if not {m.name for m in i.iter_markers()} & set(KINDS)]
+    if unmarked:
+        raise pytest.UsageError(
+            f"tests without a kind marker ({', '.join(KINDS)}): " + ", ".join(unmarked[:10])
+        )
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the docs tally (and the newcomer run's time) at the end of every run."""
     from tests.docs.conftest import print_docs_summary

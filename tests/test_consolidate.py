@@ -24,6 +24,8 @@ from docs_automation.plan import Deletion
 from docs_automation.tree import read_tree
 from tests.procs import ROOT
 
+pytestmark = pytest.mark.unit  # small trees made in the tests; no sockets
+
 # A small tree with one topic written five ways (guide, plan, report, completion notice and
 # scratchpad copy, sharing few sentences), an exact copy, a contained page, and an unrelated page.
 TREE = {
