@@ -40,7 +40,8 @@ def carry_references(
     """Plan how a page's definitions join a page that already defines `defined`.
 
     Args:
-        units, sources: the merged page's units and their Markdown (`unit_sources`).
+        units: the merged page's units.
+        sources: the Markdown of each of `units` (`unit_sources`), in the same order.
         defined: label to key on the target so far; updated with what this page adds.
 
     Returns:
