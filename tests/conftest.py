@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from tests.procs import ROOT, RedisProcess, ServerProcess, start_redis, start_server
 
 SHARED = ROOT.parent / "shared"
+_STARTED = time.time()  # this run began (the newcomer report must be newer)
 
 
 @pytest.fixture(scope="session")
@@ -73,4 +75,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the docs tally (and the newcomer run's time) at the end of every run."""
     from tests.docs.conftest import print_docs_summary
 
-    print_docs_summary(terminalreporter)
+    print_docs_summary(terminalreporter, _STARTED)

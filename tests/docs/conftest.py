@@ -7,7 +7,6 @@ starts what a page itself starts in the background (a second instance, a redis-s
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,6 @@ from tests.procs import ROOT, ServerProcess, start_server
 #: Where the newcomer test leaves its timing for the terminal summary (xdist workers cannot
 #: print to the terminal themselves).
 NEWCOMER_REPORT = ROOT / ".hive" / "newcomer.json"
-_STARTED = time.time()
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +36,7 @@ def harness(docs_server: ServerProcess) -> Iterator[Harness]:
     h.close()
 
 
-def print_docs_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def print_docs_summary(terminalreporter: pytest.TerminalReporter, started: float) -> None:
     """Print the tally of docs blocks, and the newcomer run's time when it ran.
 
     Called from the top-level conftest: under xdist only the controller prints, and it
@@ -46,7 +44,7 @@ def print_docs_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """
     terminalreporter.section("docs examples")
     terminalreporter.write_line(format_tally(tally(docs_fences(ROOT))))
-    if NEWCOMER_REPORT.is_file() and NEWCOMER_REPORT.stat().st_mtime >= _STARTED:
+    if NEWCOMER_REPORT.is_file() and NEWCOMER_REPORT.stat().st_mtime >= started:
         report = json.loads(NEWCOMER_REPORT.read_text())
         terminalreporter.write_line(f"newcomer run of {report['page']}: {report['seconds']:.1f} s")
         for step, seconds in report["steps"]:
