@@ -18,16 +18,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docs_automation.runners import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 WS_PATH = "/api/dashboard/ws/dashboard"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait(
