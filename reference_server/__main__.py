@@ -19,7 +19,7 @@ import uvicorn
 from .app import WS_PATH, create_app
 from .errors import SettingsError
 from .logs import configure_logging
-from .runtime import Runtime
+from .server import Server
 from .settings import Settings
 
 __all__ = ["main"]
@@ -28,12 +28,12 @@ __all__ = ["main"]
 class _Server(uvicorn.Server):
     """uvicorn, with our clients closed (notice + 1001) before uvicorn's own 1012."""
 
-    runtime: Runtime
+    hive: Server
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting first, so nobody joins during the drain
-        await self.runtime.drain()
+        await self.hive.drain()
         await super().shutdown(sockets)
 
 
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
     server = _Server(config)
-    server.runtime = app.state.runtime
+    server.hive = app.state.server
     base = f"{settings.host}:{settings.port}"
     print(
         f"reference server: ws://{base}{WS_PATH}\n"

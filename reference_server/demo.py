@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from .broker import Broker
+from .broker.base import Broker
 from .errors import BrokerUnavailable
 
 __all__ = ["DemoFeed", "run_demo"]

@@ -9,20 +9,20 @@ import.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 
-from .errors import FrameError
+from .errors import FrameError, PayloadTooLarge, PublishError
 
 __all__ = [
     "CONTRACT_VERSION",
     "CONTROL_TYPES",
     "DATA_TYPES",
+    "DEFAULT_MESSAGE_TYPES",
     "DEFAULT_SUBSCRIPTIONS",
     "DISCONNECT_REASONS",
     "ERROR_CODES",
@@ -30,11 +30,15 @@ __all__ = [
     "SCHEMA_PATH",
     "SUBSCRIPTIONS",
     "SUPPORTED_CONTRACT_VERSIONS",
+    "IdFactory",
+    "PublishFields",
     "encode",
     "frame",
-    "new_correlation_id",
+    "is_valid_update_type",
     "parse_client_frame",
+    "parse_publish",
     "utc_timestamp",
+    "utf8_length",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "ws_messages.schema.json"
@@ -59,6 +63,18 @@ DISCONNECT_REASONS: tuple[str, ...] = tuple(_DEFS["DisconnectReason"]["enum"])
 """Every `reason` a `disconnect_notice` may carry."""
 CONTROL_TYPES: frozenset[str] = frozenset(_DEFS["UpdateType"]["not"]["enum"])
 """Frame types that are not updates; a publisher may not use them as `message_type`."""
+DEFAULT_MESSAGE_TYPES: dict[str, str] = {
+    "agents": "agent_update",
+    "coordination": "coordination_update",
+    "tasks": "task_update",
+    "system": "system_update",
+    "alerts": "critical_alert",
+    "project_index": "project_index_event",
+}
+"""The update type a publish gets when it names none."""
+
+IdFactory = Callable[[], str]
+"""Makes a fresh id (connection and correlation ids); the app passes a UUID4 maker."""
 
 _CLIENT_TYPES = {
     "ping": "Ping",
@@ -84,9 +100,15 @@ def utc_timestamp(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def new_correlation_id() -> str:
-    """A fresh UUID4 correlation id, for frames that answer no client frame."""
-    return str(uuid.uuid4())
+def utf8_length(text: str) -> int:
+    """The length of `text` in UTF-8 bytes (what it costs on the wire and against limits).
+
+    Lone surrogates (possible in decoded hostile JSON) count as their three bytes instead
+    of raising.
+    """
+    # ASCII-only text (the common case) has as many bytes as characters; checking that is
+    # far cheaper than encoding every frame.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def encode(obj: Mapping[str, Any]) -> str:
@@ -151,3 +173,53 @@ def parse_client_frame(raw: str) -> dict[str, Any]:
         detail = str(exc).removeprefix("data.")
         raise FrameError("invalid_field", f"Invalid {kind} message: {detail}", cid) from None
     return obj
+
+
+PublishFields = tuple[str, dict[str, Any]]
+"""What a valid publish becomes: the update's type and its data."""
+
+
+def parse_publish(
+    subscription: str, message_type: str | None, body: bytes, max_bytes: int
+) -> PublishFields:
+    """Validate one publish (the broadcast route's query and body).
+
+    Args:
+        subscription: the subscription to publish on.
+        message_type: the update type; None takes the subscription's default
+            (`DEFAULT_MESSAGE_TYPES`).
+        body: the request body, the update's data as a JSON object.
+        max_bytes: the largest body accepted (`max_inbound_message_bytes`), in bytes.
+
+    Returns:
+        The update's type and data.
+
+    Raises:
+        PayloadTooLarge: `body` is longer than `max_bytes` (HTTP 413).
+        PublishError: unknown subscription, invalid type, or a body that is not a JSON
+            object (HTTP 422); the message says which.
+    """
+    if subscription not in SUBSCRIPTIONS:
+        raise PublishError(
+            f"Unknown subscription {subscription[:64]!r}; valid: " + ", ".join(SUBSCRIPTIONS)
+        )
+    kind = message_type or DEFAULT_MESSAGE_TYPES[subscription]
+    if kind == "critical_alert":
+        if subscription != "alerts":
+            raise PublishError("critical_alert is published on the alerts subscription")
+    elif not is_valid_update_type(kind):
+        raise PublishError(
+            f"Invalid message_type {kind[:64]!r}: lower-case letters, digits "
+            "and underscores, not a control frame type"
+        )
+    if len(body) > max_bytes:
+        raise PayloadTooLarge("Message too large")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise PublishError("Body must be a JSON object (the update's data)") from None
+    if not isinstance(data, dict):
+        raise PublishError("Body must be a JSON object (the update's data)")
+    if kind == "critical_alert" and not isinstance(data.get("alerts"), list):
+        raise PublishError("critical_alert data needs an 'alerts' list")
+    return kind, data

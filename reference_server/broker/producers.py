@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..messages import utf8_length
+
 __all__ = ["PRODUCER_CHANNELS", "PRODUCER_PATTERNS", "ProducerMessage", "route"]
 
 PRODUCER_CHANNELS: tuple[str, ...] = ("system_events", "project_index:websocket_events")
@@ -68,7 +70,7 @@ def route(channel: str, payload: str, max_bytes: int) -> ProducerMessage:
         subscription, kind = "project_index", "project_index_event"
     else:
         raise ValueError(f"{channel[:64]!r} is not a producer channel")
-    if len(payload.encode("utf-8", "replace")) > max_bytes:
+    if utf8_length(payload) > max_bytes:
         raise ValueError(f"message on {channel[:64]!r} is larger than {max_bytes} bytes")
     try:
         data = json.loads(payload)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 
-from . import messages
+from .. import messages
 
 __all__ = ["Acks", "format_progress", "parse_progress"]
 
