@@ -73,6 +73,14 @@ def client(metrics: Metrics, wire: Recorder, *, capacity: int = 8, fast: bool = 
     return Client(session, outbox, wire.cut.append)
 
 
+def joined(hub: Hub, metrics: Metrics, wire: Recorder, *subs: str, **kw: Any) -> Client:
+    """A client added to `hub` and subscribed to `subs`."""
+    c = client(metrics, wire, **kw)
+    hub.add(c)
+    hub.change(c, set(subs), ())
+    return c
+
+
 def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(scenario())
 
@@ -115,9 +123,7 @@ def test_frames_written_at_once_are_counted_once_per_update_in_utf8_bytes() -> N
         hub = Hub(metrics, DashboardState())
         wires = [Recorder(), Recorder()]
         for wire in wires:
-            c = client(metrics, wire)
-            hub.add(c)
-            hub.change(c, {"agents"}, ())
+            joined(hub, metrics, wire, "agents")
         u = update(1, text_data="é€")
         hub.deliver(u)
         assert sample(metrics, "leanvibe_ws_messages_sent_total") == 2
@@ -132,9 +138,7 @@ def test_updates_are_queued_in_order_when_the_transport_has_no_room() -> None:
         metrics = Metrics()
         hub = Hub(metrics, DashboardState())
         wire = Recorder(room=False)
-        c = client(metrics, wire)
-        hub.add(c)
-        hub.change(c, {"agents"}, ())
+        joined(hub, metrics, wire, "agents")
         for seq in (1, 2, 3):
             hub.deliver(update(seq))
         for _ in range(10):
@@ -149,9 +153,7 @@ def test_a_full_outbox_cuts_the_client_off_for_backpressure() -> None:
         metrics = Metrics()
         hub = Hub(metrics, DashboardState())
         wire = Recorder()
-        c = client(metrics, wire, capacity=2, fast=False)
-        hub.add(c)
-        hub.change(c, {"agents"}, ())
+        c = joined(hub, metrics, wire, "agents", capacity=2, fast=False)
         for seq in (1, 2, 3):
             hub.deliver(update(seq))
         assert wire.cut == ["backpressure"]
@@ -161,38 +163,28 @@ def test_a_full_outbox_cuts_the_client_off_for_backpressure() -> None:
 
 
 def test_updates_are_held_while_a_resume_fetches_history() -> None:
-    async def scenario() -> None:
-        metrics = Metrics()
-        hub = Hub(metrics, DashboardState())
-        wire = Recorder()
-        c = client(metrics, wire)
-        hub.add(c)
-        c.resuming["agents"] = []
-        hub.change(c, {"agents"}, ())
-        hub.deliver(update(7))
-        assert c.resuming["agents"] == [update(7)]
-        assert wire.written_now == []
-
-    run(scenario)
+    metrics = Metrics()
+    hub = Hub(metrics, DashboardState())
+    wire = Recorder()
+    c = joined(hub, metrics, wire, "agents")
+    c.resuming["agents"] = []
+    hub.deliver(update(7))
+    assert c.resuming["agents"] == [update(7)]
+    assert wire.written_now == []
 
 
 def test_remove_forgets_every_subscription_and_pending_resume() -> None:
-    async def scenario() -> None:
-        metrics = Metrics()
-        hub = Hub(metrics, DashboardState())
-        wire = Recorder()
-        c = client(metrics, wire)
-        hub.add(c)
-        hub.change(c, {"agents", "tasks"}, ())
-        c.resuming["tasks"] = []
-        hub.remove(c)
-        hub.deliver(update(1))
-        assert wire.written_now == []
-        assert c.resuming == {}
-        assert hub.counts() == dict.fromkeys(hub.counts(), 0)
-        assert sample(metrics, "leanvibe_ws_active_connections") == 0
-
-    run(scenario)
+    metrics = Metrics()
+    hub = Hub(metrics, DashboardState())
+    wire = Recorder()
+    c = joined(hub, metrics, wire, "agents", "tasks")
+    c.resuming["tasks"] = []
+    hub.remove(c)
+    hub.deliver(update(1))
+    assert wire.written_now == []
+    assert c.resuming == {}
+    assert hub.counts() == dict.fromkeys(hub.counts(), 0)
+    assert sample(metrics, "leanvibe_ws_active_connections") == 0
 
 
 def test_every_delivered_update_is_observed_by_the_dashboard_state() -> None:
