@@ -38,8 +38,6 @@ __all__ = ["WS_PATH", "create_app", "new_uuid"]
 WS_PATH = "/api/dashboard/ws/dashboard"
 """Path of the dashboard WebSocket endpoint."""
 
-# The longest X-Correlation-ID kept from a publisher, in characters (the schema's limit).
-_MAX_CORRELATION_ID = 128
 # The watchdog runs at least once a second, and four times per idle timeout, so an idle
 # client is closed at most a quarter of the timeout late.
 _WATCHDOG_MAX_PERIOD_SECONDS = 1.0
@@ -261,7 +259,10 @@ def _routes(app: FastAPI, rt: Server) -> None:
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        cid = request.headers.get("x-correlation-id", "")[:_MAX_CORRELATION_ID] or rt.new_id()
+        cid = (
+            request.headers.get("x-correlation-id", "")[: messages.MAX_CORRELATION_ID_CHARS]
+            or rt.new_id()
+        )
         try:
             ack = await rt.publish(subscription, message_type, await request.body(), cid)
         except PublishError as exc:

@@ -69,7 +69,7 @@ class DashboardState:
                 if not isinstance(agent_id, str):
                     raise DataRequestError("params.agent_id must be a string")
                 if agent_id not in self._agents:
-                    raise DataRequestError(f"Unknown agent: {str(agent_id)[:64]}")
+                    raise DataRequestError(f"Unknown agent: {str(agent_id)[: messages.ECHO_CHARS]}")
                 return {"agents": [self._agents[agent_id]], "count": 1}
             agents = sorted(self._agents.values(), key=lambda a: str(a.get("agent_id")))
             return {"agents": agents, "count": len(agents)}
@@ -85,7 +85,7 @@ class DashboardState:
                 "status": "healthy" if broker.connected else "degraded",
                 "broker": {"kind": broker.kind, "connected": broker.connected},
                 "connections": connections,
-                "uptime_seconds": round(uptime_seconds, 3),
+                "uptime_seconds": round(uptime_seconds, 3),  # milliseconds are precise enough
                 "contract_version": messages.CONTRACT_VERSION,
             }
-        raise DataRequestError(f"Unknown data type: {data_type[:64]}")
+        raise DataRequestError(f"Unknown data type: {data_type[: messages.ECHO_CHARS]}")

@@ -25,7 +25,9 @@ __all__ = [
     "DEFAULT_MESSAGE_TYPES",
     "DEFAULT_SUBSCRIPTIONS",
     "DISCONNECT_REASONS",
+    "ECHO_CHARS",
     "ERROR_CODES",
+    "MAX_CORRELATION_ID_CHARS",
     "SCHEMA",
     "SCHEMA_PATH",
     "SUBSCRIPTIONS",
@@ -37,6 +39,7 @@ __all__ = [
     "is_valid_update_type",
     "parse_client_frame",
     "parse_publish",
+    "usable_correlation_id",
     "utc_timestamp",
     "utf8_length",
 ]
@@ -72,6 +75,12 @@ DEFAULT_MESSAGE_TYPES: dict[str, str] = {
     "project_index": "project_index_event",
 }
 """The update type a publish gets when it names none."""
+
+ECHO_CHARS = 64
+"""Client text quoted back in an error message is cut to this many characters, so a
+hostile megabyte never travels back in an error frame or a log line."""
+MAX_CORRELATION_ID_CHARS = 128
+"""The longest correlation id kept from a client or publisher (the schema's `maxLength`)."""
 
 IdFactory = Callable[[], str]
 """Makes a fresh id (connection and correlation ids); the app passes a UUID4 maker."""
@@ -109,6 +118,14 @@ def utf8_length(text: str) -> int:
     # ASCII-only text (the common case) has as many bytes as characters; checking that is
     # far cheaper than encoding every frame.
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def usable_correlation_id(value: object) -> str | None:
+    """`value` when it is a correlation id worth echoing (a non-empty string of at most
+    `MAX_CORRELATION_ID_CHARS` characters); None otherwise."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_CORRELATION_ID_CHARS:
+        return value
+    return None
 
 
 def encode(obj: Mapping[str, Any]) -> str:
@@ -154,14 +171,13 @@ def parse_client_frame(raw: str) -> dict[str, Any]:
         raise FrameError("invalid_json", "Invalid JSON message format") from None
     if not isinstance(obj, dict):
         raise FrameError("not_an_object", "Invalid JSON message format")
-    cid = obj.get("correlation_id")
-    cid = cid if isinstance(cid, str) and 0 < len(cid) <= 128 else None
+    cid = usable_correlation_id(obj.get("correlation_id"))
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise FrameError("invalid_field", "Invalid message: type must be a string", cid)
     validator = _CLIENT_VALIDATORS.get(kind)
     if validator is None:
-        raise FrameError("unknown_message_type", f"Unknown message type: {kind[:64]}", cid)
+        raise FrameError("unknown_message_type", f"Unknown message type: {kind[:ECHO_CHARS]}", cid)
     if kind == "request_data" and isinstance(obj.get("data_type"), str):
         # An unknown data type is a data_error (answered), not a malformed frame.
         checked = {**obj, "data_type": DATA_TYPES[0]}
@@ -201,7 +217,8 @@ def parse_publish(
     """
     if subscription not in SUBSCRIPTIONS:
         raise PublishError(
-            f"Unknown subscription {subscription[:64]!r}; valid: " + ", ".join(SUBSCRIPTIONS)
+            f"Unknown subscription {subscription[:ECHO_CHARS]!r}; valid: "
+            + ", ".join(SUBSCRIPTIONS)
         )
     kind = message_type or DEFAULT_MESSAGE_TYPES[subscription]
     if kind == "critical_alert":
@@ -209,7 +226,7 @@ def parse_publish(
             raise PublishError("critical_alert is published on the alerts subscription")
     elif not is_valid_update_type(kind):
         raise PublishError(
-            f"Invalid message_type {kind[:64]!r}: lower-case letters, digits "
+            f"Invalid message_type {kind[:ECHO_CHARS]!r}: lower-case letters, digits "
             "and underscores, not a control frame type"
         )
     if len(body) > max_bytes:

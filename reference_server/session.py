@@ -196,11 +196,13 @@ class Session:
             name, _, seq = part.strip().partition(":")
             if not name:
                 continue
+            # 18 digits stay below 2**63: a seq every client language holds as an integer.
             if not seq.isdigit() or len(seq) > 18:
                 errors.append(
                     self._error(
                         "invalid_field",
-                        "Invalid resume query: expected subscription:seq pairs, got " + part[:64],
+                        "Invalid resume query: expected subscription:seq pairs, got "
+                        + part[: messages.ECHO_CHARS],
                         wall,
                         None,
                     )
@@ -296,7 +298,7 @@ class Session:
         valid = wanted.intersection(messages.SUBSCRIPTIONS)
         errors: list[Send] = []
         if unknown:
-            shown = ", ".join(n[:64] for n in unknown)
+            shown = ", ".join(n[: messages.ECHO_CHARS] for n in unknown)
             errors.append(
                 self._error("invalid_subscription", f"Invalid subscription(s): {shown}", wall, cid)
             )

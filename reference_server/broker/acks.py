@@ -37,7 +37,7 @@ def parse_progress(text: str) -> tuple[str, dict[str, int]]:
     for part in parts:
         sub, _, n = part.partition("=")
         if sub not in messages.SUBSCRIPTIONS or not n.isdigit():
-            raise ValueError(f"bad progress note part {part[:64]!r}")
+            raise ValueError(f"bad progress note part {part[: messages.ECHO_CHARS]!r}")
         marks[sub] = int(n)
     return instance, marks
 
