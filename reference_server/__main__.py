@@ -25,10 +25,11 @@ from .settings import Settings
 __all__ = ["main"]
 
 
-class _Server(uvicorn.Server):
+class _Uvicorn(uvicorn.Server):
     """uvicorn, with our clients closed (notice + 1001) before uvicorn's own 1012."""
 
     hive: Server
+    """The instance to drain."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -90,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
-    server = _Server(config)
-    server.hive = app.state.server
+    runner = _Uvicorn(config)
+    runner.hive = app.state.server
     base = f"{settings.host}:{settings.port}"
     print(
         f"reference server: ws://{base}{WS_PATH}\n"
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  api:     http://{base}/docs",
         flush=True,
     )
-    server.run()
+    runner.run()
     return 0
 
 
