@@ -1,21 +1,22 @@
 """The Agent Hive dashboard reference server: the protocol, hardened, on FastAPI and uvicorn.
 
 Start it with `python -m reference_server`, or build the ASGI app with `create_app`.
+The brokers live in `reference_server.broker`; the most used are re-exported here.
 """
 
 from __future__ import annotations
 
 from .app import WS_PATH, create_app
-from .broker import Broker, BrokerStatus, History, MemoryBroker, Update
+from .broker import Broker, BrokerStatus, History, MemoryBroker, RedisBroker, Update
 from .errors import (
     BrokerUnavailable,
     DataRequestError,
     FrameError,
     HiveError,
+    PayloadTooLarge,
     PublishError,
     SettingsError,
 )
-from .redis_broker import RedisBroker
 from .session import Session
 from .settings import Settings
 
@@ -29,6 +30,7 @@ __all__ = [
     "History",
     "HiveError",
     "MemoryBroker",
+    "PayloadTooLarge",
     "PublishError",
     "RedisBroker",
     "Session",

@@ -19,21 +19,22 @@ import uvicorn
 from .app import WS_PATH, create_app
 from .errors import SettingsError
 from .logs import configure_logging
-from .runtime import Runtime
+from .server import Server
 from .settings import Settings
 
 __all__ = ["main"]
 
 
-class _Server(uvicorn.Server):
+class _Uvicorn(uvicorn.Server):
     """uvicorn, with our clients closed (notice + 1001) before uvicorn's own 1012."""
 
-    runtime: Runtime
+    hive: Server
+    """The instance to drain."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting first, so nobody joins during the drain
-        await self.runtime.drain()
+        await self.hive.drain()
         await super().shutdown(sockets)
 
 
@@ -90,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
-    server = _Server(config)
-    server.runtime = app.state.runtime
+    runner = _Uvicorn(config)
+    runner.hive = app.state.server
     base = f"{settings.host}:{settings.port}"
     print(
         f"reference server: ws://{base}{WS_PATH}\n"
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  api:     http://{base}/docs",
         flush=True,
     )
-    server.run()
+    runner.run()
     return 0
 
 

@@ -1,9 +1,10 @@
 """The FastAPI app: routes and wiring.
 
-`create_app(settings)` builds the `Runtime` (broker, hub, metrics, state), starts the broker,
-the watchdog and the optional demo producer in the lifespan, and exposes the WebSocket
-endpoint plus the REST endpoints: health, limits, the contract, stats, metrics and the
-publish route.
+`create_app(settings)` builds the broker and the `Server` (hub, metrics, dashboard state),
+starts the broker, the watchdog and the optional demo producer in the lifespan, and exposes
+the WebSocket endpoint plus the REST endpoints: health, limits, the contract, stats,
+metrics and the publish route. It is one of the edges where ids and randomness are made:
+everything inside receives them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,17 +22,53 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import messages
-from .broker import Broker
+from .auth import bearer_token, tokens_equal
+from .broker.base import Broker
+from .broker.memory import MemoryBroker
 from .demo import run_demo
 from .errors import BrokerUnavailable, PublishError
-from .runtime import Runtime, tokens_equal
+from .messages import IdFactory
+from .metrics import Metrics
+from .server import Server
 from .settings import Settings
 from .transport import TransportAbort
 
-__all__ = ["WS_PATH", "create_app"]
+__all__ = ["WS_PATH", "create_app", "new_uuid"]
 
 WS_PATH = "/api/dashboard/ws/dashboard"
 """Path of the dashboard WebSocket endpoint."""
+
+# The watchdog runs at least once a second, and four times per idle timeout, so an idle
+# client is closed at most a quarter of the timeout late.
+_WATCHDOG_MAX_PERIOD_SECONDS = 1.0
+_WATCHDOG_CHECKS_PER_IDLE_TIMEOUT = 4
+# Seconds of Retry-After at least, with a 503 (HTTP counts whole seconds).
+_MIN_RETRY_AFTER_SECONDS = 1
+# The instance id in Redis: this many hex digits of a UUID4 (64 bits, no collisions).
+_INSTANCE_ID_HEX_DIGITS = 16
+
+
+def new_uuid() -> str:
+    """A fresh random UUID4 as a string: the id factory the server uses by default."""
+    return str(uuid.uuid4())
+
+
+def _make_broker(settings: Settings, metrics: Metrics, new_id: IdFactory) -> Broker:
+    if settings.redis_url:
+        # Imported here: a single instance with the in-process broker never needs redis.
+        from .broker.redis import RedisBroker
+
+        return RedisBroker(
+            settings,
+            metrics,
+            instance_id=uuid.uuid4().hex[:_INSTANCE_ID_HEX_DIGITS],
+            rng=random.Random(),
+            new_id=new_id,
+        )
+    return MemoryBroker(
+        history_max_messages=settings.history_max_messages,
+        history_max_age_seconds=settings.history_max_age_seconds,
+    )
 
 
 def create_app(
@@ -39,6 +76,7 @@ def create_app(
     *,
     broker: Broker | None = None,
     rng: random.Random | None = None,
+    new_id: IdFactory | None = None,
 ) -> FastAPI:
     """Build the reference server's ASGI app.
 
@@ -46,34 +84,40 @@ def create_app(
         settings: validated settings; None reads nothing and uses the defaults.
         broker: a broker to use instead of the one `settings` names.
         rng: random source for the demo producer (seed it for a repeatable demo).
+        new_id: makes connection and correlation ids; `new_uuid` by default.
 
     Returns:
-        The FastAPI app; its `state.runtime` is the `Runtime`.
+        The FastAPI app; its `state.server` is the `Server`.
     """
     settings = settings or Settings()
-    runtime = Runtime(settings, broker, rng or random.Random())
+    rng = rng or random.Random()
+    new_id = new_id or new_uuid
+    metrics = Metrics()
+    if broker is None:
+        broker = _make_broker(settings, metrics, new_id)
+    server = Server(settings, broker, metrics, new_id=new_id)
+    watchdog_period = min(
+        _WATCHDOG_MAX_PERIOD_SECONDS,
+        settings.idle_disconnect_seconds / _WATCHDOG_CHECKS_PER_IDLE_TIMEOUT,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.broker.start(runtime.hub.deliver)
-        tasks = [
-            asyncio.create_task(runtime.watchdog(min(1.0, settings.idle_disconnect_seconds / 4)))
-        ]
+        await server.broker.start(server.hub.deliver)
+        tasks = [asyncio.create_task(server.watchdog(watchdog_period))]
         if settings.demo:
             tasks.append(
-                asyncio.create_task(
-                    run_demo(runtime.broker, settings.demo_interval_seconds, runtime.rng)
-                )
+                asyncio.create_task(run_demo(server.broker, settings.demo_interval_seconds, rng))
             )
-        runtime.log.info("started", broker=runtime.broker.status().kind)
+        server.log.info("started", broker=server.broker.status().kind)
         try:
             yield
         finally:
-            await runtime.drain()
+            await server.drain()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await runtime.broker.close()
+            await server.broker.close()
 
     app = FastAPI(
         title="Agent Hive dashboard reference server",
@@ -82,7 +126,7 @@ def create_app(
         f"`{WS_PATH}` is described by the protocol reference.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    app.state.server = server
     app.add_middleware(TransportAbort)
     if settings.cors_allowed_origins:
         # The docs site's live console reads the limits from another origin (the docs
@@ -90,11 +134,11 @@ def create_app(
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_allowed_origins), allow_methods=["GET"]
         )
-    _routes(app, runtime)
+    _routes(app, server)
     return app
 
 
-def _routes(app: FastAPI, rt: Runtime) -> None:
+def _routes(app: FastAPI, rt: Server) -> None:
     @app.websocket(WS_PATH)
     async def dashboard_ws(websocket: WebSocket) -> None:
         await rt.serve(websocket)
@@ -134,7 +178,7 @@ def _routes(app: FastAPI, rt: Runtime) -> None:
         return {
             "connections": len(rt.hub.connections),
             "subscriptions": rt.hub.counts(),
-            "uptime_seconds": round(time.monotonic() - rt.started, 3),
+            "uptime_seconds": rt.uptime(),
         }
 
     @app.post(
@@ -207,8 +251,7 @@ def _routes(app: FastAPI, rt: Runtime) -> None:
             rt.settings.auth_token if rt.settings.auth_required else ""
         )
         if expected:
-            header = request.headers.get("authorization", "")
-            given = header[7:] if header[:7].lower() == "bearer " else ""
+            given = bearer_token(request.headers.get("authorization", ""))
             if not tokens_equal(given, expected):
                 rt.metrics.publishes_refused.labels("unauthorized").inc()
                 return JSONResponse(
@@ -216,21 +259,23 @@ def _routes(app: FastAPI, rt: Runtime) -> None:
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        cid = request.headers.get("x-correlation-id", "")[:128] or messages.new_correlation_id()
+        cid = (
+            request.headers.get("x-correlation-id", "")[: messages.MAX_CORRELATION_ID_CHARS]
+            or rt.new_id()
+        )
         try:
             ack = await rt.publish(subscription, message_type, await request.body(), cid)
         except PublishError as exc:
             rt.metrics.publishes_refused.labels("invalid").inc()
-            code = 413 if str(exc) == "Message too large" else 422
             return JSONResponse(
                 {"detail": str(exc), "valid_subscriptions": list(messages.SUBSCRIPTIONS)},
-                status_code=code,
+                status_code=exc.status,
             )
         except BrokerUnavailable as exc:
             rt.metrics.publishes_refused.labels("broker_unavailable").inc()
             return JSONResponse(
                 {"detail": str(exc)},
                 status_code=503,
-                headers={"Retry-After": str(max(1, round(exc.retry_after)))},
+                headers={"Retry-After": str(max(_MIN_RETRY_AFTER_SECONDS, round(exc.retry_after)))},
             )
         return JSONResponse(ack, headers={"X-Correlation-ID": cid})

@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from .broker import Broker
+from .broker.base import Broker
 from .errors import BrokerUnavailable
 
 __all__ = ["DemoFeed", "run_demo"]
@@ -55,6 +55,8 @@ class DemoFeed:
     def next(self) -> tuple[str, str, Mapping[str, Any]]:
         """The next update to publish."""
         rng = self._rng
+        # The mix (40 % agents, 30 % tasks, ...) and every range below are made-up demo
+        # values chosen to look like a busy platform; none of them is a limit.
         roll = rng.random()
         agent = rng.choice(self._agents)
         if roll < 0.40:

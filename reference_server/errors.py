@@ -4,7 +4,8 @@
     ├── SettingsError      a setting is missing or out of range (start-up refuses to run)
     ├── FrameError         a client frame is refused; becomes an `error` frame, connection stays
     ├── DataRequestError   `request_data` cannot be answered; becomes a `data_error` frame
-    ├── PublishError       a publish is refused (bad subscription, type or data); HTTP 4xx
+    ├── PublishError       a publish is refused (bad subscription, type or data); HTTP 422
+    │   └── PayloadTooLarge    its body is larger than max_inbound_message_bytes; HTTP 413
     └── BrokerUnavailable  the broker cannot take a publish now; HTTP 503 with Retry-After
 
 Errors are raised deep and caught only at the boundary (the session, the HTTP handlers and
@@ -18,6 +19,7 @@ __all__ = [
     "DataRequestError",
     "FrameError",
     "HiveError",
+    "PayloadTooLarge",
     "PublishError",
     "SettingsError",
 ]
@@ -52,7 +54,23 @@ class DataRequestError(HiveError):
 
 
 class PublishError(HiveError):
-    """A publish is refused because of its input. The message says what to change."""
+    """A publish is refused because of its input. The message says what to change.
+
+    Attributes:
+        status: the HTTP status the publish route answers with (422 Unprocessable Content).
+    """
+
+    status: int = 422
+
+
+class PayloadTooLarge(PublishError):
+    """A publish body is larger than `max_inbound_message_bytes`.
+
+    Attributes:
+        status: 413 (Content Too Large, RFC 9110 §15.5.14).
+    """
+
+    status = 413
 
 
 class BrokerUnavailable(HiveError):

@@ -12,17 +12,17 @@ import time
 from collections.abc import Callable, Iterable
 
 from . import messages
-from .broker import Update
+from .broker.base import Update
+from .dashboard import DashboardState
 from .metrics import Metrics
 from .outbox import FULL, WRITTEN, Outbox
 from .session import Session
-from .state import DashboardState
 
-__all__ = ["Connection", "Hub"]
+__all__ = ["Client", "Hub"]
 
 
-class Connection:
-    """One client: its protocol session, its outbox and its pending resumes.
+class Client:
+    """One client as the hub sees it: its protocol session, outbox and pending resumes.
 
     Args:
         session: the sans-I/O protocol state.
@@ -51,21 +51,21 @@ class Hub:
     def __init__(self, metrics: Metrics, state: DashboardState) -> None:
         self._metrics = metrics
         self._state = state
-        self.connections: set[Connection] = set()
-        self._by_sub: dict[str, set[Connection]] = {s: set() for s in messages.SUBSCRIPTIONS}
+        self.connections: set[Client] = set()
+        self._by_sub: dict[str, set[Client]] = {s: set() for s in messages.SUBSCRIPTIONS}
 
-    def add(self, conn: Connection) -> None:
+    def add(self, conn: Client) -> None:
         """Register a connection (it receives nothing until it subscribes)."""
         self.connections.add(conn)
         self._metrics.active_connections.set(len(self.connections))
 
-    def remove(self, conn: Connection) -> None:
+    def remove(self, conn: Client) -> None:
         """Forget a connection and all its subscriptions."""
         self.connections.discard(conn)
         self.change(conn, (), messages.SUBSCRIPTIONS)
         self._metrics.active_connections.set(len(self.connections))
 
-    def change(self, conn: Connection, added: Iterable[str], removed: Iterable[str]) -> None:
+    def change(self, conn: Client, added: Iterable[str], removed: Iterable[str]) -> None:
         """Start routing `added` subscriptions to `conn` and stop routing `removed`."""
         for sub in added:
             if conn in self.connections:
@@ -90,7 +90,7 @@ class Hub:
             return
         sub = update.subscription
         text, stamp = update.text, update.published_at
-        full: list[Connection] = []
+        full: list[Client] = []
         written = 0
         for conn in members:
             if conn.resuming and sub in conn.resuming:
@@ -106,7 +106,7 @@ class Hub:
             # once per update rather than once per frame.
             metrics = self._metrics
             metrics.messages_sent.inc(written)
-            metrics.bytes_sent.inc(written * (len(text) if text.isascii() else len(text.encode())))
+            metrics.bytes_sent.inc(written * messages.utf8_length(text))
             if stamp:
                 metrics.publish_to_send.observe(max(0.0, time.time() - stamp))
         for conn in full:

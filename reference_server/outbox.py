@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from .messages import utf8_length
 from .metrics import Metrics
 from .transport import SendBatch, WriteNow
 
@@ -205,7 +206,7 @@ class Outbox:
                     continue
                 self._failures = 0
                 sent += 1
-                size += len(text) if text.isascii() else len(text.encode())
+                size += utf8_length(text)
                 if stamp and not oldest:
                     oldest = stamp
             self.send_started = 0.0
@@ -238,7 +239,7 @@ class Outbox:
             return True
         self.send_started = 0.0
         self._failures = 0
-        size = sum(len(t) if t.isascii() else len(t.encode()) for t in texts)
+        size = sum(map(utf8_length, texts))
         self._flush(len(texts), size, oldest)
         return True
 

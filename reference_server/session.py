@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import messages
-from .broker import History, Update
+from .broker.base import History, Update
 from .errors import DataRequestError, FrameError
+from .messages import IdFactory
 from .ratelimit import RateLimiter, Verdict
 from .settings import Settings
 
@@ -116,12 +117,15 @@ class Session:
         settings: the limits in force.
         data_source: answers `request_data`.
         now: monotonic time at accept, in seconds.
+        new_id: makes the correlation id of a frame that answers no client frame (or one
+            without a usable id).
     """
 
     __slots__ = (
         "_data_source",
         "_last_valid",
         "_limiter",
+        "_new_id",
         "_settings",
         "closed",
         "connection_id",
@@ -129,9 +133,16 @@ class Session:
     )
 
     def __init__(
-        self, connection_id: str, settings: Settings, data_source: DataSource, now: float
+        self,
+        connection_id: str,
+        settings: Settings,
+        data_source: DataSource,
+        now: float,
+        *,
+        new_id: IdFactory,
     ) -> None:
         self.connection_id = connection_id
+        self._new_id = new_id
         self.subscriptions: set[str] = set()
         self.closed = False
         self._settings = settings
@@ -149,7 +160,7 @@ class Session:
     # -- frames -------------------------------------------------------------------------
 
     def _send(self, kind: str, wall: float, cid: str | None = None, **fields: Any) -> Send:
-        cid = cid or messages.new_correlation_id()
+        cid = cid or self._new_id()
         body = messages.frame(kind, correlation_id=cid, wall=wall, **fields)
         return Send(messages.encode(body), kind, cid, fields.get("code", ""))
 
@@ -185,11 +196,13 @@ class Session:
             name, _, seq = part.strip().partition(":")
             if not name:
                 continue
+            # 18 digits stay below 2**63: a seq every client language holds as an integer.
             if not seq.isdigit() or len(seq) > 18:
                 errors.append(
                     self._error(
                         "invalid_field",
-                        "Invalid resume query: expected subscription:seq pairs, got " + part[:64],
+                        "Invalid resume query: expected subscription:seq pairs, got "
+                        + part[: messages.ECHO_CHARS],
                         wall,
                         None,
                     )
@@ -225,7 +238,7 @@ class Session:
         if verdict is Verdict.DROP_AND_NOTIFY:
             return [Dropped(), self._error("rate_limited", "Rate limit exceeded", wall, None)]
         # The size is that of the raw frame, checked before parsing (never by re-serialising).
-        size = len(raw) if isinstance(raw, bytes) else _utf8_length(raw)
+        size = len(raw) if isinstance(raw, bytes) else messages.utf8_length(raw)
         if size > self._settings.max_inbound_message_bytes:
             return [self._error("message_too_large", "Message too large", wall, None)]
         if isinstance(raw, bytes):
@@ -285,7 +298,7 @@ class Session:
         valid = wanted.intersection(messages.SUBSCRIPTIONS)
         errors: list[Send] = []
         if unknown:
-            shown = ", ".join(n[:64] for n in unknown)
+            shown = ", ".join(n[: messages.ECHO_CHARS] for n in unknown)
             errors.append(
                 self._error("invalid_subscription", f"Invalid subscription(s): {shown}", wall, cid)
             )
@@ -335,9 +348,3 @@ class Session:
             )
         out.extend(Send(u.text, u.type) for u in updates)
         return out
-
-
-def _utf8_length(text: str) -> int:
-    # ASCII-only text (the common case) has as many bytes as characters; checking that is
-    # far cheaper than encoding every inbound frame.
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

@@ -48,7 +48,6 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "history_max_messages": ("messages", "Updates kept per subscription for resume."),
     "history_max_age_seconds": ("s", "Oldest update kept for resume."),
     "redis_backoff_cap_seconds": ("s", "Cap of the full-jitter reconnect backoff to Redis."),
-    "publish_buffer_max_messages": ("messages", "Publishes held while Redis is down."),
     "redis_backoff_base_seconds": (
         "s",
         "Ceiling of the first reconnect delay; it doubles per attempt.",
@@ -119,7 +118,6 @@ class Settings:
     history_max_messages: int = 1_000
     history_max_age_seconds: float = 300.0
     redis_backoff_cap_seconds: float = 5.0
-    publish_buffer_max_messages: int = 10_000
     redis_backoff_base_seconds: float = 0.1
     redis_timeout_seconds: float = 2.0
     redis_heartbeat_seconds: float = 1.0

@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import jsonschema
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
@@ -23,6 +25,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
 from reference_server.messages import SCHEMA
+from tests.procs import ServerProcess
 
 _SERVER = jsonschema.Draft7Validator(
     {"$ref": "#/definitions/ServerFrame", **SCHEMA}, format_checker=jsonschema.FormatChecker()
@@ -126,3 +129,13 @@ class StalledClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def metric(server: ServerProcess, name: str, labels: dict[str, str] | None = None) -> float:
+    """The value of metric sample `name` (with exactly `labels`, when given) on `server`."""
+    text = httpx.get(f"{server.http}/api/dashboard/metrics/websockets", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and (labels is None or sample.labels == labels):
+                return float(sample.value)
+    raise AssertionError(f"metric {name} {labels} not exposed")

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_server import metric
-from tests.wsclient import Client, StalledClient, check_server_frame
+from tests.wsclient import Client, StalledClient, check_server_frame, metric
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

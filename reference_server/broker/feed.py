@@ -17,24 +17,27 @@ unreachable.
 
 from __future__ import annotations
 
-from collections import deque
-
-from . import messages
-from .broker import History, Update
+from .. import messages
+from ..messages import IdFactory
+from .base import History, Update
+from .retained import Retained
 
 __all__ = ["Feed", "resync_notice"]
 
 
-def resync_notice(subscription: str, last_seq: int, history: History, wall: float) -> Update:
+def resync_notice(
+    subscription: str, last_seq: int, history: History, wall: float, correlation_id: str
+) -> Update:
     """A `resync_required` frame for every subscriber of `subscription`, shaped as an update.
 
     It travels the path updates take (the hub puts it in each subscriber's queue), so it
     arrives in order between the last update before the hole and the first one after it.
-    Its `seq` is `history.latest_seq`: live updates continue after it.
+    Its `seq` is `history.latest_seq`: live updates continue after it. `correlation_id`
+    is a fresh id (the notice answers no client frame).
     """
     body = messages.frame(
         "resync_required",
-        correlation_id=messages.new_correlation_id(),
+        correlation_id=correlation_id,
         wall=wall,
         subscription=subscription,
         last_seq=last_seq,
@@ -58,13 +61,16 @@ class Feed:
     Args:
         history_max_messages: updates kept per subscription.
         history_max_age_seconds: oldest update kept, in seconds.
+        new_id: makes the correlation id of each `resync_required` notice.
     """
 
-    def __init__(self, *, history_max_messages: int, history_max_age_seconds: float) -> None:
-        self._max_age = history_max_age_seconds
-        self._kept: dict[str, deque[Update]] = {
-            s: deque(maxlen=history_max_messages) for s in messages.SUBSCRIPTIONS
-        }
+    def __init__(
+        self, *, history_max_messages: int, history_max_age_seconds: float, new_id: IdFactory
+    ) -> None:
+        self._retained = Retained(
+            max_messages=history_max_messages, max_age_seconds=history_max_age_seconds
+        )
+        self._new_id = new_id
         self.epoch: int | None = None
         """The epoch's base seq (its seqs are base + 1, base + 2, ...); None before the first."""
         self._last: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
@@ -87,12 +93,12 @@ class Feed:
         had_epoch = self.epoch is not None
         self.epoch = epoch
         notices = []
-        for sub, kept in self._kept.items():
-            kept.clear()
+        for sub in messages.SUBSCRIPTIONS:
+            self._retained.clear(sub)
             before = self._last[sub]
             self._last[sub] = epoch
             if had_epoch:
-                notices.append(resync_notice(sub, before, self._history(sub, before), wall))
+                notices.append(self._notice(sub, before, wall))
         return notices
 
     def accept(self, update: Update) -> list[Update]:
@@ -102,12 +108,11 @@ class Feed:
         if update.seq <= last:
             return []
         out = []
-        kept = self._kept[sub]
         if update.seq > last + 1:
-            kept.clear()
+            self._retained.clear(sub)
             self._last[sub] = update.seq - 1
-            out.append(resync_notice(sub, last, self._history(sub, last), update.published_at))
-        kept.append(update)
+            out.append(self._notice(sub, last, update.published_at))
+        self._retained.append(update)
         self._last[sub] = update.seq
         out.append(update)
         return out
@@ -120,14 +125,9 @@ class Feed:
             after_seq: the last seq the client saw.
             now: wall-clock seconds since the epoch (ages are measured against it).
         """
-        kept = self._kept[subscription]
-        cutoff = now - self._max_age
-        while kept and kept[0].published_at < cutoff:
-            kept.popleft()
-        return self._history(subscription, after_seq)
+        self._retained.expire(subscription, now)
+        return self._retained.history(subscription, after_seq, self._last[subscription])
 
-    def _history(self, subscription: str, after_seq: int) -> History:
-        kept = self._kept[subscription]
-        latest = self._last[subscription]
-        oldest = kept[0].seq if kept else latest + 1
-        return History([u for u in kept if u.seq > after_seq], oldest, latest)
+    def _notice(self, subscription: str, last_seq: int, wall: float) -> Update:
+        history = self._retained.history(subscription, last_seq, self._last[subscription])
+        return resync_notice(subscription, last_seq, history, wall, self._new_id())

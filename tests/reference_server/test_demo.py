@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from reference_server.broker import BrokerStatus, make_update
+from reference_server.broker.base import BrokerStatus, make_update
+from reference_server.dashboard import DashboardState
 from reference_server.demo import DemoFeed
-from reference_server.state import DashboardState
 from tests.wsclient import check_server_frame
 
 pytestmark = pytest.mark.unit

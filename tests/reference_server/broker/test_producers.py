@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reference_server.producers import route
+from reference_server.broker.producers import route
 
 pytestmark = pytest.mark.unit
 

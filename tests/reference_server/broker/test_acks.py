@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from reference_server.acks import Acks, format_progress, parse_progress
+from reference_server.broker.acks import Acks, format_progress, parse_progress
 from reference_server.errors import BrokerUnavailable
 
 pytestmark = pytest.mark.unit

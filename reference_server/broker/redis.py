@@ -8,7 +8,7 @@ pub/sub, keep what an instance has not read yet while it reconnects.
 **Seq and epochs.** `seq` is `epoch + n`, where `n` counts the entries of the subscription's
 stream and the epoch is stored in Redis. When Redis comes back empty (restarted without
 persistence), its counters are gone: the first instance to reconnect starts a new epoch
-above every earlier seq (`redis_link`), and every instance sends its subscribers
+above every earlier seq (`link`), and every instance sends its subscribers
 `resync_required` (`feed`). A seq is therefore never reused for a different update.
 
 **Failures.** One supervisor task makes a `RedisLink` (join, subscribe, heartbeat, catch
@@ -29,30 +29,38 @@ import asyncio
 import contextlib
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from ..errors import BrokerUnavailable
+from ..logs import get_logger
+from ..messages import IdFactory
+from ..metrics import Metrics
+from ..settings import Settings
 from .acks import Acks
 from .backoff import Backoff
-from .broker import BrokerStatus, Deliver, History, Update, make_update
-from .errors import BrokerUnavailable
+from .base import BrokerStatus, Deliver, History, Update, make_update
 from .feed import Feed
-from .logs import get_logger
-from .metrics import Metrics
-from .redis_link import RedisLink
-from .settings import Settings
+from .link import RedisLink
 
 __all__ = ["RedisBroker"]
+
+# `start` waits this many Redis timeouts for the first link (connect, join, subscribe,
+# catch up: a few round trips each) before the instance starts degraded.
+_FIRST_LINK_TIMEOUTS = 4
+# The shortest Retry-After sent with a 503, in seconds (HTTP counts whole seconds).
+_MIN_RETRY_AFTER = 1.0
+# `/health` shows the last error truncated to this many characters.
+_ERROR_CHARS = 300
 
 
 def _describe(exc: BaseException) -> str:
     # A link's TaskGroup wraps the failure that ended it; name that failure, not the group.
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
 
 
 class RedisBroker:
@@ -61,10 +69,11 @@ class RedisBroker:
     Args:
         settings: `redis_url` and the `redis_*` and `history_*` settings are used.
         metrics: `broker_up`, `broker_reconnect_attempts` and `publishes_refused` are updated.
+        instance_id: this instance's id in Redis, unique among the instances sharing it.
         rng: random source of the reconnect jitter.
+        new_id: makes correlation ids (resync notices, producer messages without one).
         sleep: awaited for each reconnect delay (tests pass one that records).
         clock: wall-clock source in seconds since the epoch.
-        instance_id: this instance's id in Redis; a random one by default.
     """
 
     def __init__(
@@ -72,24 +81,25 @@ class RedisBroker:
         settings: Settings,
         metrics: Metrics,
         *,
-        rng: random.Random | None = None,
+        instance_id: str,
+        rng: random.Random,
+        new_id: IdFactory,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
-        instance_id: str | None = None,
     ) -> None:
         self._s = settings
         self._metrics = metrics
         self._sleep = sleep
         self._clock = clock
-        self.instance_id = instance_id or uuid.uuid4().hex[:16]
+        self._new_id = new_id
+        self.instance_id = instance_id
         self._backoff = Backoff(
-            settings.redis_backoff_base_seconds,
-            settings.redis_backoff_cap_seconds,
-            rng or random.Random(),
+            settings.redis_backoff_base_seconds, settings.redis_backoff_cap_seconds, rng
         )
         self._feed = Feed(
             history_max_messages=settings.history_max_messages,
             history_max_age_seconds=settings.history_max_age_seconds,
+            new_id=new_id,
         )
         self._acks = Acks(self.instance_id)
         self._log = get_logger(instance=self.instance_id)
@@ -112,7 +122,7 @@ class RedisBroker:
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._supervise(first), name="redis-broker")
         # Bounded even if Redis accepts connections and then hangs mid-catch-up.
-        await asyncio.wait({first}, timeout=4 * self._s.redis_timeout_seconds)
+        await asyncio.wait({first}, timeout=_FIRST_LINK_TIMEOUTS * self._s.redis_timeout_seconds)
 
     async def publish(
         self, subscription: str, message_type: str, data: Mapping[str, Any], correlation_id: str
@@ -193,7 +203,7 @@ class RedisBroker:
     # -- supervisor --------------------------------------------------------------------
 
     def _retry_after(self) -> float:
-        return max(1.0, self._retry_at - time.monotonic())
+        return max(_MIN_RETRY_AFTER, self._retry_at - time.monotonic())
 
     def _hand_over(self, update: Update) -> None:
         if self._deliver is not None:
@@ -210,6 +220,7 @@ class RedisBroker:
                 deliver=self._hand_over,
                 metrics=self._metrics,
                 clock=self._clock,
+                new_id=self._new_id,
             )
             try:
                 await link.open()

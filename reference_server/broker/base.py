@@ -1,7 +1,8 @@
-"""Brokers: how updates get from a publisher to every instance's subscribers.
+"""What every broker shares: the `Broker` interface, the `Update` it delivers, `History`.
 
-`Broker` is the interface; `MemoryBroker` is the single-instance default, a product feature
-(not a test double). The Redis broker implements the same interface for several instances.
+`Broker` is the interface; `MemoryBroker` (`broker.memory`) is the single-instance default, a
+product feature (not a test double). `RedisBroker` (`broker.redis`) implements the same
+interface for several instances.
 
 A broker assigns each update its `seq` (per subscription, starting at 1), encodes the frame
 once, keeps a bounded history for resume, and calls the `deliver` callback it was started
@@ -10,15 +11,13 @@ with, once per update, in `seq` order per subscription.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import messages
+from .. import messages
 
-__all__ = ["Broker", "BrokerStatus", "Deliver", "History", "MemoryBroker", "Update", "make_update"]
+__all__ = ["Broker", "BrokerStatus", "Deliver", "History", "Update", "make_update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,68 +128,3 @@ class Broker(Protocol):
 
     async def close(self) -> None:
         """Stop delivering and release connections."""
-
-
-class MemoryBroker:
-    """The in-process broker: one instance, no external service.
-
-    Args:
-        history_max_messages: updates kept per subscription.
-        history_max_age_seconds: oldest update kept, in seconds.
-        clock: wall-clock source in seconds since the epoch (pass one in tests).
-    """
-
-    def __init__(
-        self,
-        *,
-        history_max_messages: int,
-        history_max_age_seconds: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._max_age = history_max_age_seconds
-        self._clock = clock
-        self._history: dict[str, deque[Update]] = {
-            s: deque(maxlen=history_max_messages) for s in messages.SUBSCRIPTIONS
-        }
-        # Seqs continue from a base in microseconds since the epoch, so a restarted server
-        # never reuses a seq that a client may still resume from (it gets resync_required).
-        self._base = int(clock() * 1_000_000)
-        self._seq: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, self._base)
-        self._deliver: Deliver | None = None
-
-    async def start(self, deliver: Deliver) -> None:
-        self._deliver = deliver
-
-    async def publish(
-        self, subscription: str, message_type: str, data: Mapping[str, Any], correlation_id: str
-    ) -> Update:
-        seq = self._seq[subscription] + 1
-        self._seq[subscription] = seq
-        update = make_update(
-            subscription,
-            message_type,
-            data,
-            seq=seq,
-            correlation_id=correlation_id,
-            wall=self._clock(),
-        )
-        self._history[subscription].append(update)
-        if self._deliver is not None:
-            self._deliver(update)
-        return update
-
-    async def history(self, subscription: str, after_seq: int) -> History:
-        kept = self._history[subscription]
-        cutoff = self._clock() - self._max_age
-        while kept and kept[0].published_at < cutoff:
-            kept.popleft()
-        latest = self._seq[subscription]
-        oldest = kept[0].seq if kept else latest + 1
-        return History([u for u in kept if u.seq > after_seq], oldest, latest)
-
-    def status(self) -> BrokerStatus:
-        published = {sub: seq - self._base for sub, seq in self._seq.items()}
-        return BrokerStatus("memory", True, {"published": published})
-
-    async def close(self) -> None:
-        self._deliver = None

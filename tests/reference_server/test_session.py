@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference_server.broker import History, make_update
+from reference_server.app import new_uuid
+from reference_server.broker.base import History, make_update
 from reference_server.errors import DataRequestError
 from reference_server.session import Close, Dropped, Send, Session, SubscriptionsChanged, replay
 from reference_server.settings import Settings
@@ -27,7 +28,7 @@ def data_source(data_type: str, params: Any) -> dict[str, Any]:
 
 
 def make(settings: Settings | None = None, subscriptions: str | None = None) -> Session:
-    session = Session("conn-1", settings or Settings(), data_source, now=0.0)
+    session = Session("conn-1", settings or Settings(), data_source, now=0.0, new_id=new_uuid)
     session.start(subscriptions, None, WALL)
     return session
 
@@ -43,7 +44,7 @@ def frames(actions: list[Any]) -> list[dict[str, Any]]:
 
 
 def test_start_sends_connection_established_first_with_default_subscriptions() -> None:
-    session = Session("conn-1", Settings(), data_source, now=0.0)
+    session = Session("conn-1", Settings(), data_source, now=0.0, new_id=new_uuid)
     actions = session.start(None, None, WALL)
     first = frames(actions)[0]
     assert first["type"] == "connection_established"
@@ -54,7 +55,7 @@ def test_start_sends_connection_established_first_with_default_subscriptions() -
 
 
 def test_start_with_unknown_query_names_applies_valid_ones_and_reports_the_rest() -> None:
-    session = Session("c", Settings(), data_source, now=0.0)
+    session = Session("c", Settings(), data_source, now=0.0, new_id=new_uuid)
     out = frames(session.start("alerts,zeta,beta", None, WALL))
     assert out[0]["subscriptions"] == ["alerts"]
     assert out[1]["message"] == "Invalid subscription(s): beta, zeta"
@@ -253,7 +254,7 @@ def test_subscribe_with_resume_asks_the_app_to_replay() -> None:
 
 
 def test_resume_query_with_bad_pairs_gets_an_error_after_connection_established() -> None:
-    session = Session("c", Settings(), data_source, now=0.0)
+    session = Session("c", Settings(), data_source, now=0.0, new_id=new_uuid)
     actions = session.start("agents", "agents:5,tasks:x", WALL)
     out = frames(actions)
     assert [f["type"] for f in out] == ["connection_established", "error"]

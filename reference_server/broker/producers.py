@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..messages import ECHO_CHARS, usable_correlation_id, utf8_length
+
 __all__ = ["PRODUCER_CHANNELS", "PRODUCER_PATTERNS", "ProducerMessage", "route"]
 
 PRODUCER_CHANNELS: tuple[str, ...] = ("system_events", "project_index:websocket_events")
@@ -67,17 +69,17 @@ def route(channel: str, payload: str, max_bytes: int) -> ProducerMessage:
     elif channel == "project_index:websocket_events":
         subscription, kind = "project_index", "project_index_event"
     else:
-        raise ValueError(f"{channel[:64]!r} is not a producer channel")
-    if len(payload.encode("utf-8", "replace")) > max_bytes:
-        raise ValueError(f"message on {channel[:64]!r} is larger than {max_bytes} bytes")
+        raise ValueError(f"{channel[:ECHO_CHARS]!r} is not a producer channel")
+    if utf8_length(payload) > max_bytes:
+        raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is larger than {max_bytes} bytes")
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError):
-        raise ValueError(f"message on {channel[:64]!r} is not JSON") from None
+        raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is not JSON") from None
     if not isinstance(data, dict):
-        raise ValueError(f"message on {channel[:64]!r} is not a JSON object")
+        raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is not a JSON object")
     if subscription == "project_index" and isinstance(data.get("event"), dict):
         data = data["event"]
-    cid = data.get("correlation_id")
-    usable = isinstance(cid, str) and 0 < len(cid) <= 128
-    return ProducerMessage(subscription, kind, data, cid if usable else None)
+    return ProducerMessage(
+        subscription, kind, data, usable_correlation_id(data.get("correlation_id"))
+    )

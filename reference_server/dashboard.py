@@ -1,4 +1,4 @@
-"""What the server knows of the platform, built from the updates that pass through it.
+"""The dashboard state: what the server knows of the platform, from the updates it delivers.
 
 `request_data` answers come from here: the latest state of each agent seen on `agents`, the
 per-subscription update counts and the live connection figures. Pure: the app feeds it.
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import messages
-from .broker import BrokerStatus, Update
+from .broker.base import BrokerStatus, Update
 from .errors import DataRequestError
 
 __all__ = ["DashboardState"]
@@ -23,6 +23,8 @@ class DashboardState:
         max_agents: agents remembered at most; the least recently updated are forgotten.
     """
 
+    # Enough for any fleet the dashboard shows, while bounding memory against a publisher
+    # that invents a new agent id per update.
     def __init__(self, max_agents: int = 10_000) -> None:
         self._max_agents = max_agents
         self._agents: dict[str, dict[str, Any]] = {}
@@ -67,7 +69,7 @@ class DashboardState:
                 if not isinstance(agent_id, str):
                     raise DataRequestError("params.agent_id must be a string")
                 if agent_id not in self._agents:
-                    raise DataRequestError(f"Unknown agent: {str(agent_id)[:64]}")
+                    raise DataRequestError(f"Unknown agent: {str(agent_id)[: messages.ECHO_CHARS]}")
                 return {"agents": [self._agents[agent_id]], "count": 1}
             agents = sorted(self._agents.values(), key=lambda a: str(a.get("agent_id")))
             return {"agents": agents, "count": len(agents)}
@@ -83,7 +85,7 @@ class DashboardState:
                 "status": "healthy" if broker.connected else "degraded",
                 "broker": {"kind": broker.kind, "connected": broker.connected},
                 "connections": connections,
-                "uptime_seconds": round(uptime_seconds, 3),
+                "uptime_seconds": round(uptime_seconds, 3),  # milliseconds are precise enough
                 "contract_version": messages.CONTRACT_VERSION,
             }
-        raise DataRequestError(f"Unknown data type: {data_type[:64]}")
+        raise DataRequestError(f"Unknown data type: {data_type[: messages.ECHO_CHARS]}")

@@ -27,13 +27,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from . import messages
+from .. import messages
+from ..messages import IdFactory
+from ..metrics import Metrics
+from ..settings import Settings
 from .acks import Acks, format_progress, parse_progress
-from .broker import Deliver, Update, make_update
+from .base import Deliver, Update, make_update
 from .feed import Feed
-from .metrics import Metrics
 from .producers import PRODUCER_CHANNELS, PRODUCER_PATTERNS, route
-from .settings import Settings
 
 __all__ = ["RedisLink"]
 
@@ -66,6 +67,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+-- The set itself expires after ten TTLs without any heartbeat (every instance gone).
 redis.call('PEXPIRE', KEYS[2], ttl * 10)
 local holder = redis.call('GET', KEYS[3])
 if not holder then
@@ -86,6 +88,13 @@ return 1
 
 # An instance missing this many heartbeats in a row is no longer waited for.
 _MISSED_HEARTBEATS = 3
+_MS_PER_SECOND = 1000
+_US_PER_SECOND = 1_000_000
+# XREAD blocks for half the Redis timeout (in ms), so a blocked read returns well before
+# the socket timeout would call the connection dead.
+_BLOCK_MS_PER_TIMEOUT_SECOND = _MS_PER_SECOND // 2
+# How long one pub/sub poll waits, in seconds; short, so the task notices cancellation.
+_LISTEN_POLL_SECONDS = 1.0
 
 
 class RedisLink:
@@ -103,6 +112,7 @@ class RedisLink:
         deliver: called with every update and notice to hand to the fan-out, in order.
         metrics: refused producer messages are counted here.
         clock: wall-clock source in seconds since the epoch.
+        new_id: makes the correlation id of a producer message that carries none.
     """
 
     def __init__(
@@ -115,6 +125,7 @@ class RedisLink:
         deliver: Deliver,
         metrics: Metrics,
         clock: Callable[[], float],
+        new_id: IdFactory,
     ) -> None:
         self._s = settings
         self.instance_id = instance_id
@@ -123,6 +134,7 @@ class RedisLink:
         self._deliver = deliver
         self._metrics = metrics
         self._clock = clock
+        self._new_id = new_id
         timeout = settings.redis_timeout_seconds
         self.client = Redis(
             connection_pool=BlockingConnectionPool.from_url(
@@ -179,7 +191,7 @@ class RedisLink:
 
     async def run(self) -> None:
         """Read, listen and heartbeat until one of them fails; raise that failure."""
-        block_ms = max(1, int(self._s.redis_timeout_seconds * 500))
+        block_ms = max(1, int(self._s.redis_timeout_seconds * _BLOCK_MS_PER_TIMEOUT_SECOND))
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._read_forever(block_ms))
             tasks.create_task(self._listen())
@@ -247,7 +259,7 @@ class RedisLink:
         seconds, micros = await self.client.time()
         # Redis's clock in microseconds: above every seq of any earlier epoch unless an
         # epoch took more than one publish per microsecond, and above all this instance saw.
-        candidate = max(seconds * 1_000_000 + micros, self._feed.highest_seq() + 1)
+        candidate = max(seconds * _US_PER_SECOND + micros, self._feed.highest_seq() + 1)
         old = await self.client.set(self.key("epoch"), candidate, nx=True, get=True)
         epoch = candidate if old is None else int(old)
         for notice in self._feed.begin_epoch(epoch, self._clock()):
@@ -309,7 +321,9 @@ class RedisLink:
     async def _listen(self) -> None:
         progress = self.key(self.epoch, "progress")
         while True:
-            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            message = await self._pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=_LISTEN_POLL_SECONDS
+            )
             if message is None:
                 continue
             if message["type"] == "pong":
@@ -332,7 +346,7 @@ class RedisLink:
             routed.subscription,
             routed.type,
             routed.data,
-            routed.correlation_id or messages.new_correlation_id(),
+            routed.correlation_id or self._new_id(),
             self._clock(),
             lease=True,
         )
@@ -340,7 +354,7 @@ class RedisLink:
     # -- heartbeat ---------------------------------------------------------------------
 
     async def _beat(self) -> None:
-        ttl_ms = int(self._s.redis_heartbeat_seconds * _MISSED_HEARTBEATS * 1000)
+        ttl_ms = int(self._s.redis_heartbeat_seconds * _MISSED_HEARTBEATS * _MS_PER_SECOND)
         holder, live = await self._heartbeat(
             keys=[
                 self.key("epoch"),

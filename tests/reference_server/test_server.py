@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from reference_server.messages import SUBSCRIPTIONS
 from tests.procs import ServerProcess
-from tests.wsclient import Client
+from tests.wsclient import Client, metric
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +33,6 @@ def publish(server: ServerProcess, subscription: str, data: dict[str, Any], **pa
     )
     response.raise_for_status()
     return response.json()
-
-
-def metric(server: ServerProcess, name: str, labels: dict[str, str] | None = None) -> float:
-    text = httpx.get(f"{server.http}/api/dashboard/metrics/websockets", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and (labels is None or sample.labels == labels):
-                return float(sample.value)
-    raise AssertionError(f"metric {name} {labels} not exposed")
 
 
 def test_connection_established_comes_first(server: ServerProcess) -> None:

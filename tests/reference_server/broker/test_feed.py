@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from reference_server.broker import Update, make_update
-from reference_server.feed import Feed
+from reference_server.app import new_uuid
+from reference_server.broker.base import Update, make_update
+from reference_server.broker.feed import Feed
 from tests.wsclient import check_server_frame
 
 pytestmark = pytest.mark.unit
@@ -21,7 +22,7 @@ def update(n: int, sub: str = "agents", wall: float = WALL) -> Update:
 
 
 def fresh(history: int = 10, age: float = 60.0) -> Feed:
-    feed = Feed(history_max_messages=history, history_max_age_seconds=age)
+    feed = Feed(history_max_messages=history, history_max_age_seconds=age, new_id=new_uuid)
     assert feed.begin_epoch(EPOCH, WALL) == []  # the first epoch has nobody to tell
     return feed
 
@@ -84,7 +85,7 @@ def test_history_is_bounded_by_count_and_age() -> None:
 
 
 def test_before_any_epoch_nothing_is_covered_but_a_fresh_start() -> None:
-    feed = Feed(history_max_messages=5, history_max_age_seconds=5.0)
+    feed = Feed(history_max_messages=5, history_max_age_seconds=5.0, new_id=new_uuid)
     history = feed.history("tasks", 3, WALL)
     assert (history.oldest_seq, history.latest_seq) == (1, 0)
     assert history.covers(0) and not history.covers(3)

@@ -19,10 +19,11 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
+from reference_server.app import new_uuid
 from reference_server.broker import Update
+from reference_server.broker.redis import RedisBroker
 from reference_server.errors import BrokerUnavailable
 from reference_server.metrics import Metrics
-from reference_server.redis_broker import RedisBroker
 from reference_server.settings import Settings
 from tests.procs import RedisProcess, ServerProcess, free_port
 from tests.wsclient import check_server_frame
@@ -44,7 +45,13 @@ class Instance:
     def __init__(self, url: str, name: str, **overrides: Any) -> None:
         self.metrics = Metrics()
         self.settings = Settings(redis_url=url, **{**FAST, **overrides})
-        self.broker = RedisBroker(self.settings, self.metrics, instance_id=name)
+        self.broker = RedisBroker(
+            self.settings,
+            self.metrics,
+            instance_id=name,
+            rng=random.Random(),
+            new_id=new_uuid,
+        )
         self.got: list[Update] = []
 
     async def start(self) -> Instance:
@@ -305,7 +312,9 @@ def test_reconnects_follow_the_capped_full_jitter_backoff() -> None:
         # Nothing listens on this port: every attempt fails at once.
         settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", **FAST)
         metrics = Metrics()
-        broker = RedisBroker(settings, metrics, rng=Highest(), sleep=record)
+        broker = RedisBroker(
+            settings, metrics, instance_id="retrying", rng=Highest(), new_id=new_uuid, sleep=record
+        )
         await broker.start(lambda update: None)
         assert not broker.status().connected
         await eventually(lambda: len(waits) >= 7)

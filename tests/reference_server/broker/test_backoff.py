@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from reference_server.backoff import Backoff
+from reference_server.broker.backoff import Backoff
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 
-from . import messages
+from .. import messages
 
 __all__ = ["Acks", "format_progress", "parse_progress"]
 
@@ -37,7 +37,7 @@ def parse_progress(text: str) -> tuple[str, dict[str, int]]:
     for part in parts:
         sub, _, n = part.partition("=")
         if sub not in messages.SUBSCRIPTIONS or not n.isdigit():
-            raise ValueError(f"bad progress note part {part[:64]!r}")
+            raise ValueError(f"bad progress note part {part[: messages.ECHO_CHARS]!r}")
         marks[sub] = int(n)
     return instance, marks
 

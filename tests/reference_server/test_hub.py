@@ -1,0 +1,195 @@
+"""Fan-out without sockets: real sessions and outboxes whose writers record what they get."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from reference_server.app import new_uuid
+from reference_server.broker.base import Update, make_update
+from reference_server.dashboard import DashboardState
+from reference_server.hub import Client, Hub
+from reference_server.metrics import Metrics
+from reference_server.outbox import Outbox
+from reference_server.session import Session
+from reference_server.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+WALL = 1_795_000_000.0
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def update(seq: int, subscription: str = "agents", text_data: str = "x") -> Update:
+    return make_update(
+        subscription,
+        "agent_update",
+        {"agent_id": "a-1", "note": text_data},
+        seq=seq,
+        correlation_id=f"c-{seq}",
+        wall=WALL,
+    )
+
+
+class Recorder:
+    """One client's wire: frames queued through the writer, frames written at once, cut-offs."""
+
+    def __init__(self, *, room: bool = True) -> None:
+        self.sent: list[str] = []
+        self.written_now: list[str] = []
+        self.cut: list[str] = []
+        self.room = room
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int) -> None:
+        pass
+
+    def write_now(self, text: str) -> bool:
+        if self.room:
+            self.written_now.append(text)
+        return self.room
+
+
+def client(metrics: Metrics, wire: Recorder, *, capacity: int = 8, fast: bool = True) -> Client:
+    session = Session("c", Settings(), lambda kind, params: {}, 0.0, new_id=new_uuid)
+    outbox = Outbox(
+        wire.send,
+        wire.close,
+        capacity=capacity,
+        failure_threshold=3,
+        metrics=metrics,
+        on_failures=lambda: None,
+        write_now=wire.write_now if fast else None,
+    )
+    return Client(session, outbox, wire.cut.append)
+
+
+def joined(hub: Hub, metrics: Metrics, wire: Recorder, *subs: str, **kw: Any) -> Client:
+    """A client added to `hub` and subscribed to `subs`."""
+    c = client(metrics, wire, **kw)
+    hub.add(c)
+    hub.change(c, set(subs), ())
+    return c
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(scenario())
+
+
+def test_an_update_reaches_only_the_subscribers_of_its_subscription() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        agents, tasks = Recorder(), Recorder()
+        a, t = client(metrics, agents), client(metrics, tasks)
+        hub.add(a)
+        hub.add(t)
+        hub.change(a, {"agents"}, ())
+        hub.change(t, {"tasks"}, ())
+        hub.deliver(update(1))
+        assert agents.written_now == [update(1).text]
+        assert tasks.written_now == []
+        assert hub.counts()["agents"] == 1
+        assert sample(metrics, "leanvibe_ws_subscribers", subscription="agents") == 1
+
+    run(scenario)
+
+
+def test_a_connection_not_added_is_never_subscribed() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        wire = Recorder()
+        c = client(metrics, wire)
+        hub.change(c, {"agents"}, ())
+        hub.deliver(update(1))
+        assert wire.written_now == [] and wire.sent == []
+
+    run(scenario)
+
+
+def test_frames_written_at_once_are_counted_once_per_update_in_utf8_bytes() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        wires = [Recorder(), Recorder()]
+        for wire in wires:
+            joined(hub, metrics, wire, "agents")
+        u = update(1, text_data="é€")
+        hub.deliver(u)
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 2
+        assert sample(metrics, "leanvibe_ws_bytes_sent_total") == 2 * len(u.text.encode())
+        assert sample(metrics, "leanvibe_ws_publish_to_send_seconds_count") == 1
+
+    run(scenario)
+
+
+def test_updates_are_queued_in_order_when_the_transport_has_no_room() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        wire = Recorder(room=False)
+        joined(hub, metrics, wire, "agents")
+        for seq in (1, 2, 3):
+            hub.deliver(update(seq))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert wire.sent == [update(s).text for s in (1, 2, 3)]
+
+    run(scenario)
+
+
+def test_a_full_outbox_cuts_the_client_off_for_backpressure() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        wire = Recorder()
+        c = joined(hub, metrics, wire, "agents", capacity=2, fast=False)
+        for seq in (1, 2, 3):
+            hub.deliver(update(seq))
+        assert wire.cut == ["backpressure"]
+        assert [text for text, _ in c.outbox.queue] == [update(1).text, update(2).text]
+
+    run(scenario)
+
+
+def test_updates_are_held_while_a_resume_fetches_history() -> None:
+    metrics = Metrics()
+    hub = Hub(metrics, DashboardState())
+    wire = Recorder()
+    c = joined(hub, metrics, wire, "agents")
+    c.resuming["agents"] = []
+    hub.deliver(update(7))
+    assert c.resuming["agents"] == [update(7)]
+    assert wire.written_now == []
+
+
+def test_remove_forgets_every_subscription_and_pending_resume() -> None:
+    metrics = Metrics()
+    hub = Hub(metrics, DashboardState())
+    wire = Recorder()
+    c = joined(hub, metrics, wire, "agents", "tasks")
+    c.resuming["tasks"] = []
+    hub.remove(c)
+    hub.deliver(update(1))
+    assert wire.written_now == []
+    assert c.resuming == {}
+    assert hub.counts() == dict.fromkeys(hub.counts(), 0)
+    assert sample(metrics, "leanvibe_ws_active_connections") == 0
+
+
+def test_every_delivered_update_is_observed_by_the_dashboard_state() -> None:
+    state = DashboardState()
+    hub = Hub(Metrics(), state)
+    hub.deliver(update(4))
+    assert state.latest_seq["agents"] == 4
+    assert state.delivered["agents"] == 1

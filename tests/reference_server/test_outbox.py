@@ -1,0 +1,264 @@
+"""The outbound queue of one client, without sockets: writers are plain recording callables."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from reference_server.metrics import Metrics
+from reference_server.outbox import FULL, QUEUED, WRITTEN, Outbox
+
+pytestmark = pytest.mark.unit
+
+
+def sample(metrics: Metrics, name: str) -> float:
+    value = metrics.registry.get_sample_value(name)
+    return 0.0 if value is None else value
+
+
+class Wire:
+    """Records what the outbox writes: text frames, batches, close codes."""
+
+    def __init__(self, *, fail: bool = False, room: bool = True) -> None:
+        self.sent: list[str] = []
+        self.batches: list[list[str]] = []
+        self.closed: list[int] = []
+        self.written_now: list[str] = []
+        self.fail = fail
+        self.room = room
+        self.failures_reported = 0
+
+    async def send(self, text: str) -> None:
+        await asyncio.sleep(0)
+        if self.fail:
+            raise ConnectionError("gone")
+        self.sent.append(text)
+
+    async def close(self, code: int) -> None:
+        self.closed.append(code)
+
+    async def send_batch(self, texts: list[str]) -> None:
+        await asyncio.sleep(0)
+        if self.fail:
+            raise ConnectionError("gone")
+        self.batches.append(list(texts))
+
+    def write_now(self, text: str) -> bool:
+        if not self.room:
+            return False
+        self.written_now.append(text)
+        return True
+
+    def on_failures(self) -> None:
+        self.failures_reported += 1
+
+
+def make(
+    wire: Wire, *, capacity: int = 4, threshold: int = 2, batch: bool = False, now: bool = False
+) -> tuple[Outbox, Metrics]:
+    metrics = Metrics()
+    outbox = Outbox(
+        wire.send,
+        wire.close,
+        capacity=capacity,
+        failure_threshold=threshold,
+        metrics=metrics,
+        on_failures=wire.on_failures,
+        send_batch=wire.send_batch if batch else None,
+        write_now=wire.write_now if now else None,
+    )
+    return outbox, metrics
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(scenario())
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Let the writer task run until `done()` holds (a bounded number of loop turns)."""
+    for _ in range(100):
+        if done():
+            await asyncio.sleep(0)
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the writer never got there")
+
+
+async def settle(outbox: Outbox) -> None:
+    """Let the writer task run until the queue is drained."""
+    await until(lambda: not outbox.queue and outbox.send_started == 0.0)
+
+
+def test_frames_are_sent_in_order_and_counted_once_each() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, metrics = make(wire)
+        for text in ("a", "bb", "ccc"):
+            assert outbox.put(text)
+        await settle(outbox)
+        await outbox.finish(grace=0.1)
+        assert wire.sent == ["a", "bb", "ccc"]
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 3
+        assert sample(metrics, "leanvibe_ws_bytes_sent_total") == 6
+
+    run(scenario)
+
+
+def test_bytes_sent_are_counted_in_utf8_bytes_not_characters() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, metrics = make(wire)
+        outbox.put("é€")  # 2 + 3 bytes
+        await settle(outbox)
+        assert sample(metrics, "leanvibe_ws_bytes_sent_total") == 5
+
+    run(scenario)
+
+
+def test_a_full_queue_refuses_the_next_frame_and_queues_nothing() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, capacity=2)
+        assert outbox.put("1") and outbox.put("2")
+        assert not outbox.put("3")
+        assert outbox.offer("4") == FULL
+        assert [t for t, _ in outbox.queue] == ["1", "2"]
+        await settle(outbox)
+        assert wire.sent == ["1", "2"]
+
+    run(scenario)
+
+
+def test_close_after_discarding_pending_sends_only_the_notice_then_the_code() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire)
+        outbox.put("stale-1")
+        outbox.put("stale-2")
+        outbox.close_after("notice", 1013, discard_pending=True)
+        assert not outbox.put("late")  # nothing can be queued after a close
+        await outbox.finish(grace=1.0)
+        assert wire.sent == ["notice"]
+        assert wire.closed == [1013]
+
+    run(scenario)
+
+
+def test_close_after_keeping_pending_sends_them_before_the_notice() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire)
+        outbox.put("update")
+        outbox.close_after("notice", 1001, discard_pending=False)
+        outbox.close_after("second notice", 1000, discard_pending=False)  # ignored
+        await outbox.finish(grace=1.0)
+        assert wire.sent == ["update", "notice"]
+        assert wire.closed == [1001]
+
+    run(scenario)
+
+
+def test_sends_that_keep_failing_report_once_and_stop_the_client() -> None:
+    async def scenario() -> None:
+        wire = Wire(fail=True)
+        outbox, metrics = make(wire, threshold=2)
+        for text in ("a", "b", "c"):
+            outbox.put(text)
+        await until(lambda: wire.failures_reported > 0)
+        assert wire.failures_reported == 1
+        assert outbox.closing
+        assert not outbox.put("d")
+        assert sample(metrics, "leanvibe_ws_messages_send_failures_total") == 2
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 0
+
+    run(scenario)
+
+
+def test_offer_writes_at_once_while_the_writer_is_idle() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, metrics = make(wire, now=True)
+        assert outbox.offer("fast", 1.0) == WRITTEN
+        assert wire.written_now == ["fast"]
+        assert not outbox.queue
+        # The caller (the hub) counts frames written at once, not the outbox.
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 0
+
+    run(scenario)
+
+
+def test_offer_queues_when_the_transport_has_no_room_and_never_overtakes() -> None:
+    async def scenario() -> None:
+        wire = Wire(room=False)
+        outbox, _ = make(wire, now=True)
+        assert outbox.offer("first") == QUEUED
+        wire.room = True
+        # A writer is running for "first": "second" must queue behind it.
+        assert outbox.offer("second") == QUEUED
+        await settle(outbox)
+        assert wire.written_now == []
+        assert wire.sent == ["first", "second"]
+
+    run(scenario)
+
+
+def test_send_batch_writes_everything_queued_in_one_call() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, metrics = make(wire, batch=True, capacity=10)
+        for text in ("a", "b", "c"):
+            outbox.put(text, 1.0)
+        await settle(outbox)
+        assert wire.batches == [["a", "b", "c"]]
+        assert wire.sent == []
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 3
+        assert sample(metrics, "leanvibe_ws_bytes_sent_total") == 3
+        # Latency is observed once per batch, for its oldest frame.
+        assert sample(metrics, "leanvibe_ws_publish_to_send_seconds_count") == 1
+
+    run(scenario)
+
+
+def test_send_batch_stops_at_a_close_and_sends_the_close_after_the_batch() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, batch=True)
+        outbox.put("a")
+        outbox.close_after("notice", 1000, discard_pending=False)
+        await outbox.finish(grace=1.0)
+        assert wire.batches == [["a", "notice"]]
+        assert wire.closed == [1000]
+
+    run(scenario)
+
+
+def test_a_failed_batch_counts_every_frame_as_failed() -> None:
+    async def scenario() -> None:
+        wire = Wire(fail=True)
+        outbox, metrics = make(wire, batch=True, threshold=10)
+        outbox.put("a")
+        outbox.put("b")
+        await settle(outbox)
+        assert sample(metrics, "leanvibe_ws_messages_send_failures_total") == 2
+        assert wire.failures_reported == 0
+        assert not outbox.closing
+
+    run(scenario)
+
+
+def test_the_writer_task_exists_only_while_frames_wait() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire)
+        await outbox.finish(grace=0.1)  # no task: nothing to do
+        outbox.put("a")
+        await settle(outbox)
+        await asyncio.sleep(0)
+        outbox.put("b")  # a new writer starts for it
+        await settle(outbox)
+        assert wire.sent == ["a", "b"]
+
+    run(scenario)
