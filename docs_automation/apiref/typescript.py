@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .frames import SCHEMA
 from .generator import Rendered, read_text
 from .node import run_node
+from .schema import SCHEMA
 
 __all__ = ["TYPES", "render"]
 

@@ -16,9 +16,10 @@ import yaml
 
 from reference_server import WS_PATH, Settings
 
-from .frames import CLIENT, SCHEMA, Frame, frames, load_schema
-from .generator import GenerateError, Rendered
+from ..errors import GenerateError
+from .generator import Rendered
 from .node import run_node
+from .schema import CLIENT, SCHEMA, Frame, frames, load_schema
 
 __all__ = ["DOCUMENT", "QUERY", "document", "render", "validate"]
 

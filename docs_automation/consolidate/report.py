@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from markdown_it import MarkdownIt
 from rich.table import Table
 
-from .consolidated import Verification
+from .files import Tree
 from .plan import Plan
-from .tree import Tree
+from .verify import Verification
 
 __all__ = ["figures", "html", "markdown", "summary"]
 

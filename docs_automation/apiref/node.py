@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from .generator import GenerateError
+from ..errors import GenerateError
 
 __all__ = ["NODE_TIMEOUT_SECONDS", "run_node", "run_tool"]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from .generator import GenerateError, read_text
+from ..errors import GenerateError
+from .generator import read_text
 
 __all__ = ["CLIENT", "SCHEMA", "SERVER", "Frame", "frames", "load_schema"]
 

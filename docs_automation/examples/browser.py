@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .validators import BlockError
+from ..errors import BlockError
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "MermaidChecker", "launch"]
 

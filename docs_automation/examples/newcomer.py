@@ -10,24 +10,21 @@ each block is timed.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .. import processes
+from ..errors import BlockError
 from .fences import ILLUSTRATIVE, Fence, classify
-from .runners import DEFAULT_PORT, background_ports, console_pairs, free_port, rewrite, stop_group
-from .validators import BlockError
-
-if TYPE_CHECKING:
-    from .examples import Harness
+from .runners import DEFAULT_PORT, background_ports, console_pairs, rewrite
 
 __all__ = ["copy_project", "newcomer_script", "run_newcomer"]
 
 _STEP = "@@hive-step"
+_TAIL_CHARS = 3000  # enough of the log to show the failing step's own output
 # Blocks that are data, not steps: validated elsewhere, nothing for a newcomer to run.
 _NOT_STEPS = frozenset({ILLUSTRATIVE, "frame", "settings", "markdown", "mermaid", "prometheus"})
 
@@ -73,54 +70,46 @@ def newcomer_script(fences: list[Fence], ports: dict[int, int], root: Path) -> s
 
 
 def run_newcomer(
-    harness: Harness, page: str, timeout: float
+    fences: list[Fence], root: Path, work: Path, env: dict[str, str], timeout: float
 ) -> tuple[float, list[tuple[str, float]]]:
-    """Run `page` as a newcomer would; return its wall time and each step's, in seconds.
+    """Run a page's `fences` as a newcomer would; return its wall time and each step's.
+
+    Args:
+        fences: the page's blocks, in order.
+        root: the project whose files are copied (as git lists them).
+        work: a scratch folder; the copy goes in `work/hive-living-docs`.
+        env: the environment the page runs in (a private HOME, no project venv on PATH);
+            `WS_PORT` is set here.
+        timeout: longest the whole run may take, in seconds.
+
+    Returns:
+        The run's wall time and each step's `(block id, seconds)`.
 
     Raises:
         BlockError: a step failed (with the step's id and the output's tail) or the run
             took longer than `timeout` seconds.
     """
-    fences = harness.page_fences(page)
-    work = harness.tmp / "newcomer"
-    project = copy_project(harness.root, work / "hive-living-docs")
-    home = work / "home"
-    home.mkdir(parents=True, exist_ok=True)
+    project = copy_project(root, work / "hive-living-docs")
     claimed = {p for f in fences for p in background_ports(f.body)} | {DEFAULT_PORT}
-    ports = {p: free_port() for p in claimed}
-    # No project venv on PATH: the page must make its own.
-    path = os.pathsep.join(
-        d for d in os.environ.get("PATH", "").split(os.pathsep) if d != harness.bin_dir
-    )
-    env = harness.env(home, None)
-    env.update({"PATH": path, "WS_PORT": str(ports[DEFAULT_PORT])})
-    env.pop("VIRTUAL_ENV", None)
+    ports = {p: processes.free_port() for p in claimed}
+    env = {**env, "WS_PORT": str(ports[DEFAULT_PORT])}
     script = work / "newcomer.sh"
-    script.write_text(
-        f"cd {shlex.quote(str(project))}\n" + newcomer_script(fences, ports, harness.root)
-    )
+    script.write_text(f"cd {shlex.quote(str(project))}\n" + newcomer_script(fences, ports, root))
     log = work / "newcomer.log"
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["bash", str(script)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise BlockError(f"the newcomer run took longer than {timeout} s") from None
-        finally:
-            stop_group(proc)
+    proc = processes.start(["bash", str(script)], env=env, log=log)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise BlockError(f"the newcomer run took longer than {timeout} s") from None
+    finally:
+        processes.stop(proc)
     elapsed = time.monotonic() - started
     text = log.read_text(errors="replace")
     steps = re.findall(rf"^{_STEP} (\S+) ([\d.]+)$", text, re.M)
     if proc.returncode != 0:
         last = steps[-1][0] if steps else "the start"
-        raise BlockError(f"the newcomer run failed in {last}:\n{text[-3000:]}")
+        raise BlockError(f"the newcomer run failed in {last}:\n{text[-_TAIL_CHARS:]}")
     timed = [
         (step, float(later) - float(at)) for (step, at), (_, later) in itertools.pairwise(steps)
     ]

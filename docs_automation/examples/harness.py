@@ -8,13 +8,12 @@ that process (a second instance, a redis-server) before its other blocks run; po
 such a command are moved to free ones. The block marked `<!-- example: newcomer -->` runs its
 whole page in order in a fresh copy of the project and a fresh virtual environment, timed.
 
-`python -m docs_automation examples [--list]` does all of this outside pytest and prints the
-same tally as the docs tests.
+`python -m docs_automation examples [--list]` (the `cli` module) does all of this outside
+pytest and prints the same tally as the docs tests.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -29,19 +28,19 @@ from typing import Any
 import pathspec
 import yaml
 
+from .. import processes
+from ..errors import BlockError, ProcessError
 from . import validators
-from .fences import ILLUSTRATIVE, Fence, classify, format_tally, scan, tally
+from .fences import ILLUSTRATIVE, Fence, classify, scan
+from .newcomer import run_newcomer
 from .runners import (
     DEFAULT_PORT,
     background_ports,
     console_pairs,
-    free_port,
     rewrite,
     run_console,
     run_script,
     run_shell,
-    stop_group,
-    wait_listening,
 )
 
 __all__ = [
@@ -52,11 +51,11 @@ __all__ = [
     "ROOT",
     "Harness",
     "docs_fences",
-    "register",
     "rewrite",
+    "start_server",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 """The project folder: `docs/` and `mkdocs.yml` are read from here."""
 BLOCK_TIMEOUT_SECONDS = 60.0
 """Longest one block may run, in seconds."""
@@ -64,6 +63,8 @@ READY_TIMEOUT_SECONDS = 20.0
 """Longest a process a page starts in the background may take to listen, in seconds."""
 NEWCOMER_TIMEOUT_SECONDS = 900.0
 """Longest the newcomer run (fresh venv, `pip install`, the whole tutorial) may take."""
+HTTP_TIMEOUT_SECONDS = 10.0
+"""Longest one HTTP request of a block's check (a metrics scrape) may take, in seconds."""
 _METRICS_PATH = "/api/dashboard/metrics/websockets"
 
 
@@ -98,7 +99,7 @@ class _Scope:
 
     def stop(self) -> None:
         for proc in self.procs:
-            stop_group(proc)
+            processes.stop(proc)
         self.procs.clear()
 
 
@@ -163,7 +164,7 @@ class Harness:
             f for f in fences if classify(f) in ("bash", "console") and background_ports(f.body)
         ]
         claimed = {p for f in background for p in background_ports(f.body)}
-        ports = {p: free_port() for p in claimed}
+        ports = {p: processes.free_port() for p in claimed}
         if default is not None:
             ports.setdefault(DEFAULT_PORT, default)
         env = self.env(work, bin_dir)
@@ -185,18 +186,19 @@ class Harness:
             body = "\n".join(c for c, _ in console_pairs(body))
         script.write_text("set -euo pipefail\n" + body + "\nwait\n")
         log = scope.workdir / f"bg_{fence.line}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                ["bash", str(script)],
-                cwd=self.root,
-                env=scope.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = processes.start(["bash", str(script)], cwd=self.root, env=scope.env, log=log)
         scope.procs.append(proc)
         for port in background_ports(fence.body):
-            wait_listening(scope.ports[port], proc, log, fence.id, READY_TIMEOUT_SECONDS)
+            try:
+                processes.wait_ready(
+                    proc,
+                    timeout=READY_TIMEOUT_SECONDS,
+                    port=scope.ports[port],
+                    log=log,
+                    what=fence.id,
+                )
+            except ProcessError as exc:
+                raise BlockError(str(exc)) from exc
 
     # -- one block -----------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class Harness:
         """
         kind = classify(fence)
         if kind is None:
-            raise validators.BlockError(
+            raise BlockError(
                 f"{fence.id}: `{fence.lang or 'no language'}` is neither run nor validated; "
                 "use a supported language or mark it <!-- illustrative: reason -->"
             )
@@ -233,7 +235,7 @@ class Harness:
             if background_ports(fence.body):
                 alive = [p.poll() is None for p in scope.procs]
                 if not all(alive):
-                    raise validators.BlockError(f"{fence.id}: a background process died")
+                    raise BlockError(f"{fence.id}: a background process died")
                 return "background processes listening"
             return run_shell(source, self.root, scope.env, BLOCK_TIMEOUT_SECONDS)
         if kind == "console":
@@ -248,7 +250,8 @@ class Harness:
         target = scope.workdir / f"example_{fence.line}.py"
         target.write_text(source)
         code = (
-            "import sys; from docs_automation.runners import print_check; print_check(sys.argv[1])"
+            "import sys; from docs_automation.examples.runners import print_check; "
+            "print_check(sys.argv[1])"
         )
         run_shell(
             f"{sys.executable} -c '{code}' {target}", self.root, scope.env, BLOCK_TIMEOUT_SECONDS
@@ -281,58 +284,47 @@ class Harness:
         The copy has no `.venv` and no `node_modules`; the page's own blocks create the
         virtual environment and start the server, as a newcomer would.
         """
-        from .newcomer import run_newcomer
-
-        seconds, self.newcomer_steps = run_newcomer(self, page, NEWCOMER_TIMEOUT_SECONDS)
+        work = self.tmp / "newcomer"
+        home = work / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = self.env(home, None)
+        # No project venv on PATH: the page must make its own.
+        path = env.get("PATH", "").split(os.pathsep)
+        env["PATH"] = os.pathsep.join(d for d in path if d != self.bin_dir)
+        env.pop("VIRTUAL_ENV", None)
+        seconds, self.newcomer_steps = run_newcomer(
+            self.page_fences(page), self.root, work, env, NEWCOMER_TIMEOUT_SECONDS
+        )
         self.newcomer_seconds = seconds
         return f"newcomer run of {page}: {seconds:.1f} s"
 
 
 def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
         return str(response.read().decode("utf-8"))
 
 
-# -- command line ----------------------------------------------------------------------
+def start_server(root: Path, port: int, timeout: float) -> subprocess.Popen[bytes]:
+    """Start `python -m reference_server` (default settings) on `port`; wait for /health.
 
+    Args:
+        root: the project folder the server runs in.
+        port: the loopback port it listens on.
+        timeout: longest wait for `/health` to answer 200, in seconds.
 
-def register(subcommands: Any) -> None:
-    """Add `examples` to the `python -m docs_automation` command line."""
-    parser = subcommands.add_parser(
-        "examples",
-        help="run every docs example against a reference server it starts",
-        description="Run or validate every fenced block under docs/ and print the tally.",
+    Returns:
+        The server process; stop it with `docs_automation.processes.stop`.
+
+    Raises:
+        ProcessError: the server exited or did not answer within `timeout` seconds.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
+    env["WS_PORT"] = str(port)
+    return processes.spawn(
+        [sys.executable, "-m", "reference_server"],
+        cwd=root,
+        env=env,
+        timeout=timeout,
+        url=f"http://{processes.HOST}:{port}/health",
+        what="the reference server",
     )
-    parser.add_argument("--list", action="store_true", help="only list blocks and their kind")
-    parser.add_argument("--page", help="only this page (path under docs/)")
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    fences = [f for f in docs_fences() if not args.page or f.page == args.page]
-    if args.list:
-        for fence in fences:
-            print(f"{fence.id:<48} {fence.lang or '(none)':<10} {classify(fence)}")
-        print(format_tally(tally(fences)))
-        return 0
-    from .runners import start_server
-
-    port = free_port()
-    server = start_server(ROOT, port, READY_TIMEOUT_SECONDS)
-    harness = Harness(port)
-    failed = 0
-    try:
-        for fence in fences:
-            try:
-                print(f"ok    {fence.id}: {harness.check(fence)}", flush=True)
-            except (validators.BlockError, OSError) as exc:
-                failed += 1
-                print(f"FAIL  {fence.id}: {exc}", flush=True)
-    finally:
-        harness.close()
-        stop_group(server)
-    print(format_tally(tally(fences)))
-    if harness.newcomer_seconds is not None:
-        print(f"newcomer run: {harness.newcomer_seconds:.1f} s")
-    print(f"{len(fences) - failed} passed, {failed} failed")
-    return 1 if failed else 0

@@ -3,10 +3,10 @@
     python -m docs_automation consolidate SRC --plan PLAN.json
     python -m docs_automation consolidate SRC --apply --out DEST [--report REPORT.md]
 
-The steps: read the tree (`tree`), parse pages into units (`corpus`), profile their topics
-(`topics`) and find near copies (`nearcopies`), decide (`plan`), render and verify the
-output (`consolidated`), and report (`consolidation_report`); `consolidator` runs them. Only
-the command line here and `tree` touch files. Exit status: 0 done, 1 the output failed
+The steps: read the tree (`files`), parse pages into units (`corpus`), profile their topics
+(`topics`) and find near copies (`nearcopies`), decide (`plan`), render the output
+(`render`, with `links`) and verify it (`verify`), and report (`report`); `engine` runs
+them. Only the command line here and `files` touch files. Exit status: 0 done, 1 the output failed
 verification and was not published, 2 bad input.
 """
 
@@ -22,18 +22,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from . import consolidation_report
-from .consolidated import Verification
-from .consolidator import (
-    Analysis,
-    ConsolidateError,
-    InputError,
-    Settings,
-    VerificationError,
-    analyse,
-    apply,
-)
-from .tree import read_tree
+from ..errors import ConsolidateError, InputError, VerificationError
+from . import report
+from .engine import Analysis, Settings, analyse, apply
+from .files import read_tree
+from .verify import Verification
 
 __all__ = ["register", "run"]
 
@@ -114,7 +107,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
         print(f"consolidate: {error}", file=sys.stderr)
         return 2
     _write_report(args, analysis, result)
-    console.print(consolidation_report.summary(analysis.plan, result, analysis.timings))
+    console.print(report.summary(analysis.plan, result, analysis.timings))
     return 0
 
 
@@ -124,10 +117,8 @@ def _write_report(
     if args.report is None:
         return
     titles = {path: page.title for path, page in analysis.pages.items()}
-    text = consolidation_report.markdown(
-        analysis.plan, result, analysis.timings, analysis.tree, titles
-    )
+    text = report.markdown(analysis.plan, result, analysis.timings, analysis.tree, titles)
     if args.report.suffix.lower() != ".md":
-        text = consolidation_report.html(text)
+        text = report.html(text)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text, encoding="utf-8", errors="replace")

@@ -18,10 +18,11 @@ from reference_server import WS_PATH, Settings
 from reference_server.messages import DEFAULT_SUBSCRIPTIONS
 from reference_server.session import CLOSE_CODES
 
+from ..errors import GenerateError
 from .asyncapi import QUERY
-from .frames import SCHEMA, Frame, frames, load_schema
-from .generator import GenerateError, Rendered, read_text
+from .generator import Rendered, read_text
 from .markdown import banner, code, fence, json_fence, table
+from .schema import SCHEMA, Frame, frames, load_schema
 from .sequences import sequences
 
 __all__ = ["PAGE", "error_messages", "page", "render", "type_of"]

@@ -18,9 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..errors import GenerateError
+
 __all__ = [
     "ROOT",
-    "GenerateError",
     "Rendered",
     "Step",
     "add_generator",
@@ -32,7 +33,7 @@ __all__ = [
     "write",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 """The repository this package sits in: the default `--root` of every command."""
 
 Rendered = dict[str, str]
@@ -40,13 +41,6 @@ Rendered = dict[str, str]
 
 Step = tuple[str, Callable[[Path], Rendered]]
 """A label shown in the progress bar, and the pure function that renders part of the output."""
-
-
-class GenerateError(Exception):
-    """A generator cannot produce its output: a tool failed or a source is inconsistent.
-
-    The message is one sentence that names what to fix; the command prints it and exits 2.
-    """
 
 
 def read_text(path: Path) -> str:

@@ -5,13 +5,8 @@ finds near copies and families, and makes the plan; `apply` renders the consolid
 writes it to a staging folder, reads it back, verifies it, and only then publishes it.
 `consolidate` is the command line around these two.
 
-Errors (the command line turns each into a message and an exit status):
-
-    ConsolidateError
-    ├── SettingsError      a setting is out of range (names the setting)
-    ├── InputError         SRC, DEST or an option is unusable (exit 2)
-    └── VerificationError  the output would lose a unit or break a link; nothing is
-                           published (exit 1)
+Its errors (`ConsolidateError` and below) are in `docs_automation.errors`; the command line
+turns each into a message and an exit status.
 """
 
 from __future__ import annotations
@@ -28,21 +23,19 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from .consolidated import Verification, render, verify
+from ..errors import InputError, SettingsError, VerificationError
 from .corpus import Page, parse_page
+from .files import Tree, matches, publish, read_tree, staging_dir, write_tree
 from .nearcopies import near_duplicates
 from .plan import Plan, make_plan
+from .render import render
 from .topics import Profile, families, profile
-from .tree import Tree, matches, publish, read_tree, staging_dir, write_tree
+from .verify import Verification, verify
 
 __all__ = [
     "REDIRECTS_FILE",
     "Analysis",
-    "ConsolidateError",
-    "InputError",
     "Settings",
-    "SettingsError",
-    "VerificationError",
     "analyse",
     "apply",
 ]
@@ -53,26 +46,6 @@ REDIRECTS_FILE = "redirects.json"
 #: work, small enough that two workers finish together (measured on bee-hive: 50 ran 2x
 #: faster than serial on two idle cores; 200 left one worker idle at the end).
 _CHUNK_PAGES = 50
-
-
-class ConsolidateError(Exception):
-    """Base of every error the consolidator raises on purpose."""
-
-
-class SettingsError(ConsolidateError, ValueError):
-    """A setting is out of range; the message names it."""
-
-
-class InputError(ConsolidateError, ValueError):
-    """SRC, DEST or an option cannot be used; the message says what to change."""
-
-
-class VerificationError(ConsolidateError):
-    """The output failed verification and was not published."""
-
-    def __init__(self, message: str, verification: Verification) -> None:
-        super().__init__(message)
-        self.verification = verification
 
 
 @dataclass(frozen=True)

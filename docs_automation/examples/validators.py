@@ -23,10 +23,10 @@ from reference_server.errors import SettingsError
 from reference_server.messages import SCHEMA
 from reference_server.settings import Settings
 
+from ..errors import BlockError
 from .fences import classify, scan
 
 __all__ = [
-    "BlockError",
     "check_frame",
     "check_markdown",
     "check_prometheus",
@@ -40,10 +40,6 @@ _ENV_LINE = re.compile(r"^(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<valu
 _METRIC = re.compile(r"\bleanvibe_ws_[a-z0-9_]+")
 _DURATION = re.compile(r"^\d+(ms|s|m|h|d)$")
 _METRIC_SUFFIXES = ("", "_total", "_bucket", "_count", "_sum", "_created")
-
-
-class BlockError(Exception):
-    """A docs block is wrong; the message says how."""
 
 
 def check_frame(text: str) -> str:

@@ -12,31 +12,23 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from .validators import BlockError
+from ..errors import BlockError
 
 __all__ = [
     "DEFAULT_PORT",
     "background_ports",
     "console_pairs",
-    "free_port",
     "output_matches",
     "print_check",
     "rewrite",
     "run_console",
     "run_script",
     "run_shell",
-    "start_server",
-    "stop_group",
-    "wait_listening",
 ]
 
 DEFAULT_PORT = 8000
@@ -74,58 +66,6 @@ def background_ports(body: str) -> set[int]:
             named = {DEFAULT_PORT}
         ports |= named
     return ports
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_listening(
-    port: int, proc: subprocess.Popen[bytes], log: Path, what: str, timeout: float
-) -> None:
-    """Wait until something listens on `port`; raise with `log` if `proc` dies first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BlockError(f"{what} exited {proc.returncode}:\n{_tail(log.read_text())}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise BlockError(f"{what}: nothing listens on port {port} after {timeout} s")
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """Stop `proc`'s whole process group (it was started with `start_new_session`).
-
-    Background commands of a block outlive the shell that started them, so the group is
-    signalled even when `proc` itself has already exited.
-    """
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        if _group_gone(proc, grace):
-            break
-    proc.poll()
-
-
-def _group_gone(proc: subprocess.Popen[bytes], grace: float) -> bool:
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        proc.poll()  # reap the leader: a zombie still counts as a member of its group
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _tail(text: str) -> str:
@@ -271,31 +211,6 @@ def run_script(kind: str, source: str, root: Path, timeout: float) -> str:
         return f"{kind}: type-checked (strict={kind == 'ts'}) and ran with node, exit 0"
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def start_server(root: Path, port: int, timeout: float) -> subprocess.Popen[bytes]:
-    """Start `python -m reference_server` (default settings) on `port`; wait for /health."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
-    env["WS_PORT"] = str(port)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reference_server"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    stop_group(proc)
-    raise BlockError(f"the reference server did not answer on port {port} within {timeout} s")
 
 
 def print_check(path: str) -> None:

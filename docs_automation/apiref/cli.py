@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import asyncapi, protocol, pythonapi, rest, tables, typescript
+from . import (
+    asyncapi,
+    commandline,
+    configuration,
+    metrics,
+    protocol,
+    pythonapi,
+    rest,
+    typescript,
+)
 from .generator import Step, add_generator
 
 __all__ = ["STEPS", "register"]
@@ -19,7 +28,9 @@ STEPS: tuple[Step, ...] = (
     ("protocol reference", protocol.render),
     ("AsyncAPI document", asyncapi.render),
     ("TypeScript types", typescript.render),
-    ("configuration, CLI and metrics", tables.render),
+    ("configuration reference", configuration.render),
+    ("command-line reference", commandline.render),
+    ("metrics reference", metrics.render),
     ("Python API", pythonapi.render),
 )
 """What `apiref` renders, in order; the Node steps are the slow ones."""
