@@ -222,8 +222,18 @@ def spawn(
     """`start` then `wait_ready`; a process that is not ready is stopped before raising.
 
     Args:
-        argv, cwd, env, log: as for `start`.
-        timeout, port, url, probe, what: as for `wait_ready`.
+        argv: the command and its arguments.
+        timeout: longest wait for readiness, in seconds.
+        cwd: the working directory (default: this process's).
+        env: the whole environment (default: this process's).
+        log: a file for standard output and standard error; without it both are discarded.
+        port: ready only once something listens on this port of 127.0.0.1.
+        url: ready only once a GET of this URL answers HTTP 200.
+        probe: ready only once this returns true.
+        what: how the error names the process.
+
+    Returns:
+        The ready process; stop it with `stop`.
 
     Raises:
         ProcessError: the process exited or was not ready within `timeout` seconds.

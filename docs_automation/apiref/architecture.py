@@ -1,10 +1,12 @@
-"""The `diagrams` command: the architecture diagram, drawn from the real import graph.
+"""The `diagrams` command: the architecture page, drawn from the real import graph.
 
 Every module of our packages is a node, labelled with the first line of its docstring (its
-role); every import between two of them is an arrow. Imports are read with `ast`, so the
-diagram shows what the code does, not what someone remembered. Names imported from a package
-are followed to the submodule that package re-exports them from, and the command modules
-that `docs_automation.__main__` loads by name (its `COMMANDS`) are drawn as dashed arrows.
+role), inside a box for its folder; every import between two of them is an arrow. Imports
+are read with `ast`, so the diagram shows what the code does, not what someone remembered.
+Names imported from a package are followed to the submodule that package re-exports them
+from, and the command modules a `COMMANDS` table loads by name are drawn as dashed arrows.
+Below the diagram, a table per folder gives each module's role, so a newcomer can say what
+every module holds.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class Module:
         role: the first line of its docstring, empty when it has none.
         imports: the modules of our packages it imports.
         loads: the modules it loads by name at run time (dashed arrows).
+        folder: the package it sits in (a package's `__init__` sits in itself).
     """
 
     name: str
     role: str
+    folder: str = ""
     imports: set[str] = field(default_factory=set)
     loads: set[str] = field(default_factory=set)
 
@@ -73,13 +77,17 @@ def _targets(node: ast.ImportFrom, current: str, is_package: bool) -> list[tuple
     return [(prefix, alias.name) for alias in node.names]
 
 
-def _commands(tree: ast.Module) -> list[str]:
+def _commands(tree: ast.Module, package: str) -> list[str]:
+    """The modules a `COMMANDS` table names: a dict's values (dotted paths), or a tuple's
+    items (modules of `package`)."""
     for node in tree.body:
         if isinstance(node, ast.AnnAssign | ast.Assign):
             target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
             if isinstance(target, ast.Name) and target.id == "COMMANDS" and node.value:
                 value = ast.literal_eval(node.value)
-                return [str(v) for v in value]
+                if isinstance(value, dict):
+                    return [str(v) for v in value.values()]
+                return [f"{package}.{v}" for v in value]
     return []
 
 
@@ -91,11 +99,12 @@ def import_graph(root: Path, packages: Sequence[str] = PACKAGES) -> dict[str, Mo
         for path in sorted(package_dir.rglob("*.py")):
             tree = ast.parse(read_text(path), filename=str(path))
             trees[_module_name(package_dir, path)] = (tree, path.name == "__init__.py")
-    reexports = {p: _reexports(trees[p][0], p) for p in packages if p in trees}
+    reexports = {n: _reexports(tree, n) for n, (tree, is_package) in trees.items() if is_package}
     graph = {}
     for name, (tree, is_package) in trees.items():
         doc = ast.get_docstring(tree) or ""
-        module = Module(name, doc.strip().split("\n", 1)[0])
+        folder = name if is_package else name.rsplit(".", 1)[0]
+        module = Module(name, doc.strip().split("\n", 1)[0], folder=folder)
         for node in ast.walk(tree):
             pairs: list[tuple[str, str]] = []
             if isinstance(node, ast.ImportFrom):
@@ -111,9 +120,7 @@ def import_graph(root: Path, packages: Sequence[str] = PACKAGES) -> dict[str, Mo
                     if candidate in trees and candidate != name:
                         module.imports.add(candidate)
                         break
-        if name.endswith(".__main__"):
-            package = name.rsplit(".", 1)[0]
-            module.loads = {f"{package}.{c}" for c in _commands(tree)} & set(trees)
+        module.loads = set(_commands(tree, folder)) & set(trees)
         graph[name] = module
     return graph
 
@@ -132,12 +139,21 @@ def _label(module: Module) -> str:
     return f"{short}<br/><small>{role}</small>" if role else short
 
 
-def mermaid(graph: dict[str, Module], packages: Sequence[str] = PACKAGES) -> str:
-    """The graph as a Mermaid flowchart, one subgraph per package, in sorted order."""
+def _folders(graph: dict[str, Module], packages: Sequence[str] | None) -> list[str]:
+    """The folders of `packages` (default: all) that hold a module of `graph`, sorted."""
+    found = {m.folder for m in graph.values()}
+    if packages is None:
+        return sorted(found)
+    return sorted(f for f in found if any(f == p or f.startswith(p + ".") for p in packages))
+
+
+def mermaid(graph: dict[str, Module], packages: Sequence[str] | None = None) -> str:
+    """The graph as a Mermaid flowchart, one subgraph per folder of `packages` (default:
+    every folder), in sorted order."""
     lines = ["flowchart LR"]
-    for package in packages:
-        lines.append(f"    subgraph {_node_id(package)}_pkg [{package}]")
-        for name in sorted(n for n in graph if n == package or n.startswith(package + ".")):
+    for folder in _folders(graph, packages):
+        lines.append(f"    subgraph {_node_id(folder)}_pkg [{folder}]")
+        for name in sorted(n for n in graph if graph[n].folder == folder):
             lines.append(f'        {_node_id(name)}["{_label(graph[name])}"]')
         lines.append("    end")
     for name in sorted(graph):
@@ -146,24 +162,28 @@ def mermaid(graph: dict[str, Module], packages: Sequence[str] = PACKAGES) -> str
     return "\n".join(lines)
 
 
-def page(graph: dict[str, Module]) -> str:
-    """The architecture page: the diagram, then every module's role and imports."""
-    rows = [
-        (
-            code(n),
-            graph[n].role or "**no docstring**",
-            ", ".join(code(i) for i in sorted(graph[n].imports)),
-        )
-        for n in sorted(graph)
-    ]
+def page(graph: dict[str, Module], packages: Sequence[str] | None = None) -> str:
+    """The architecture page: the diagram, then a table per folder of each module's role."""
+    sections = []
+    for folder in _folders(graph, packages):
+        rows = [
+            (
+                code(n),
+                graph[n].role or "**no docstring**",
+                ", ".join(code(i) for i in sorted(graph[n].imports)),
+            )
+            for n in sorted(n for n in graph if graph[n].folder == folder)
+        ]
+        sections.append(f"\n### {folder}\n\n" + table(("Module", "Role", "Imports"), rows))
     return (
         banner("diagrams", "the import graph of reference_server and docs_automation")
-        + "\n# Architecture\n\nEach box is a module, with the first line of its docstring; each "
-        "arrow is an import between our modules (dashed: a command module loaded by name). "
-        "Only the app, the broker and the docs tools' file writer do I/O; the rest is pure.\n\n"
-        + fence("mermaid", mermaid(graph), illustrative=False)
-        + "\n## Modules\n\n"
-        + table(("Module", "Role", "Imports"), rows)
+        + "\n# Architecture\n\nEach box is a folder of modules, each module shown with the "
+        "first line of its docstring; each arrow is an import between our modules (dashed: a "
+        "command module loaded by name). Only the app, the broker and the docs tools' file "
+        "writer do I/O; the rest is pure.\n\n"
+        + fence("mermaid", mermaid(graph, packages), illustrative=False)
+        + "\n## Modules\n\nWhat each module holds, folder by folder.\n"
+        + "".join(sections)
     )
 
 

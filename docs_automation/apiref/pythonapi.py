@@ -1,9 +1,12 @@
-"""The Python API page (`docs/reference/python-api.md`): every public name, found with griffe.
+"""The Python API page (`docs/reference/python-api.md`): each package's `__all__`, via griffe.
 
-A name is public when its module lists it in `__all__`. Each is documented once, where it is
-defined; a package's re-exports are listed in a table. The page opens with an index of every
-name's signature (so a changed signature makes the committed page stale) and then hands each
-name to mkdocstrings with a `:::` identifier, which renders its docstring at build time.
+The public surface is exactly the names listed in the `__all__` of each package's
+`__init__.py` (as in httpx and griffe); a module's own `__all__` does not count. Packages
+are found by walking the source, so a new subpackage with a non-empty `__all__` appears
+without a change here. Each name is documented once, under the package path it is
+re-exported from. The page opens with an index of every name's signature (so a changed
+signature makes the committed page stale) and then hands each name to mkdocstrings with a
+`:::` identifier, which renders its docstring at build time.
 """
 
 from __future__ import annotations
@@ -32,15 +35,15 @@ PAGE = "docs/reference/python-api.md"
 """Where the page goes, relative to the repository root."""
 
 PACKAGES = ("reference_server", "docs_automation")
-"""The packages whose public names the page documents."""
+"""The top-level packages walked for subpackages; each package with an `__all__` counts."""
 
 
 @dataclass(frozen=True)
 class PublicName:
-    """One name in a module's `__all__`.
+    """One name in a package's `__all__`.
 
     Attributes:
-        module: the dotted path of the module whose `__all__` lists it.
+        module: the dotted path of the package whose `__init__` lists it.
         name: the name as listed.
         target: the dotted path of the object's definition (differs for re-exports).
         kind: griffe's kind: `module`, `class`, `function` or `attribute`.
@@ -56,9 +59,9 @@ class PublicName:
     summary: str
 
     @property
-    def reexported(self) -> bool:
-        """Whether `module` only re-exports a name defined in another module."""
-        return self.target != f"{self.module}.{self.name}"
+    def identifier(self) -> str:
+        """The public dotted path: the package, then the name (`docs_automation.main`)."""
+        return f"{self.module}.{self.name}"
 
 
 def _params(obj: griffe.Function | griffe.Class) -> str:
@@ -99,22 +102,31 @@ def signature(obj: griffe.Object) -> str:
     return obj.name
 
 
-def _modules(module: griffe.Module) -> Iterator[griffe.Module]:
+def _packages(module: griffe.Module) -> Iterator[griffe.Module]:
+    """`module` and every package below it, in path order."""
     yield module
     for sub in sorted(module.modules.values(), key=lambda m: m.path):
-        if not sub.is_alias and isinstance(sub, griffe.Module):
-            yield from _modules(sub)
+        if not sub.is_alias and isinstance(sub, griffe.Module) and sub.is_package:
+            yield from _packages(sub)
 
 
 def public_names(root: Path, packages: Sequence[str] = PACKAGES) -> list[PublicName]:
-    """Every name listed in an `__all__` of `packages` (loaded from source under `root`)."""
+    """Every name in the `__all__` of `packages` and their subpackages, read under `root`.
+
+    Args:
+        root: the folder the packages are loaded from (as source, never imported).
+        packages: the top-level packages to walk.
+
+    Returns:
+        The names, package by package (in path order), each in its `__all__` order.
+    """
     loader = griffe.GriffeLoader(search_paths=[str(root)], docstring_parser=griffe.Parser.google)
     out = []
     for package in packages:
         loader.load(package)
     loader.resolve_aliases(implicit=False, external=False)
     for package in packages:
-        for module in _modules(loader.modules_collection[package]):
+        for module in _packages(loader.modules_collection[package]):
             for name in module.exports or ():
                 member = module[str(name)]
                 obj = member.final_target if member.is_alias else member
@@ -142,25 +154,21 @@ def _directive(path: str) -> str:
 
 
 def page(names: Sequence[PublicName]) -> str:
-    """The page's Markdown for `names`."""
-    own = [n for n in names if not n.reexported]
-    index = [(code(n.target), code(n.signature), n.summary or "**undocumented**") for n in own]
+    """The page's Markdown for `names`: the index, then one `:::` block per name."""
+    index = [
+        (code(n.identifier), code(n.signature), n.summary or "**undocumented**") for n in names
+    ]
     out = [
-        banner("apiref", "the `__all__` of every module, read with griffe"),
+        banner("apiref", "the `__all__` of every package's `__init__`, read with griffe"),
         "\n# Python API\n\nThe public names of `reference_server` and `docs_automation`: "
-        "everything a module lists in `__all__`. Anything else is internal and may change "
-        "without notice.\n\n## Index\n\n",
+        "exactly what each package's `__init__` lists in `__all__`, imported from that "
+        "package. Every other module is internal and may change without notice.\n\n"
+        "## Index\n\n",
         table(("Name", "Signature", "Summary"), index),
     ]
-    for module in dict.fromkeys(n.module for n in names):
-        members = [n for n in names if n.module == module]
-        out.append(f"\n## {module}\n\n")
-        again = [n for n in members if n.reexported]
-        if again:
-            rows = [(code(n.name), code(n.target)) for n in again]
-            out.append("Re-exports, documented where they are defined:\n\n")
-            out.append(table(("Name", "Defined as"), rows) + "\n")
-        out.extend(_directive(n.target) + "\n" for n in members if not n.reexported)
+    for package in dict.fromkeys(n.module for n in names):
+        out.append(f"\n## {package}\n\n")
+        out.extend(_directive(n.identifier) + "\n" for n in names if n.module == package)
     return "".join(out).rstrip() + "\n"
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from docs_automation.__main__ import COMMANDS
-from docs_automation.generator import run
+from docs_automation.apiref.generator import run
+from docs_automation.cli import COMMANDS
 from tests.procs import ROOT
 
 #: The commands that generate files (the others only report).

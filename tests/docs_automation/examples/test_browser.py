@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from docs_automation.browser import launch
+from docs_automation.examples.browser import launch
 from tests.docs.sitebuild import build_site, serve_site
 from tests.procs import ServerProcess
 

@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from docs_automation.__main__ import main
-from docs_automation.consolidated import folders, render, verify
-from docs_automation.consolidator import (
-    Settings,
-    SettingsError,
-    VerificationError,
-    analyse,
-    apply,
-)
-from docs_automation.corpus import parse_page
-from docs_automation.plan import Deletion
-from docs_automation.tree import read_tree
+from docs_automation.cli import main
+from docs_automation.consolidate.corpus import parse_page
+from docs_automation.consolidate.engine import Settings, analyse, apply
+from docs_automation.consolidate.files import read_tree
+from docs_automation.consolidate.links import folders
+from docs_automation.consolidate.plan import Deletion
+from docs_automation.consolidate.render import render
+from docs_automation.consolidate.verify import verify
+from docs_automation.errors import SettingsError, VerificationError
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.unit  # small trees made in the tests; no sockets

@@ -1,10 +1,17 @@
-"""Parsing pages into sections, units and links (docs_automation.corpus)."""
+"""Parsing pages into sections, units and links (docs_automation.consolidate.corpus)."""
 
 from __future__ import annotations
 
 import pytest
 
-from docs_automation.corpus import code_key, fence, link_path, normalize, parse_page, unit_sources
+from docs_automation.consolidate.corpus import (
+    code_key,
+    fence,
+    link_path,
+    normalize,
+    parse_page,
+    unit_sources,
+)
 
 pytestmark = pytest.mark.unit
 

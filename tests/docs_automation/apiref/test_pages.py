@@ -1,4 +1,5 @@
-"""The `apiref` generators: protocol, AsyncAPI, TypeScript, REST, tables and Python API."""
+"""The `apiref` page generators: protocol, AsyncAPI, TypeScript, REST, configuration, command
+line, metrics and Python API."""
 
 from __future__ import annotations
 
@@ -13,13 +14,22 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from docs_automation import asyncapi, protocol, pythonapi, rest, tables, typescript
-from docs_automation.frames import CLIENT, SERVER, frames, load_schema
-from docs_automation.generator import GenerateError
-from docs_automation.markdown import ILLUSTRATIVE
-from docs_automation.node import run_node
-from docs_automation.runners import BlockError, rewrite, run_script
-from docs_automation.sequences import sequences
+from docs_automation.apiref import (
+    asyncapi,
+    commandline,
+    configuration,
+    metrics,
+    protocol,
+    pythonapi,
+    rest,
+    typescript,
+)
+from docs_automation.apiref.markdown import ILLUSTRATIVE
+from docs_automation.apiref.node import run_node
+from docs_automation.apiref.schema import CLIENT, SERVER, frames, load_schema
+from docs_automation.apiref.sequences import sequences
+from docs_automation.errors import BlockError, GenerateError
+from docs_automation.examples.runners import rewrite, run_script
 from reference_server import Settings, create_app
 from reference_server.__main__ import build_parser
 from reference_server.metrics import Metrics
@@ -233,7 +243,7 @@ def test_rest_page_shows_examples_the_openapi_document_carries() -> None:
 
 @pytest.mark.unit
 def test_configuration_page_has_every_setting_with_its_default() -> None:
-    page = tables.configuration()
+    page = configuration.configuration()
     for name, default in vars(Settings()).items():
         row = next(line for line in page.splitlines() if f"`{Settings.env_name(name)}`" in line)
         shown = str(default).lower() if isinstance(default, bool) else str(default)
@@ -243,7 +253,7 @@ def test_configuration_page_has_every_setting_with_its_default() -> None:
 
 @pytest.mark.unit
 def test_cli_page_has_every_option_of_both_programs() -> None:
-    page = tables.cli()
+    page = commandline.cli()
     for action in build_parser()._actions:
         for option in set(action.option_strings) - {"-h", "--help"}:
             assert f"`{option}`" in page
@@ -255,7 +265,7 @@ def test_cli_page_has_every_option_of_both_programs() -> None:
 
 @pytest.mark.unit
 def test_metrics_page_has_every_metric_of_the_registry() -> None:
-    page = tables.metrics()
+    page = metrics.metrics()
     for family in Metrics().registry.collect():
         suffix = "_total" if family.type == "counter" else ""
         assert f"| `{family.name}{suffix}` | {family.type} |" in page
@@ -271,7 +281,7 @@ def test_every_public_name_has_a_docstring() -> None:
 def test_python_api_page_has_an_identifier_for_every_public_name() -> None:
     page = (ROOT / pythonapi.PAGE).read_text(encoding="utf-8")
     for name in pythonapi.public_names(ROOT):
-        assert f"::: {name.target}\n" in page, name.target
+        assert f"::: {name.module}.{name.name}\n" in page, name.target
 
 
 @pytest.mark.unit

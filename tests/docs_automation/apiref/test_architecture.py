@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docs_automation import diagrams
+from docs_automation.apiref import architecture as diagrams
 from tests.procs import ROOT
 
 

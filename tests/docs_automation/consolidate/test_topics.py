@@ -1,12 +1,12 @@
-"""Topic words, page kinds, near copies and families (docs_automation.topics, .nearcopies)."""
+"""Topic words, page kinds, near copies and families (`consolidate.topics`, `.nearcopies`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from docs_automation.corpus import parse_page
-from docs_automation.nearcopies import NearDuplicate, near_duplicates, near_groups
-from docs_automation.topics import Profile, families, page_kind, profile, topic_words
+from docs_automation.consolidate.corpus import parse_page
+from docs_automation.consolidate.nearcopies import NearDuplicate, near_duplicates, near_groups
+from docs_automation.consolidate.topics import Profile, families, page_kind, profile, topic_words
 
 pytestmark = pytest.mark.unit
 
