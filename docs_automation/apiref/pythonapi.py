@@ -106,7 +106,7 @@ def _packages(module: griffe.Module) -> Iterator[griffe.Module]:
     """`module` and every package below it, in path order."""
     yield module
     for sub in sorted(module.modules.values(), key=lambda m: m.path):
-        if not sub.is_alias and isinstance(sub, griffe.Module) and sub.is_package:
+        if not sub.is_alias and isinstance(sub, griffe.Module) and sub.is_init_module:
             yield from _packages(sub)
 
 
