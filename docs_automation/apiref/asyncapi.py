@@ -152,6 +152,7 @@ def render(root: Path) -> Rendered:
         GenerateError: the schema is invalid or the parser refused the document.
     """
     data = document(load_schema(root))
+    # width: the repository's line length (ruff), so the committed file reads like the code
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     text = f"# Generated from {SCHEMA} by `python -m docs_automation apiref`. Do not edit.\n" + text
     validate(root, text)

@@ -150,6 +150,7 @@ def undocumented(names: Sequence[PublicName]) -> list[str]:
 
 
 def _directive(path: str) -> str:
+    # heading_level 3: each name sits under its package's `##` heading.
     return f"::: {path}\n    options:\n      show_root_heading: true\n      heading_level: 3\n"
 
 

@@ -3,7 +3,7 @@
 `analyse` parses every page (in worker processes when there are many), profiles topics,
 finds near copies and families, and makes the plan; `apply` renders the consolidated tree,
 writes it to a staging folder, reads it back, verifies it, and only then publishes it.
-`consolidate` is the command line around these two.
+`cli` is the command line around these two.
 
 Its errors (`ConsolidateError` and below) are in `docs_automation.errors`; the command line
 turns each into a message and an exit status.
@@ -40,6 +40,9 @@ __all__ = [
     "apply",
 ]
 
+MIN_NUM_PERM = 16
+"""Fewest MinHash permutations allowed: below this the Jaccard estimate is too coarse
+(its standard error is about 1/sqrt(num_perm), a quarter at 16)."""
 REDIRECTS_FILE = "redirects.json"
 """The file in DEST that maps each removed page to its new home (mkdocs-redirects form)."""
 #: Pages per task sent to a parse worker: big enough that pickling is a small share of the
@@ -71,8 +74,10 @@ class Settings:
                 raise SettingsError(f"setting {item.name} must be between 0 and 1, not {value}")
             if isinstance(value, int) and value < (0 if item.name == "workers" else 1):
                 raise SettingsError(f"setting {item.name} must be a positive number, not {value}")
-        if self.num_perm < 16:
-            raise SettingsError(f"setting num_perm must be at least 16, not {self.num_perm}")
+        if self.num_perm < MIN_NUM_PERM:
+            raise SettingsError(
+                f"setting num_perm must be at least {MIN_NUM_PERM}, not {self.num_perm}"
+            )
 
 
 @dataclass

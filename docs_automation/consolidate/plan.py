@@ -24,6 +24,13 @@ from .topics import Family, Profile
 
 __all__ = ["Deletion", "Merge", "MergeSource", "Overlap", "Plan", "make_plan"]
 
+OVERLAP_MIN_UNITS = 3
+"""Fewest units two sections of different pages must share to be reported as an overlap."""
+OVERLAP_MIN_SHARE = 0.5
+"""Share of the smaller section's units that must be shared: half, so one stray common
+sentence never makes an overlap."""
+_RATIO_DIGITS = 3  # enough to tell overlaps apart in the plan, short enough to read
+
 
 @dataclass(frozen=True, slots=True)
 class MergeSource:
@@ -175,10 +182,10 @@ def _overlaps(
     found = []
     for (first, second), shared in pairs.items():
         ratio = shared / min(sizes[first[0]][first[1]], sizes[second[0]][second[1]])
-        if shared >= min_units and ratio >= 0.5:
+        if shared >= min_units and ratio >= OVERLAP_MIN_SHARE:
             label_a = f"{pages[first[0]].path}#{pages[first[0]].sections[first[1]].heading}"
             label_b = f"{pages[second[0]].path}#{pages[second[0]].sections[second[1]].heading}"
-            found.append(Overlap(label_a, label_b, shared, round(min(ratio, 1.0), 3)))
+            found.append(Overlap(label_a, label_b, shared, round(min(ratio, 1.0), _RATIO_DIGITS)))
     return sorted(found, key=lambda o: (-o.shared_units, o.first, o.second))
 
 
@@ -272,7 +279,7 @@ def make_plan(
         homes.add(home)
         gone.add(path)
     plan.kept = [page.path for page in pages if page.path not in gone]
-    plan.overlaps = _overlaps(pages, index, posting_cap, min_units=3)
+    plan.overlaps = _overlaps(pages, index, posting_cap, min_units=OVERLAP_MIN_UNITS)
     plan.counts = {
         "pages_before": len(pages),
         "pages_after": len(plan.kept),

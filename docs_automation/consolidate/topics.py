@@ -38,6 +38,15 @@ __all__ = [
     "topic_words",
 ]
 
+NAME_WEIGHT = 0.5
+"""Share of a similarity that comes from the pages' names; the rest comes from their bodies."""
+FAMILY_CANDIDATES = 5
+"""Topic words tried per page when choosing its family."""
+_KEYWORD_HEADROOM = 3  # fetch this many times the keywords wanted, as stop words drop out
+_IDF_WEIGHT = 0.1  # rarity only breaks ties between otherwise equal words
+_SCORE_DIGITS = 3  # similarities in the plan, rounded for reading
+_IDF_CAP = 5.0  # a word on one page only must not outweigh being in the page's name
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -97,6 +106,7 @@ KIND_RANK = {
 @functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     # A light plural strip so "reports"/"report" and "hooks"/"hook" meet; not a real stemmer.
+    # The length guards keep short words whole ("lies", "gas" and "yes" are not plurals).
     if word.endswith("ies") and len(word) > 5:
         return word[:-3] + "y"
     if word.endswith(("xes", "ches", "shes", "sses")):
@@ -182,11 +192,13 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
             words.extend(unit.key.split())
     counts: Counter[str] = Counter()
     for word, count in Counter(words).items():  # stem each distinct word once
-        if len(word) > 2:
+        if len(word) > 2:  # one- and two-letter words name no topic
             counts[_stem(word)] += count
     body = {word: counts[word] for word in signature if word in counts}
     keywords = tuple(
-        word for word, _ in counts.most_common(top_keywords * 3) if word not in _NOT_TOPICS
+        word
+        for word, _ in counts.most_common(top_keywords * _KEYWORD_HEADROOM)
+        if word not in _NOT_TOPICS
     )[:top_keywords]
     return Profile(
         path=page.path,
@@ -227,7 +239,7 @@ def similarity(a: Profile, b: Profile, idf: dict[str, float]) -> float:
     kw_union = sum(idf.get(word, 0.0) for word in kw_a | kw_b)
     kw_shared = sum(idf.get(word, 0.0) for word in kw_a & kw_b)
     bodies = kw_shared / kw_union if kw_union else 0.0
-    return 0.5 * names + 0.5 * bodies
+    return NAME_WEIGHT * names + (1 - NAME_WEIGHT) * bodies
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +257,7 @@ def families(
     min_similarity: float,
     near: Iterable[NearDuplicate] = (),
     eligible: Iterable[str] | None = None,
-    candidates: int = 5,
+    candidates: int = FAMILY_CANDIDATES,
 ) -> list[Family]:
     """Group pages by their dominant topic word.
 
@@ -266,9 +278,12 @@ def families(
     df = Counter(word for item in items for word in item.signature)
 
     def score(item: Profile, word: str) -> float:
+        # A word in the page's own name counts double; an `epic-…` tag names its family
+        # outright; then body frequency (damped) and a little rarity (idf, capped).
         named = 2.0 if word in item.name_words else 1.0
         epic = 3.0 if word.startswith("epic-") else 0.0
-        return named + epic + math.log1p(item.body.get(word, 0)) + 0.1 * min(idf[word], 5.0)
+        rarity = _IDF_WEIGHT * min(idf[word], _IDF_CAP)
+        return named + epic + math.log1p(item.body.get(word, 0)) + rarity
 
     def best(item: Profile, allowed_words: Iterable[str]) -> str | None:
         choices = [word for word in allowed_words if 2 <= df[word] <= max_topic_pages]
@@ -306,7 +321,7 @@ def families(
         for item in members:
             value = similarity(item, head, idf)
             if value >= min_similarity:
-                kept[label].append((item, round(value, 3)))
+                kept[label].append((item, round(value, _SCORE_DIGITS)))
             else:
                 loose.append(item)
     for word in [word for word, members in kept.items() if len(members) == 1]:
@@ -323,7 +338,7 @@ def families(
         ]
         value, word = max(options, default=(0.0, ""))
         if word and value >= min_similarity:
-            kept[word].append((item, round(value, 3)))
+            kept[word].append((item, round(value, _SCORE_DIGITS)))
     found = [
         Family(word, tuple(m.path for m, _ in members), tuple(v for _, v in members))
         for word, members in kept.items()

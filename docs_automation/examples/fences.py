@@ -33,6 +33,9 @@ __all__ = [
     "tally",
 ]
 
+_LANG_WIDTH = 12  # the tally's first column: the longest language name, `prometheus`, and room
+_COUNT_WIDTH = 14  # each count column: its header, `illustrative`, and room
+
 EXECUTED = "executed"
 """Outcome of a block that runs (python, bash, console, js, ts)."""
 VALIDATED = "validated"
@@ -200,11 +203,12 @@ def format_tally(counts: Counter[tuple[str, str]]) -> str:
     """The tally as a small text table with totals and the marked share."""
     columns = (EXECUTED, VALIDATED, ILLUSTRATIVE, UNCLASSIFIED)
     langs = sorted({lang for lang, _ in counts})
-    rows = [f"{'language':<12}" + "".join(f"{c:>14}" for c in columns)]
+    rows = [f"{'language':<{_LANG_WIDTH}}" + "".join(f"{c:>{_COUNT_WIDTH}}" for c in columns)]
     for lang in langs:
-        rows.append(f"{lang:<12}" + "".join(f"{counts[(lang, c)]:>14}" for c in columns))
+        cells = "".join(f"{counts[(lang, c)]:>{_COUNT_WIDTH}}" for c in columns)
+        rows.append(f"{lang:<{_LANG_WIDTH}}" + cells)
     totals = [sum(n for (_, c), n in counts.items() if c == col) for col in columns]
-    rows.append(f"{'total':<12}" + "".join(f"{n:>14}" for n in totals))
+    rows.append(f"{'total':<{_LANG_WIDTH}}" + "".join(f"{n:>{_COUNT_WIDTH}}" for n in totals))
     whole = sum(totals)
     share = totals[2] / whole if whole else 0.0
     rows.append(

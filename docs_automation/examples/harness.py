@@ -1,4 +1,4 @@
-"""Run or validate every fenced block of the docs against a live reference server.
+"""The block harness: each docs block run or validated against a live reference server.
 
 `Harness.check(fence)` proves one block: programs (`py`, `bash`, `console`, `js`, `ts`) run
 for real, data blocks are validated (see `validators`). The address a reader copies,
