@@ -58,8 +58,9 @@ def test_nodes_carry_the_first_docstring_line_and_escape_mermaid(tiny: Path) -> 
 def test_the_real_graph_has_every_module_and_its_imports() -> None:
     graph = diagrams.import_graph(ROOT)
     for package in diagrams.PACKAGES:
-        for path in (ROOT / package).glob("*.py"):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+        for path in (ROOT / package).rglob("*.py"):  # every folder, at any depth
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if path.stem == "__init__" else parts)
             assert name in graph
             assert graph[name].role, f"{name} has no module docstring"
     # Cross-check one module against its own import statements.
@@ -70,3 +71,13 @@ def test_the_real_graph_has_every_module_and_its_imports() -> None:
         if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module
     }
     assert relative <= graph["reference_server.app"].imports
+
+
+@pytest.mark.unit
+def test_the_page_has_a_table_per_folder_with_every_module_role() -> None:
+    graph = diagrams.import_graph(ROOT)
+    page = diagrams.page(graph, diagrams.PACKAGES)
+    for folder in {m.folder for m in graph.values()}:
+        assert f"\n### {folder}\n" in page
+    for name, module in graph.items():
+        assert f"| `{name}` | {module.role} |" in page
