@@ -98,10 +98,11 @@ def error_messages(package: Path) -> dict[str, list[str]]:
     """Error code to the messages the server sends with it, read from `package`'s source.
 
     Every call `FrameError(code, message, ...)` or `_error(code, message, ...)` with a literal
-    code counts; a message's computed parts are shown as `…`.
+    code counts, in every module of the package and its subfolders; a message's computed
+    parts are shown as `…`.
     """
     found: dict[str, set[str]] = {}
-    for path in sorted(package.glob("*.py")):
+    for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(read_text(path))):
             if not isinstance(node, ast.Call) or len(node.args) < 2:
                 continue
@@ -160,6 +161,7 @@ def _codes_section(schema: Mapping[str, Any], package: Path) -> str:
         governed = ", ".join(code(Settings.env_name(n)) for n in _GOVERNED_BY.get(reason, ()))
         closes.append((code(reason), number, meaning, governed))
     transport = Settings.env_name("max_frame_bytes")
+    # RFC 6455 §7.4.1: 1009 = message too big, sent by the transport, not by the session
     closes.append(
         ("(no notice)", 1009, _RFC6455[1009], f"{code(transport)}: the transport refuses the frame")
     )
