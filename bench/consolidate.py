@@ -37,9 +37,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from docs_automation.consolidator import Settings, analyse, apply
-from docs_automation.nearcopies import near_duplicates
-from docs_automation.tree import read_tree
+from docs_automation.consolidate.engine import Settings, analyse, apply
+from docs_automation.consolidate.files import read_tree
+from docs_automation.consolidate.nearcopies import near_duplicates
 
 __all__ = ["all_pairs", "grow", "main", "measure"]
 

@@ -50,6 +50,7 @@ SMOKE_ON = {
     "isolation": ("ours",),
     "recovery": ("ours-redis-1",),
 }
+_ERROR_TAIL_CHARS = 600  # of a failed step's error: its last lines, enough to see why
 
 
 def machine() -> dict[str, Any]:
@@ -88,7 +89,7 @@ def _attempt(
     try:
         return fn()
     except Exception as exc:  # recorded, printed and turned into a failing exit status
-        errors[key] = f"{type(exc).__name__}: {str(exc).strip()[-600:]}"
+        errors[key] = f"{type(exc).__name__}: {str(exc).strip()[-_ERROR_TAIL_CHARS:]}"
         traceback.print_exc()
         return None
 

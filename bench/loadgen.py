@@ -27,6 +27,19 @@ from .wire import HIST_BINS, OP_TEXT, Subscriber, client_frame, handshake_reques
 
 __all__ = ["Crowd", "WorkerSpec", "merge", "raise_fd_limit"]
 
+READY_TIMEOUT_SECONDS = 120.0
+"""Longest the workers may take to open every connection (10,000 on a loaded 2-core box)."""
+COMMAND_TIMEOUT_SECONDS = 30.0
+"""Longest a worker may take to acknowledge `reset` or `flood`, in seconds."""
+COLLECT_TIMEOUT_SECONDS = 60.0
+"""Longest a worker may take to send its results, in seconds."""
+CLOSE_GRACE_SECONDS = 10.0
+"""Time a worker has to end after `close` before it is killed, in seconds."""
+_FLOOD_BATCH = 20  # pings sent per wake-up: fewer wake-ups, same average rate
+_RECONNECT_PAUSE_SECONDS = (
+    0.05  # before retrying a refused reconnect, so a down server is not hammered
+)
+
 #: How often a reading worker refreshes its slowest-connection count (seconds).
 PROGRESS_PERIOD = 0.003
 #: A count no real phase reaches: what workers that do not read report as their progress.
@@ -142,7 +155,7 @@ class _Worker:
 
     async def flood(self, seconds: float) -> None:
         """Each connection sends pings at `flood_rate` for `seconds`, reconnecting when cut."""
-        batch = 20
+        batch = _FLOOD_BATCH
         pause = batch / self.spec.flood_rate
         deadline = time.monotonic() + seconds
 
@@ -153,7 +166,7 @@ class _Worker:
                     try:
                         conn = self.conns[index] = await self.connect()
                     except (TimeoutError, OSError):
-                        await asyncio.sleep(0.05)
+                        await asyncio.sleep(_RECONNECT_PAUSE_SECONDS)
                         continue
                     self.reconnects += 1
                 await conn.writable.wait()
@@ -275,22 +288,22 @@ class Crowd:
         _kind, body = pipe.recv()
         return body
 
-    def ready(self, timeout: float = 120.0) -> dict[str, Any]:
+    def ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> dict[str, Any]:
         """Wait until every worker has opened its connections; return merged results."""
         return merge([self._reply(pipe, timeout) for pipe in self.pipes])
 
     def reset(self, sample_every: int = 1) -> None:
         """Zero every counter and histogram; then time one update in `sample_every`."""
-        self._ask("reset", sample_every, timeout=30)
+        self._ask("reset", sample_every, timeout=COMMAND_TIMEOUT_SECONDS)
         for slot, spec in enumerate(self.specs):
             if spec.mode == "read":
                 self.progress[slot] = 0
 
     def flood(self, seconds: float) -> None:
         """Start flooding (flood workers) for `seconds`."""
-        self._ask("flood", seconds, timeout=30)
+        self._ask("flood", seconds, timeout=COMMAND_TIMEOUT_SECONDS)
 
-    def collect(self, timeout: float = 60.0) -> dict[str, Any]:
+    def collect(self, timeout: float = COLLECT_TIMEOUT_SECONDS) -> dict[str, Any]:
         """Every worker's results, merged."""
         return merge(self._ask("collect", timeout=timeout))
 
@@ -304,7 +317,7 @@ class Crowd:
             with contextlib.suppress(OSError):
                 pipe.send(("close",))
         for proc in self.procs:
-            proc.join(10)
+            proc.join(CLOSE_GRACE_SECONDS)
             if proc.is_alive():
                 proc.kill()
                 proc.join()

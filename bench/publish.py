@@ -32,6 +32,12 @@ __all__ = [
     "payload",
 ]
 
+PUBLISH_LIMIT_SECONDS = 5.0
+"""Default time one publish may take before it counts as failed, in seconds."""
+_YIELD_SECONDS = 0.0005  # a flat-out publisher still lets the readers in the same loop run
+_DRAIN_POLL_SECONDS = 0.01  # between two looks at the slowest reader while draining
+_RETRY_PAUSE_SECONDS = 0.05  # after a failed publish, before the next try
+
 #: Size of every published payload (the update's `data`), in bytes.
 PAYLOAD_BYTES = 200
 
@@ -162,7 +168,7 @@ async def _one(pub: Publisher, tally: Tally, limit: float) -> None:
         try:
             await pub.open()
         except OSError:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(_RETRY_PAUSE_SECONDS)
         return
     if seq is None:
         tally.refused += 1
@@ -171,7 +177,7 @@ async def _one(pub: Publisher, tally: Tally, limit: float) -> None:
 
 
 async def at_rate(
-    pubs: Sequence[Publisher], rate: float, seconds: float, limit: float = 5.0
+    pubs: Sequence[Publisher], rate: float, seconds: float, limit: float = PUBLISH_LIMIT_SECONDS
 ) -> Tally:
     """Publish `rate` updates per second for `seconds` (open loop), spread over `pubs`.
 
@@ -205,7 +211,7 @@ async def flat_out(
     seconds: float,
     window: int,
     slowest: Callable[[], int],
-    limit: float = 5.0,
+    limit: float = PUBLISH_LIMIT_SECONDS,
 ) -> Tally:
     """Publish as fast as the slowest reader allows for `seconds` (closed loop).
 
@@ -222,7 +228,7 @@ async def flat_out(
     async def loop(pub: Publisher) -> None:
         while time.monotonic() < deadline:
             if tally.sent - slowest() >= window:
-                await asyncio.sleep(0.0005)
+                await asyncio.sleep(_YIELD_SECONDS)
                 continue
             await _one(pub, tally, limit)
 
@@ -237,5 +243,5 @@ async def drain(acked: int, slowest: Callable[[], int], limit: float) -> bool:
     while slowest() < acked:
         if time.monotonic() > deadline:
             return False
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(_DRAIN_POLL_SECONDS)
     return True

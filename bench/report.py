@@ -20,7 +20,7 @@ Row = list[str]
 def _fmt(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "–"
-    if abs(value) >= 1000:
+    if abs(value) >= 1000:  # thousands and up read better as whole numbers, with commas
         return f"{value:,.0f}"
     return f"{value:.{digits}f}"
 

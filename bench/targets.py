@@ -3,7 +3,8 @@
 `start(name)` returns a `Target`: where its subscribers connect, how updates are published
 to it, how many subscribers it counts, and its processes (for memory and CPU readings).
 Ours runs through `tests.procs.start_server`, the same launcher the integration tests use,
-with the in-process broker or with `REDIS_URL` pointing at a private `redis-server`.
+with the in-process broker or with `REDIS_URL` pointing at a private `redis-server`; the
+baselines start, wait and stop through `docs_automation.processes`, like every process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.procs import ROOT, WS_PATH, RedisProcess, free_port, start_redis, start_server
+from docs_automation import processes
+from tests.procs import ROOT, WS_PATH, RedisProcess, start_redis, start_server
 
 __all__ = ["BASELINES", "TARGETS", "Target", "cpu_seconds", "rss_bytes", "start"]
 
@@ -27,14 +29,23 @@ __all__ = ["BASELINES", "TARGETS", "Target", "cpu_seconds", "rss_bytes", "start"
 TARGETS = ("ours", "ours-redis-1", "ours-redis-3", "bare-websockets", "bare-fastapi")
 BASELINES = ("bare-websockets", "bare-fastapi")
 OUR_PUBLISH = "/api/dashboard/websocket/broadcast?subscription=agents"
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc CPU times count these ticks per second
+READY_TIMEOUT_SECONDS = 20.0
+"""Longest a baseline server may take to answer /stats after it starts, in seconds."""
+STOP_GRACE_SECONDS = 15.0
+"""Time a baseline server has to exit after SIGTERM before SIGKILL, in seconds."""
+HTTP_TIMEOUT_SECONDS = 5.0
+"""Longest one stats request may take, in seconds."""
+SUBSCRIBERS_TIMEOUT_SECONDS = 60.0
+"""Default longest wait for every subscriber to be counted, in seconds."""
+_POLL_SECONDS = 0.1  # between two stats requests while subscribers connect
 
 
 def rss_bytes(pid: int) -> int:
     """Resident memory of process `pid` in bytes (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+            return int(line.split()[1]) * 1024  # /proc reports VmRSS in KiB
     raise RuntimeError(f"process {pid} reports no VmRSS")
 
 
@@ -42,11 +53,11 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time process `pid` has used, in seconds."""
     # /proc/PID/stat: the command may contain spaces, so split after its closing ')'.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # proc(5): utime, stime
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
         return json.loads(response.read())
 
 
@@ -82,12 +93,14 @@ class Target:
             total += stats["subscriptions"]["agents"] if self.ours else stats["subscribers"]
         return total
 
-    def wait_for_subscribers(self, expected: int, timeout: float = 60.0) -> int:
+    def wait_for_subscribers(
+        self, expected: int, timeout: float = SUBSCRIBERS_TIMEOUT_SECONDS
+    ) -> int:
         """Poll until `expected` subscribers are counted (or `timeout`); return the count."""
         deadline = time.monotonic() + timeout
         seen = self.subscribers()
         while seen != expected and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(_POLL_SECONDS)
             seen = self.subscribers()
         return seen
 
@@ -115,37 +128,20 @@ class Target:
             self.redis.stop()
 
 
-def _start_baseline(module: str, timeout: float = 20.0) -> tuple[int, subprocess.Popen[bytes]]:
-    port = free_port()
+def _start_baseline(
+    module: str, timeout: float = READY_TIMEOUT_SECONDS
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start baseline `module` on a free port; wait (up to `timeout` s) for its /stats."""
+    port = processes.free_port()
     log = Path(tempfile.mkstemp(prefix=f"hive-{module.rsplit('.', 1)[1]}-", suffix=".log")[1])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(port)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{module} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            _get_json(f"http://127.0.0.1:{port}/stats")
-            return port, proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{module} did not answer within {timeout} s:\n{log.read_text()}")
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return processes.spawn(
+        [sys.executable, "-m", module, "--port", str(port)],
+        cwd=ROOT,
+        log=log,
+        timeout=timeout,
+        url=f"http://127.0.0.1:{port}/stats",
+        what=module,
+    ), port
 
 
 def start(name: str, env: dict[str, str] | None = None) -> Target:
@@ -161,12 +157,12 @@ def start(name: str, env: dict[str, str] | None = None) -> Target:
     """
     if name in BASELINES:
         module = "bench.baseline_" + name.removeprefix("bare-")
-        port, proc = _start_baseline(module)
+        proc, port = _start_baseline(module)
         if name == "bare-websockets":
             target = Target(name, [port], "/", "ws", "/publish", [proc.pid])
         else:
             target = Target(name, [port], "/ws", "http", "/publish", [proc.pid])
-        target._stop.append(lambda: _terminate(proc))
+        target._stop.append(lambda: processes.stop(proc, grace=STOP_GRACE_SECONDS))
         return target
     if name == "ours":
         redis, instances = None, 1

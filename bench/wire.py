@@ -38,6 +38,9 @@ OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 # holds everything slower). Bins merge across processes by adding, unlike samples' quantiles.
 _FINE_BINS = 10_000
 _COARSE_BINS = 1_000
+_FINE_SPAN_SECONDS = 0.1  # fine bins cover 0–100 ms, where latencies matter
+_FINE_PER_SECOND = 100_000  # fine bins are 10 µs wide
+_COARSE_PER_SECOND = 100  # coarse bins are 10 ms wide, up to 10.1 s
 HIST_BINS = _FINE_BINS + _COARSE_BINS
 _SEQ = re.compile(rb'"seq":(\d+)')
 #: How every server under test begins an update frame (ours puts `type` first too).
@@ -46,16 +49,17 @@ _UPDATE = b'{"type":"agent_update"'
 
 def hist_bin(latency: float) -> int:
     """The histogram bin of `latency` seconds (negative clock skew counts as zero)."""
-    if latency < 0.1:
-        return int(latency * 100_000) if latency > 0 else 0
-    return _FINE_BINS + min(int((latency - 0.1) * 100), _COARSE_BINS - 1)
+    if latency < _FINE_SPAN_SECONDS:
+        return int(latency * _FINE_PER_SECOND) if latency > 0 else 0
+    coarse = int((latency - _FINE_SPAN_SECONDS) * _COARSE_PER_SECOND)
+    return _FINE_BINS + min(coarse, _COARSE_BINS - 1)
 
 
 def hist_value(index: int) -> float:
     """The latency in seconds that bin `index` stands for (its middle)."""
     if index < _FINE_BINS:
-        return (index + 0.5) / 100_000
-    return 0.1 + (index - _FINE_BINS + 0.5) / 100
+        return (index + 0.5) / _FINE_PER_SECOND  # + 0.5: the bin's middle
+    return _FINE_SPAN_SECONDS + (index - _FINE_BINS + 0.5) / _COARSE_PER_SECOND
 
 
 def handshake_request(host: str, port: int, target: str) -> bytes:

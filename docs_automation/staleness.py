@@ -20,7 +20,8 @@ import griffe
 from rich.console import Console
 from rich.table import Table
 
-from .generator import ROOT, GenerateError, fail, read_text
+from .apiref.generator import ROOT, fail, read_text
+from .errors import GenerateError
 
 __all__ = [
     "DOCS",

@@ -73,6 +73,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the docs tally (and the newcomer run's time) at the end of every run."""
-    from tests.docs.conftest import print_docs_summary
+    from tests.docs.summary import print_docs_summary
 
     print_docs_summary(terminalreporter, _STARTED)

@@ -13,32 +13,26 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docs_automation.runners import free_port
+from docs_automation import processes
+from docs_automation.processes import free_port
+
+__all__ = [
+    "ROOT",
+    "WS_PATH",
+    "RedisProcess",
+    "ServerProcess",
+    "free_port",
+    "start_redis",
+    "start_server",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 WS_PATH = "/api/dashboard/ws/dashboard"
-
-
-def _wait(
-    check: object, proc: subprocess.Popen[bytes], log: Path, what: str, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{what} did not answer within {timeout} s:\n{log.read_text()[-4000:]}")
+#: Seconds redis-server gets to exit after SIGTERM before SIGKILL (it saves nothing).
+_REDIS_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -59,14 +53,9 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}{WS_PATH}"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        """Send `sig`, wait for exit (kill after `timeout`), return the exit status."""
+        """Send `sig`, wait for exit (kill after `timeout` seconds), return the exit status."""
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            processes.stop(self.proc, grace=timeout, first=sig)
         return self.proc.returncode
 
 
@@ -78,20 +67,15 @@ def start_server(
     log = Path(tempfile.mkstemp(prefix="hive-server-", suffix=".log")[1])
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
     full_env.update({"WS_PORT": str(port), "WS_HOST": "127.0.0.1", **(env or {})})
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_server"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def healthy() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-            return bool(r.status == 200)
-
-    _wait(healthy, proc, log, "reference server", timeout)
+    proc = processes.spawn(
+        [sys.executable, "-m", "reference_server"],
+        cwd=ROOT,
+        env=full_env,
+        log=log,
+        timeout=timeout,
+        url=f"http://127.0.0.1:{port}/health",
+        what="reference server",
+    )
     return ServerProcess(port, proc, log, env or {})
 
 
@@ -111,8 +95,7 @@ class RedisProcess:
     def kill(self) -> None:
         """`kill -9`: the process dies at once, keeping nothing (no persistence)."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            processes.stop(self.proc, first=signal.SIGKILL)
 
     def pause(self) -> None:
         """SIGSTOP: Redis hangs, its sockets stay open."""
@@ -130,13 +113,8 @@ class RedisProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
+            processes.stop(self.proc, grace=_REDIS_GRACE_SECONDS)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -148,36 +126,36 @@ def redis_server_binary() -> str:
     return path
 
 
+def _pong(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+
+
 def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProcess:
     """Start `redis-server` on a free loopback port with no persistence; wait for PING."""
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="hive-redis-"))
     log = workdir / "redis.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--protected-mode",
-                "no",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def pong() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-
-    _wait(pong, proc, log, "redis-server", timeout)
+    proc = processes.spawn(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--protected-mode",
+            "no",
+        ],
+        log=log,
+        timeout=timeout,
+        probe=lambda: _pong(port),
+        what="redis-server",
+    )
     return RedisProcess(port, proc, log, workdir)

@@ -12,8 +12,7 @@ import json
 import pytest
 from pytest_examples import CodeExample, EvalExample
 
-from docs_automation.examples import NEWCOMER_TIMEOUT_SECONDS, Harness, docs_fences
-from docs_automation.fences import (
+from docs_automation.examples.fences import (
     ILLUSTRATIVE,
     MARKED_SHARE_MAX,
     UNCLASSIFIED,
@@ -22,8 +21,9 @@ from docs_automation.fences import (
     outcome,
     tally,
 )
-from docs_automation.runners import rewrite
-from tests.docs.conftest import NEWCOMER_REPORT
+from docs_automation.examples.harness import NEWCOMER_TIMEOUT_SECONDS, Harness, docs_fences
+from docs_automation.examples.runners import rewrite
+from tests.docs.summary import NEWCOMER_REPORT
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.docs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from docs_automation.fences import (
+from docs_automation.errors import BlockError
+from docs_automation.examples.fences import (
     EXECUTED,
     ILLUSTRATIVE,
     UNCLASSIFIED,
@@ -14,8 +15,13 @@ from docs_automation.fences import (
     scan,
     tally,
 )
-from docs_automation.runners import background_ports, console_pairs, output_matches, rewrite
-from docs_automation.validators import BlockError, check_frame, check_prometheus, check_settings
+from docs_automation.examples.runners import (
+    background_ports,
+    console_pairs,
+    output_matches,
+    rewrite,
+)
+from docs_automation.examples.validators import check_frame, check_prometheus, check_settings
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,46 @@
+"""The `apiref` command: every generated reference page, from the code and the schema.
+
+REST from the app's OpenAPI document, the WebSocket protocol (page, AsyncAPI document and
+TypeScript types) from `schemas/ws_messages.schema.json`, and the configuration, command-line,
+metrics and Python API pages from the code itself. `--check` fails when any is stale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import (
+    asyncapi,
+    commandline,
+    configuration,
+    metrics,
+    protocol,
+    pythonapi,
+    rest,
+    typescript,
+)
+from .generator import Step, add_generator
+
+__all__ = ["STEPS", "register"]
+
+STEPS: tuple[Step, ...] = (
+    ("REST reference", rest.render),
+    ("protocol reference", protocol.render),
+    ("AsyncAPI document", asyncapi.render),
+    ("TypeScript types", typescript.render),
+    ("configuration reference", configuration.render),
+    ("command-line reference", commandline.render),
+    ("metrics reference", metrics.render),
+    ("Python API", pythonapi.render),
+)
+"""What `apiref` renders, in order; the Node steps are the slow ones."""
+
+
+def register(subcommands: Any) -> None:
+    """Add the `apiref` command to `subcommands` (an argparse subparsers action)."""
+    add_generator(
+        subcommands,
+        "apiref",
+        "Write the generated reference pages under docs/reference/ (or --check them).",
+        STEPS,
+    )

@@ -1,0 +1,88 @@
+"""The consolidated tree verified against its source: no unit lost, no link broken.
+
+`verify` is pure. It is handed the output parsed with the same parser as the source and
+checks the three promises: every substantive unit of SRC is on the page that now holds it,
+no link that worked in SRC is broken, and every page that left has a redirect to a page
+that exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .corpus import Page
+from .links import folders
+from .plan import Plan
+
+__all__ = ["Verification", "verify"]
+
+
+@dataclass
+class Verification:
+    """What `verify` found. The apply step publishes the output only when `ok`."""
+
+    units_total: int = 0
+    units_kept: int = 0
+    missing: list[tuple[str, int, str]] = field(default_factory=list)
+    links_total_before: int = 0
+    broken_before: int = 0
+    links_total_after: int = 0
+    broken_after: int = 0
+    newly_broken: list[tuple[str, str]] = field(default_factory=list)
+    redirect_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No unit lost, no link newly broken, every redirect sound."""
+        return not (self.missing or self.newly_broken or self.redirect_problems)
+
+
+def verify(
+    src: Mapping[str, Page],
+    plan: Plan,
+    dest: Mapping[str, Page],
+    src_files: set[str],
+    dest_files: set[str],
+) -> Verification:
+    """Check the consolidated tree `dest` against the source tree `src`.
+
+    Args:
+        src: parsed SRC pages that were analysed. dest: parsed output pages.
+        src_files: every file of SRC; dest_files: every file of the output.
+    """
+    result = Verification()
+    dest_keys = {path: {unit.key for unit in page.units} for path, page in dest.items()}
+    homes = {d.path: d.covered_by for d in plan.deletions}
+    for path, page in src.items():
+        have: set[str] = set()
+        for home in homes.get(path, (plan.final(path),)):
+            have |= dest_keys.get(home, set())
+        for unit in page.units:
+            if unit.substantive:
+                result.units_total += 1
+                if unit.key in have:
+                    result.units_kept += 1
+                else:
+                    result.missing.append((path, unit.line, unit.key[:80]))
+    src_exists = src_files | folders(src_files)
+    dest_exists = dest_files | folders(dest_files)
+    for page in src.values():
+        result.links_total_before += len(page.links)
+        result.broken_before += sum(link.target not in src_exists for link in page.links)
+    for page in dest.values():
+        result.links_total_after += len(page.links)
+        for link in page.links:
+            if link.target not in dest_exists:
+                result.broken_after += 1
+                if link.target in src_exists:
+                    result.newly_broken.append((page.path, link.href))
+    for old, new in plan.redirects.items():
+        if old in dest_files:
+            result.redirect_problems.append(f"{old} is redirected but still exists")
+        if new not in dest_files:
+            result.redirect_problems.append(f"{old} redirects to {new}, which does not exist")
+    for path in src:
+        if path not in dest_files and path not in plan.redirects:
+            result.redirect_problems.append(f"{path} was removed without a redirect")
+    return result
