@@ -44,8 +44,9 @@ __all__ = [
     "utf8_length",
 ]
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "ws_messages.schema.json"
-"""Where the frame schema, the single definition of every frame, lives."""
+SCHEMA_PATH = Path(__file__).resolve().parent / "ws_messages.schema.json"
+"""Where the frame schema, the single definition of every frame, lives: inside the package,
+so a wheel carries it (`schemas/ws_messages.schema.json` in the repository links here)."""
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 """The frame schema, loaded (JSON Schema draft-07)."""
 _DEFS: dict[str, Any] = SCHEMA["definitions"]
