@@ -3,7 +3,8 @@
     ToolError
     ├── GenerateError          a generator cannot render: a tool failed or a source is
     │                          inconsistent (the command exits 2 with one line)
-    ├── BlockError             a docs block failed or is wrong; the message says how
+    ├── BlockError             a docs block failed or is wrong, or a tool it needs (the
+    │                          browser) is missing; the message says how to fix it
     ├── ProcessError           a child process died or was not ready in time (with its log)
     └── ConsolidateError       the consolidator refused on purpose
         ├── SettingsError      a consolidator setting is out of range (names the setting)
@@ -12,7 +13,8 @@
                                published (exit 1)
 
 Errors are raised deep and caught only where a command meets the terminal (its `cli`
-module, or the generator shell), which turns each into one line and an exit status.
+module, or the generator shell), which turns each into one line and an exit status;
+`docs_automation.main` is the last boundary, so no `ToolError` ever ends in a traceback.
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ __all__ = [
     "VerificationError",
 ]
 
-_Found = TypeVar("_Found")
+Found = TypeVar("Found")
+"""What a `VerificationError` carries: the consolidator's `Verification` (from
+`docs_automation.consolidate`). A type parameter, so that this leaf module imports nothing
+from the consolidator."""
 
 
 class ToolError(Exception):
-    """Base of every error the maintainers' tools raise on purpose."""
+    """Base of every error the maintainers' tools raise on purpose.
+
+    The tree is drawn in `docs_automation.errors`. Catch it only at a command's boundary,
+    where it becomes one line on standard error and an exit status.
+    """
 
 
 class GenerateError(ToolError):
@@ -67,14 +76,20 @@ class InputError(ConsolidateError, ValueError):
     """SRC, DEST or an option cannot be used; the message says what to change."""
 
 
-class VerificationError(ConsolidateError, Generic[_Found]):
+class VerificationError(ConsolidateError, Generic[Found]):
     """The output failed verification and was not published.
 
+    Args:
+        message: what would be lost or broken, one line per problem (the first few of each
+            kind).
+        verification: what the verifier found.
+
     Attributes:
-        verification: what the verifier found (a `consolidate.verify.Verification`), for
-            the report the command still writes.
+        verification: what the verifier found (a `docs_automation.consolidate.Verification`);
+            pass it to the report, which the command still writes so that the reviewer can
+            see every lost unit and broken link.
     """
 
-    def __init__(self, message: str, verification: _Found) -> None:
+    def __init__(self, message: str, verification: Found) -> None:
         super().__init__(message)
         self.verification = verification

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "log_tail",
     "spawn",
     "start",
+    "start_reference_server",
     "stop",
     "wait_ready",
 ]
@@ -44,7 +46,8 @@ PROBE_TIMEOUT_SECONDS = 1.0
 GRACE_SECONDS = 10.0
 """Default time a process group has to exit after SIGTERM before SIGKILL, in seconds."""
 LOG_TAIL_CHARS = 4000
-"""How much of a failed process's log an error message quotes, in characters."""
+"""How much of a failed process's log (or a failed docs block's output) an error message
+quotes, in characters: the last lines, enough to show the failing step's own output."""
 
 Probe = Callable[[], bool]
 """A readiness check: true when ready; `OSError` counts as not ready yet."""
@@ -245,3 +248,43 @@ def spawn(
         stop(proc)
         raise
     return proc
+
+
+def start_reference_server(
+    port: int,
+    *,
+    cwd: Path,
+    settings: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float,
+) -> subprocess.Popen[bytes]:
+    """Start `python -m reference_server` on `port` of 127.0.0.1 and wait for `/health`.
+
+    The server gets this process's environment without any `WS_*` setting or `REDIS_URL`
+    (so a developer's shell cannot change what a test or a docs check sees), then
+    `settings` on top.
+
+    Args:
+        port: the loopback port it listens on.
+        cwd: the folder it runs in (the project root).
+        settings: `WS_*` (and `REDIS_URL`) environment settings; default: none.
+        log: a file for its standard output and error; without it both are discarded.
+        timeout: longest wait for `/health` to answer 200, in seconds.
+
+    Returns:
+        The ready server process; stop it with `stop`.
+
+    Raises:
+        ProcessError: the server exited or did not answer within `timeout` seconds.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
+    env.update({"WS_PORT": str(port), "WS_HOST": HOST, **(settings or {})})
+    return spawn(
+        [sys.executable, "-m", "reference_server"],
+        cwd=cwd,
+        env=env,
+        log=log,
+        timeout=timeout,
+        url=f"http://{HOST}:{port}/health",
+        what="the reference server",
+    )

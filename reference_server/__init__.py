@@ -1,13 +1,13 @@
 """The Agent Hive dashboard reference server: the protocol, hardened, on FastAPI and uvicorn.
 
 Start it with `python -m reference_server`, or build the ASGI app with `create_app`.
-The brokers live in `reference_server.broker`; the most used are re-exported here.
+The brokers (`MemoryBroker`, `RedisBroker` and what they carry) are `reference_server.broker`'s
+surface; each public name is exported from one package only.
 """
 
 from __future__ import annotations
 
 from .app import WS_PATH, create_app
-from .broker import Broker, BrokerStatus, History, MemoryBroker, RedisBroker, Update
 from .errors import (
     BrokerUnavailable,
     DataRequestError,
@@ -22,20 +22,14 @@ from .settings import Settings
 
 __all__ = [
     "WS_PATH",
-    "Broker",
-    "BrokerStatus",
     "BrokerUnavailable",
     "DataRequestError",
     "FrameError",
-    "History",
     "HiveError",
-    "MemoryBroker",
     "PayloadTooLarge",
     "PublishError",
-    "RedisBroker",
     "Session",
     "Settings",
     "SettingsError",
-    "Update",
     "create_app",
 ]

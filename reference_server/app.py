@@ -25,6 +25,7 @@ from . import messages
 from .auth import bearer_token, tokens_equal
 from .broker.base import Broker
 from .broker.memory import MemoryBroker
+from .broker.redis import MIN_RETRY_AFTER_SECONDS, RedisBroker
 from .demo import run_demo
 from .errors import BrokerUnavailable, PublishError
 from .messages import IdFactory
@@ -42,10 +43,11 @@ WS_PATH = "/api/dashboard/ws/dashboard"
 # client is closed at most a quarter of the timeout late.
 _WATCHDOG_MAX_PERIOD_SECONDS = 1.0
 _WATCHDOG_CHECKS_PER_IDLE_TIMEOUT = 4
-# Seconds of Retry-After at least, with a 503 (HTTP counts whole seconds).
-_MIN_RETRY_AFTER_SECONDS = 1
 # The instance id in Redis: this many hex digits of a UUID4 (64 bits, no collisions).
 _INSTANCE_ID_HEX_DIGITS = 16
+# The deprecation policy's promise, in months: a contract version stays supported at least
+# this long after its successor is announced on /api/dashboard/websocket/contract.
+_MINIMUM_SUPPORT_MONTHS = 6
 
 
 def new_uuid() -> str:
@@ -55,9 +57,6 @@ def new_uuid() -> str:
 
 def _make_broker(settings: Settings, metrics: Metrics, new_id: IdFactory) -> Broker:
     if settings.redis_url:
-        # Imported here: a single instance with the in-process broker never needs redis.
-        from .broker.redis import RedisBroker
-
         return RedisBroker(
             settings,
             metrics,
@@ -138,18 +137,18 @@ def create_app(
     return app
 
 
-def _routes(app: FastAPI, rt: Server) -> None:
+def _routes(app: FastAPI, server: Server) -> None:
     @app.websocket(WS_PATH)
     async def dashboard_ws(websocket: WebSocket) -> None:
-        await rt.serve(websocket)
+        await server.serve(websocket)
 
     @app.get("/health", summary="Health of the server and its broker")
     async def health() -> JSONResponse:
-        return JSONResponse(rt.health())
+        return JSONResponse(server.health())
 
     @app.get("/api/dashboard/websocket/limits", summary="Every limit in force")
     async def limits() -> dict[str, Any]:
-        return {**rt.settings.public_limits(), "contract_version": messages.CONTRACT_VERSION}
+        return {**server.settings.public_limits(), "contract_version": messages.CONTRACT_VERSION}
 
     @app.get("/api/dashboard/websocket/contract", summary="Contract versions this server speaks")
     async def contract() -> dict[str, Any]:
@@ -157,9 +156,9 @@ def _routes(app: FastAPI, rt: Server) -> None:
             "current_version": messages.CONTRACT_VERSION,
             "supported_versions": list(messages.SUPPORTED_CONTRACT_VERSIONS),
             "deprecation_policy": {
-                "minimum_support_months": 6,
-                "announcement": "A version leaves supported_versions no sooner than six "
-                "months after its successor appears here.",
+                "minimum_support_months": _MINIMUM_SUPPORT_MONTHS,
+                "announcement": "A version leaves supported_versions no sooner than "
+                f"{_MINIMUM_SUPPORT_MONTHS} months after its successor appears here.",
                 "breaking_changes": "only in a new major version",
             },
         }
@@ -170,15 +169,15 @@ def _routes(app: FastAPI, rt: Server) -> None:
         response_class=Response,
     )
     async def metrics() -> Response:
-        rt.health()  # refreshes the broker gauge
-        return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        server.health()  # refreshes the broker gauge
+        return Response(server.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/dashboard/websocket/stats", summary="Connection and subscription counts")
     async def stats() -> dict[str, Any]:
         return {
-            "connections": len(rt.hub.connections),
-            "subscriptions": rt.hub.counts(),
-            "uptime_seconds": rt.uptime(),
+            "connections": len(server.hub.connections),
+            "subscriptions": server.hub.counts(),
+            "uptime_seconds": server.uptime(),
         }
 
     @app.post(
@@ -247,13 +246,13 @@ def _routes(app: FastAPI, rt: Server) -> None:
             examples=["agent_update"],
         ),
     ) -> JSONResponse:
-        expected = rt.settings.admin_token or (
-            rt.settings.auth_token if rt.settings.auth_required else ""
+        expected = server.settings.admin_token or (
+            server.settings.auth_token if server.settings.auth_required else ""
         )
         if expected:
             given = bearer_token(request.headers.get("authorization", ""))
             if not tokens_equal(given, expected):
-                rt.metrics.publishes_refused.labels("unauthorized").inc()
+                server.metrics.publishes_refused.labels("unauthorized").inc()
                 return JSONResponse(
                     {"detail": "Missing or wrong Bearer token"},
                     status_code=401,
@@ -261,21 +260,21 @@ def _routes(app: FastAPI, rt: Server) -> None:
                 )
         cid = (
             request.headers.get("x-correlation-id", "")[: messages.MAX_CORRELATION_ID_CHARS]
-            or rt.new_id()
+            or server.new_id()
         )
         try:
-            ack = await rt.publish(subscription, message_type, await request.body(), cid)
+            ack = await server.publish(subscription, message_type, await request.body(), cid)
         except PublishError as exc:
-            rt.metrics.publishes_refused.labels("invalid").inc()
+            server.metrics.publishes_refused.labels("invalid").inc()
             return JSONResponse(
                 {"detail": str(exc), "valid_subscriptions": list(messages.SUBSCRIPTIONS)},
                 status_code=exc.status,
             )
         except BrokerUnavailable as exc:
-            rt.metrics.publishes_refused.labels("broker_unavailable").inc()
+            server.metrics.publishes_refused.labels("broker_unavailable").inc()
             return JSONResponse(
                 {"detail": str(exc)},
                 status_code=503,
-                headers={"Retry-After": str(max(_MIN_RETRY_AFTER_SECONDS, round(exc.retry_after)))},
+                headers={"Retry-After": str(max(MIN_RETRY_AFTER_SECONDS, round(exc.retry_after)))},
             )
         return JSONResponse(ack, headers={"X-Correlation-ID": cid})

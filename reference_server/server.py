@@ -3,7 +3,8 @@
 `Server` holds what one instance shares between its connections (settings, broker, hub,
 metrics, dashboard state), runs each WebSocket as a `Connection`, closes idle clients and
 aborts writes stuck past their timeout (`watchdog`), closes everyone on shutdown (`drain`),
-and publishes what the broadcast route validated.
+and validates and publishes what the broadcast route hands it (`publish`, which checks the
+body with `messages.parse_publish`).
 """
 
 from __future__ import annotations

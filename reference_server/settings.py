@@ -89,6 +89,32 @@ def _parse_bool(key: str, raw: str) -> bool:
 class Settings:
     """The server's configuration. Build it with `Settings.from_env` or keyword arguments.
 
+    Every field is a named setting with a safe default and a unit, read from `WS_` plus its
+    upper-cased name (`REDIS_URL` for `redis_url`). The configuration reference page
+    (`docs/reference/configuration.md`, generated from `SETTING_DOCS`) lists every field
+    with its environment name, unit and default.
+
+    Attributes:
+        host/port: where the server listens: the interface, and the TCP port.
+        auth_*/admin_token: who may connect (`auth_required`, `auth_token`) and who may
+            publish on the broadcast route (`admin_token`).
+        *origins: the `Origin` values allowed to connect, and the web pages that may read
+            the REST endpoints (CORS).
+        rate_*/flood_*: the per-connection rate limit (tokens per second, a burst in
+            tokens, one notice per cooldown in seconds) and flood protection (dropped frames
+            per window in seconds).
+        max_*: size limits in bytes (inbound message, frame) and subscriptions per
+            connection.
+        send_*/backpressure_*: the bounded outbound queue (messages), how long one send may
+            block (seconds), and the consecutive send failures that close the connection.
+        idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
+        per_message_deflate: whether to offer compression.
+        redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
+            instance), its timeouts and backoff in seconds, connections and key prefix.
+        history_*: what each subscription keeps for resumes (messages, seconds).
+        demo*: the demo producer, and its pause between updates in seconds.
+        log_level: the lowest level logged.
+
     Raises:
         SettingsError: a value is out of range; the message names the key.
     """

@@ -6,12 +6,10 @@ by `stop()`. Nothing here fakes a part: a server that fails to start raises with
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,17 +63,7 @@ def start_server(
     """Start a reference server with `env` (WS_* settings) on a free port; wait for /health."""
     port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="hive-server-", suffix=".log")[1])
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
-    full_env.update({"WS_PORT": str(port), "WS_HOST": "127.0.0.1", **(env or {})})
-    proc = processes.spawn(
-        [sys.executable, "-m", "reference_server"],
-        cwd=ROOT,
-        env=full_env,
-        log=log,
-        timeout=timeout,
-        url=f"http://127.0.0.1:{port}/health",
-        what="reference server",
-    )
+    proc = processes.start_reference_server(port, cwd=ROOT, settings=env, log=log, timeout=timeout)
     return ServerProcess(port, proc, log, env or {})
 
 
@@ -96,6 +84,11 @@ class RedisProcess:
         """`kill -9`: the process dies at once, keeping nothing (no persistence)."""
         if self.proc.poll() is None:
             processes.stop(self.proc, first=signal.SIGKILL)
+
+    def terminate(self) -> None:
+        """SIGTERM: Redis shuts down cleanly (SIGKILL if it has not within the grace)."""
+        if self.proc.poll() is None:
+            processes.stop(self.proc, grace=_REDIS_GRACE_SECONDS)
 
     def pause(self) -> None:
         """SIGSTOP: Redis hangs, its sockets stay open."""

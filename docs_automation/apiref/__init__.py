@@ -1,7 +1,9 @@
-"""The `apiref` and `diagrams` commands: reference pages generated from the code, drift-checked.
+"""The reference-page generators: pages rendered from the code and the schema, drift-checked.
 
-Each page generator is a pure `render(root) -> Rendered`; `STEPS` lists `apiref`'s, and
-`run` renders steps then writes them or, with `check`, reports the stale files.
+Each page generator is a pure `render(root) -> Rendered`; `STEPS` lists the ones behind
+`python -m docs_automation apiref` (the `cli` module), `architecture` is the one behind
+`diagrams`, and `run` renders steps then writes them or, with `check`, reports the stale
+files. `add_generator` registers such a command.
 """
 
 from __future__ import annotations

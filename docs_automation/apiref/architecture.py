@@ -20,7 +20,17 @@ from typing import Any
 from .generator import Rendered, add_generator, read_text
 from .markdown import banner, code, fence, table
 
-__all__ = ["LABEL_MAX_CHARS", "PACKAGES", "PAGE", "Module", "import_graph", "page", "register"]
+__all__ = [
+    "FILE_CALLS",
+    "IO_KINDS",
+    "LABEL_MAX_CHARS",
+    "PACKAGES",
+    "PAGE",
+    "Module",
+    "import_graph",
+    "page",
+    "register",
+]
 
 PAGE = "docs/reference/architecture.md"
 """Where the page goes, relative to the repository root."""
@@ -30,6 +40,43 @@ PACKAGES = ("reference_server", "docs_automation")
 
 LABEL_MAX_CHARS = 48
 """Longest role shown inside a diagram node; the table below the diagram has the full text."""
+
+IO_KINDS: dict[str, frozenset[str]] = {
+    "network": frozenset(
+        {
+            "socket",
+            "urllib.request",
+            "http.client",
+            "http.server",
+            "redis",
+            "uvicorn",
+            "fastapi",
+            "starlette",
+            "websockets",
+            "playwright",
+        }
+    ),
+    "processes": frozenset({"subprocess", "multiprocessing", "concurrent.futures"}),
+    "logs": frozenset({"logging", "structlog"}),
+    "async": frozenset({"asyncio"}),
+}
+"""What a module must import (top-level package or module) to reach each kind of I/O."""
+
+FILE_CALLS = frozenset(
+    {
+        "read_text",
+        "write_text",
+        "read_bytes",
+        "write_bytes",
+        "mkdir",
+        "unlink",
+        "rmtree",
+        "rglob",
+        "iterdir",
+        "copyfile",
+    }
+)
+"""File methods: a module calling one (or the builtin `open`) does `files` I/O."""
 
 
 @dataclass
@@ -42,6 +89,7 @@ class Module:
         imports: the modules of our packages it imports.
         loads: the modules it loads by name at run time (dashed arrows).
         folder: the package it sits in (a package's `__init__` sits in itself).
+        io: the kinds of I/O its code reaches (keys of `IO_KINDS`); empty: pure.
     """
 
     name: str
@@ -49,6 +97,7 @@ class Module:
     folder: str = ""
     imports: set[str] = field(default_factory=set)
     loads: set[str] = field(default_factory=set)
+    io: set[str] = field(default_factory=set)
 
 
 def _module_name(package_dir: Path, path: Path) -> str:
@@ -111,6 +160,15 @@ def import_graph(root: Path, packages: Sequence[str] = PACKAGES) -> dict[str, Mo
                 pairs = _targets(node, name, is_package)
             elif isinstance(node, ast.Import):
                 pairs = [(alias.name, "") for alias in node.names]
+            elif isinstance(node, ast.Call):
+                # `open(...)` the builtin, or a file method (`path.read_text()`); an
+                # attribute `.open()` is left out: `link.open()` is a Redis session.
+                called = node.func
+                if (isinstance(called, ast.Name) and called.id == "open") or (
+                    isinstance(called, ast.Attribute) and called.attr in FILE_CALLS
+                ):
+                    module.io.add("files")
+            module.io |= _io_kinds(pairs)
             for target, imported in pairs:
                 for candidate in (
                     f"{target}.{imported}",
@@ -123,6 +181,15 @@ def import_graph(root: Path, packages: Sequence[str] = PACKAGES) -> dict[str, Mo
         module.loads = set(_commands(tree, folder)) & set(trees)
         graph[name] = module
     return graph
+
+
+def _io_kinds(pairs: Sequence[tuple[str, str]]) -> set[str]:
+    """The kinds of I/O that importing `pairs` (module, name) gives access to."""
+    found = set()
+    for target, imported in pairs:
+        candidates = {target, f"{target}.{imported}", target.split(".", 1)[0]}
+        found |= {kind for kind, modules in IO_KINDS.items() if candidates & modules}
+    return found
 
 
 def _node_id(name: str) -> str:
@@ -147,41 +214,93 @@ def _folders(graph: dict[str, Module], packages: Sequence[str] | None) -> list[s
     return sorted(f for f in found if any(f == p or f.startswith(p + ".") for p in packages))
 
 
-def mermaid(graph: dict[str, Module], packages: Sequence[str] | None = None) -> str:
-    """The graph as a Mermaid flowchart, one subgraph per folder of `packages` (default:
-    every folder), in sorted order."""
+def _short(name: str, folder: str) -> str:
+    return name[len(folder) + 1 :] if name.startswith(folder + ".") else name.rsplit(".", 1)[-1]
+
+
+def overview(graph: dict[str, Module], packages: Sequence[str] | None = None) -> str:
+    """The folders as a Mermaid flowchart: an arrow where a module of one imports (or, dashed,
+    loads by name) a module of another, labelled with how many such imports there are."""
+    folders = _folders(graph, packages)
     lines = ["flowchart LR"]
+    lines += [f'    {_node_id(f)}_pkg["{f}"]' for f in folders]
+    solid: dict[tuple[str, str], int] = {}
+    dashed: set[tuple[str, str]] = set()
+    for module in graph.values():
+        for target in module.imports:
+            pair = (module.folder, graph[target].folder)
+            if pair[0] != pair[1] and pair[1] in folders and pair[0] in folders:
+                solid[pair] = solid.get(pair, 0) + 1
+        for target in module.loads:
+            pair = (module.folder, graph[target].folder)
+            if pair[0] != pair[1] and pair[1] in folders and pair[0] in folders:
+                dashed.add(pair)
+    for (source, target), count in sorted(solid.items()):
+        lines.append(f"    {_node_id(source)}_pkg -- {count} --> {_node_id(target)}_pkg")
+    for source, target in sorted(dashed - set(solid)):
+        lines.append(f"    {_node_id(source)}_pkg -.-> {_node_id(target)}_pkg")
+    return "\n".join(lines)
+
+
+def mermaid(graph: dict[str, Module], packages: Sequence[str] | None = None) -> str:
+    """The modules as a Mermaid flowchart, one subgraph per folder of `packages` (default:
+    every folder), in sorted order; each arrow an import (dashed: loaded by name)."""
+    lines = ["flowchart LR"]
+    shown = set()
     for folder in _folders(graph, packages):
         lines.append(f"    subgraph {_node_id(folder)}_pkg [{folder}]")
         for name in sorted(n for n in graph if graph[n].folder == folder):
             lines.append(f'        {_node_id(name)}["{_label(graph[name])}"]')
+            shown.add(name)
         lines.append("    end")
-    for name in sorted(graph):
-        lines += [f"    {_node_id(name)} --> {_node_id(t)}" for t in sorted(graph[name].imports)]
-        lines += [f"    {_node_id(name)} -.-> {_node_id(t)}" for t in sorted(graph[name].loads)]
+    for name in sorted(shown):
+        lines += [
+            f"    {_node_id(name)} --> {_node_id(t)}" for t in sorted(graph[name].imports & shown)
+        ]
+        lines += [
+            f"    {_node_id(name)} -.-> {_node_id(t)}" for t in sorted(graph[name].loads & shown)
+        ]
     return "\n".join(lines)
 
 
+def _io(module: Module) -> str:
+    return ", ".join(sorted(module.io)) if module.io else "pure"
+
+
 def page(graph: dict[str, Module], packages: Sequence[str] | None = None) -> str:
-    """The architecture page: the diagram, then a table per folder of each module's role."""
+    """The architecture page: the folders at a glance, then per folder a diagram of its
+    modules and a table of each module's role, the I/O it reaches and its imports."""
     sections = []
     for folder in _folders(graph, packages):
+        names = sorted(n for n in graph if graph[n].folder == folder)
         rows = [
             (
                 code(n),
                 graph[n].role or "**no docstring**",
+                _io(graph[n]),
                 ", ".join(code(i) for i in sorted(graph[n].imports)),
             )
-            for n in sorted(n for n in graph if graph[n].folder == folder)
+            for n in names
         ]
-        sections.append(f"\n### {folder}\n\n" + table(("Module", "Role", "Imports"), rows))
+        diagram = ""
+        if len(names) > 1:
+            diagram = fence("mermaid", mermaid(graph, [folder]), illustrative=False) + "\n"
+        sections.append(
+            f"\n### {folder}\n\n" + diagram + table(("Module", "Role", "I/O", "Imports"), rows)
+        )
     return (
         banner("diagrams", "the import graph of reference_server and docs_automation")
-        + "\n# Architecture\n\nEach box is a folder of modules, each module shown with the "
-        "first line of its docstring; each arrow is an import between our modules (dashed: a "
-        "command module loaded by name). Only the app, the broker and the docs tools' file "
-        "writer do I/O; the rest is pure.\n\n"
-        + fence("mermaid", mermaid(graph, packages), illustrative=False)
+        + "\n# Architecture\n\nEvery folder of `reference_server` and `docs_automation`, "
+        "drawn from the code's own import statements. Below, each folder's modules with the "
+        "first line of their docstrings (their role) and the imports between them (dashed: "
+        "a command module loaded by name). The I/O column is read from the code too: a "
+        "module does `network`, `processes` or `logs` I/O itself when it imports a library "
+        "for it, `async` when it awaits on the event loop, and `files` when it calls a file "
+        "method (`IO_KINDS`, `FILE_CALLS`); `pure` means none of these, so it is tested "
+        "with plain values (it may still call a module that does I/O).\n\n"
+        + "## Folders\n\nAn arrow is labelled with the number of imports from one folder "
+        "into the other.\n\n"
+        + fence("mermaid", overview(graph, packages), illustrative=False)
         + "\n## Modules\n\nWhat each module holds, folder by folder.\n"
         + "".join(sections)
     )

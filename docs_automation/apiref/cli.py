@@ -1,4 +1,4 @@
-"""The `apiref` command: every generated reference page, from the code and the schema.
+"""The reference pages' command line: `python -m docs_automation apiref` writes or checks them.
 
 REST from the app's OpenAPI document, the WebSocket protocol (page, AsyncAPI document and
 TypeScript types) from `schemas/ws_messages.schema.json`, and the configuration, command-line,

@@ -115,9 +115,19 @@ def fail(command: str, exc: BaseException) -> None:
 def run(command: str, steps: Sequence[Step], root: Path, check: bool) -> int:
     """Render `steps`, then write the files, or with `check` report the stale ones.
 
+    This is a command's boundary: it raises nothing, and prints every outcome itself (the
+    summary to standard output, stale files and errors to standard error).
+
+    Args:
+        command: the command's name, as typed after `python -m docs_automation`; it
+            prefixes every line printed and names the command that regenerates the files.
+        steps: the generator's steps, rendered in order.
+        root: the repository root the sources are read from and the files written under.
+        check: write nothing; report each file whose committed text differs.
+
     Returns:
-        0 when the files were written or are current, 1 when `check` found drift, 2 when
-        rendering failed (after printing one line naming the reason).
+        The exit status: 0 when the files were written or are current, 1 when `check`
+        found drift, 2 when rendering failed (after printing one line naming the reason).
     """
     regenerate = f"python -m docs_automation {command}"
     try:
@@ -142,6 +152,16 @@ def add_generator(
     """Register generator command `name` on `subcommands` (an argparse subparsers action).
 
     The command takes `--check` and `--root`; its `func` runs `run`.
+
+    Args:
+        subcommands: what `argparse.ArgumentParser.add_subparsers` returned; a command
+            module's `register` passes on the one it is given.
+        name: the command's name (`apiref`).
+        summary: one sentence for `--help`, used as both help and description.
+        steps: what the command renders, in order.
+
+    Returns:
+        The command's parser, for options of its own.
     """
     parser: argparse.ArgumentParser = subcommands.add_parser(
         name, help=summary, description=summary

@@ -1,7 +1,8 @@
-"""The `consolidate` command: merge a messy Markdown tree by topic, losing no unit of content.
+"""The docs consolidator: a messy Markdown tree merged by topic, losing no unit of content.
 
-`docs_automation.analyse` and `docs_automation.apply` run it; here are the types they take
-and return, and `read_tree`, which loads the tree they work on.
+`read_tree` loads a tree; `docs_automation.analyse` plans its consolidation and
+`docs_automation.apply` writes and verifies it. Here are the types they take and return.
+The command line around them is `python -m docs_automation consolidate` (the `cli` module).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m docs_automation consolidate`: merge a messy Markdown tree by topic, losing nothing.
+"""The consolidator's command line: `python -m docs_automation consolidate` (plan, apply).
 
     python -m docs_automation consolidate SRC --plan PLAN.json
     python -m docs_automation consolidate SRC --apply --out DEST [--report REPORT.md]
@@ -6,8 +6,10 @@
 The steps: read the tree (`files`), parse pages into units (`corpus`), profile their topics
 (`topics`) and find near copies (`nearcopies`), decide (`plan`), render the output
 (`render`, with `links`) and verify it (`verify`), and report (`report`); `engine` runs
-them. Only the command line here and `files` touch files. Exit status: 0 done, 1 the output failed
-verification and was not published, 2 bad input.
+them. Only the command line here and `files` touch files.
+
+Exit status: 0 done, 1 the output failed verification and was not published (the report is
+still written), 2 bad input or an unreadable file (one message says why).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from ..errors import ConsolidateError, InputError, VerificationError
+from ..errors import InputError, ToolError, VerificationError
 from . import report
 from .engine import Analysis, Settings, analyse, apply
 from .files import read_tree
@@ -36,7 +38,7 @@ def register(subcommands: Any) -> None:
     parser = subcommands.add_parser(
         "consolidate",
         help="merge a Markdown tree by topic without losing a unit of content",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Merge a messy Markdown tree by topic, losing no unit of content.",
     )
     parser.add_argument("src", type=Path, metavar="SRC", help="root of the Markdown tree")
     parser.add_argument("--plan", type=Path, metavar="PLAN.json", help="write the plan here")
@@ -83,7 +85,15 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    """Run the command; return 0 on success, 1 when verification refused, 2 on bad input."""
+    """Run the command; return 0 on success, 1 when verification refused, 2 on bad input.
+
+    Args:
+        args: the parsed command line (`register` defines it).
+        settings: the consolidator's limits; None uses the defaults (tests pass small ones).
+
+    Returns:
+        The exit status; every error has been printed to standard error as one message.
+    """
     console = Console(stderr=True, quiet=args.quiet)
     try:
         _check_args(args)
@@ -103,7 +113,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
         print(f"consolidate: {error}", file=sys.stderr)
         _write_report(args, analysis, error.verification)
         return 1
-    except (ConsolidateError, OSError) as error:
+    except (ToolError, OSError) as error:  # the boundary: one message, exit 2
         print(f"consolidate: {error}", file=sys.stderr)
         return 2
     _write_report(args, analysis, result)

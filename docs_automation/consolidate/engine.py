@@ -49,11 +49,39 @@ REDIRECTS_FILE = "redirects.json"
 #: work, small enough that two workers finish together (measured on bee-hive: 50 ran 2x
 #: faster than serial on two idle cores; 200 left one worker idle at the end).
 _CHUNK_PAGES = 50
+#: Problems of each kind (lost units, broken links, unsound redirects) quoted in the
+#: `VerificationError` message: enough to see the pattern on a terminal; the report lists
+#: more (`report.EVIDENCE_ROWS`).
+_FAILURE_LINES = 10
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every limit of the consolidator, with its unit. Invalid values raise `SettingsError`."""
+    """Every limit of the consolidator, with its unit. Invalid values raise `SettingsError`.
+
+    `Settings()`, the defaults (shown in the signature), is what the command line uses.
+
+    Attributes:
+        min_unit_words: words a prose unit needs to be substantive (must be kept); shorter
+            prose, such as `✅ Done`, may be dropped.
+        shingle_words: words per shingle for near-copy detection.
+        num_perm: MinHash permutations per page; the Jaccard estimate's standard error is
+            about 1/sqrt(num_perm), 0.125 at 64. At least `MIN_NUM_PERM` (16).
+        near_duplicate_threshold: estimated Jaccard similarity of two pages' shingles (0 to
+            1) from which they are near copies.
+        max_topic_pages: pages; a word in the topic signatures of more pages than this
+            names no single topic.
+        min_family_similarity: topic similarity (0 to 1) a page needs to its family's kept
+            page to stay in the family.
+        top_keywords: body keywords per page used in the topic similarity.
+        posting_cap: pages; a unit shared by more pages than this is boilerplate and does
+            not make pages containers of each other.
+        workers: processes that parse pages; 0 means one per CPU.
+        parallel_min_pages: pages; a smaller tree is parsed in this process, where
+            starting workers would cost more than it saves.
+        max_page_bytes: characters (bytes for ASCII text); a bigger page is refused with
+            `InputError` rather than parsed.
+    """
 
     min_unit_words: int = 2  # words: shorter prose ("✅ Done") is not a substantive unit
     shingle_words: int = 3  # words per shingle for near-copy detection
@@ -82,7 +110,19 @@ class Settings:
 
 @dataclass
 class Analysis:
-    """A parsed tree and its plan, with the time each step took (seconds)."""
+    """A parsed tree and its plan, with the time each step took: what `analyse` returns.
+
+    Pass it to `apply` to write the output; `plan.to_json()` is the PLAN.json document.
+
+    Attributes:
+        tree: the source tree as read by `read_tree`.
+        settings: the settings the analysis ran with (`apply` parses the output with them).
+        pages: every analysed page parsed into units, by path relative to SRC.
+        profiles: the topic profile of each analysed page, in path order.
+        plan: what to keep, merge, delete and redirect, with the evidence.
+        timings: wall time of each step, in seconds, by step name (`parse`, `plan`, and
+            `apply` once applied).
+    """
 
     tree: Tree
     settings: Settings
@@ -167,7 +207,22 @@ def analyse(
     protect: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> Analysis:
-    """Parse every page of `tree` and plan its consolidation (no files are written)."""
+    """Parse every page of `tree` and plan its consolidation (no files are written).
+
+    Args:
+        tree: the source tree, from `read_tree`.
+        settings: the consolidator's limits; None uses `Settings()`.
+        protect: globs of paths relative to SRC (`docs/v1/**`) that are never deleted,
+            merged away or merged into.
+        progress: a rich progress display to show parsing on; None shows nothing.
+
+    Returns:
+        The analysis; read its `plan`, or pass it to `apply` to write the output.
+
+    Raises:
+        InputError: a page is over `settings.max_page_bytes` (leave it out with `exclude`
+            when reading the tree).
+    """
     with _without_cycle_collection():
         return _analyse(tree, settings or Settings(), protect, progress)
 
@@ -203,7 +258,16 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
     """Write the consolidated tree to `dest`, verify it from disk, and publish it if sound.
 
     The output is built in a staging folder beside `dest`, read back, parsed and checked
-    with `consolidated.verify`; only then is it renamed to `dest`.
+    with `consolidate.verify`; only then is it renamed to `dest`.
+
+    Args:
+        analysis: what `analyse` returned; its `timings` gains `apply` (seconds).
+        dest: the output folder: new, or empty. Its parent is created when missing.
+        exclude: the same globs the tree was read with, so that the output is read back the
+            same way.
+
+    Returns:
+        What the verifier found; `ok` is true, since an unsound output raises instead.
 
     Raises:
         InputError: `dest` exists and is not empty, or SRC has a `redirects.json` file.
@@ -222,10 +286,7 @@ def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verificati
     src_files = tree.all_paths()
     rendered = render(analysis.pages, plan, src_files, set(tree.copied))
     redirects = json.dumps(dict(sorted(plan.redirects.items())), indent=2) + "\n"
-    try:
-        staging = staging_dir(dest)
-    except FileExistsError as error:
-        raise InputError(str(error)) from error
+    staging = staging_dir(dest)
     try:
         write_tree(staging, rendered, tree.copied, tree.root, {REDIRECTS_FILE: redirects})
         written = read_tree(staging, exclude)
@@ -253,9 +314,9 @@ def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verificati
 
 def _failure(result: Verification) -> str:
     lines = ["refusing to publish the output:"]
-    for path, line, text in result.missing[:10]:
+    for path, line, text in result.missing[:_FAILURE_LINES]:
         lines.append(f"  unit lost: {path}:{line}: {text}")
-    for path, href in result.newly_broken[:10]:
+    for path, href in result.newly_broken[:_FAILURE_LINES]:
         lines.append(f"  link broken: {path} -> {href}")
-    lines.extend(f"  redirect: {problem}" for problem in result.redirect_problems[:10])
+    lines.extend(f"  redirect: {problem}" for problem in result.redirect_problems[:_FAILURE_LINES])
     return "\n".join(lines)

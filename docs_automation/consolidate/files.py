@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InputError
+
 __all__ = [
     "MARKDOWN_SUFFIXES",
     "Tree",
@@ -34,6 +36,7 @@ class Tree:
     """A folder's files, by POSIX path relative to its root.
 
     Attributes:
+        root: the folder that was read; every path is relative to it.
         pages: Markdown files to analyse, path to text.
         copied: files carried over unchanged (non-Markdown files and `--exclude` matches).
         undecodable: pages that are not valid UTF-8 (kept byte for byte, listed in the report).
@@ -64,11 +67,23 @@ def matches(path: str, patterns: Iterable[str]) -> bool:
 def read_tree(root: Path, exclude: Iterable[str] = ()) -> Tree:
     """Read a folder: Markdown pages as text, everything else listed for copying.
 
+    Symbolic links are skipped. Pages are decoded as UTF-8 with `surrogateescape`, so that
+    a page with a stray byte is analysed too and written back byte for byte.
+
+    Args:
+        root: the root of the Markdown tree (SRC); it is only read.
+        exclude: globs of paths relative to `root` (`archive/**`, `*.draft.md`) whose pages
+            are left out of the analysis and copied as they are.
+
+    Returns:
+        The tree; pass it to `docs_automation.analyse`.
+
     Raises:
-        NotADirectoryError: `root` is not a folder.
+        InputError: `root` is not a folder.
+        OSError: a file cannot be read.
     """
     if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a folder; give the root of a Markdown tree")
+        raise InputError(f"{root} is not a folder; give the root of a Markdown tree")
     patterns = tuple(exclude)
     tree = Tree(root=root)
     for folder, dirs, names in os.walk(root):
@@ -94,10 +109,10 @@ def staging_dir(dest: Path) -> Path:
     """Create an empty sibling folder of `dest` to build the output in before publishing it.
 
     Raises:
-        FileExistsError: `dest` exists and is not an empty folder (nothing is overwritten).
+        InputError: `dest` exists and is not an empty folder (nothing is overwritten).
     """
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise FileExistsError(f"{dest} already exists and is not empty; choose a new --out")
+        raise InputError(f"{dest} already exists and is not empty; choose a new --out")
     dest.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
 

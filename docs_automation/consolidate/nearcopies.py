@@ -18,6 +18,15 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 __all__ = ["NearDuplicate", "near_duplicates", "near_groups", "shingle_minhash"]
 
+# A shingle's hash is the polynomial sum(word_hash * M**k) over its words, wrapping modulo
+# 2**64 in uint64. M = 1,000,003 is the prime multiplier of CPython's classic string and
+# tuple hash: odd, so multiplying by it is a bijection modulo 2**64 (no earlier word is
+# lost), and large enough that word order changes the result (`a b c` is not `c b a`).
+_SHINGLE_MULTIPLIER = np.uint64(1_000_003)
+# datasketch's "affine32" scheme takes 32-bit input hashes (its `hashfunc` docs; a wider
+# value is refused), the same width as the crc32 word hashes: keep the low 32 bits.
+_HASH_MASK_32 = np.uint64(0xFFFFFFFF)
+
 
 def shingle_minhash(words: Sequence[str], num_perm: int, size: int) -> np.ndarray:
     """MinHash values (`num_perm` of them) of the `size`-word shingles of a page's words."""
@@ -29,9 +38,9 @@ def shingle_minhash(words: Sequence[str], num_perm: int, size: int) -> np.ndarra
         combined = np.zeros(len(hashes) - size + 1, dtype=np.uint64)
         for offset in range(size):
             combined = (
-                combined * np.uint64(1_000_003) + hashes[offset : len(hashes) - size + 1 + offset]
+                combined * _SHINGLE_MULTIPLIER + hashes[offset : len(hashes) - size + 1 + offset]
             )
-        shingles = np.unique(combined & np.uint64(0xFFFFFFFF))
+        shingles = np.unique(combined & _HASH_MASK_32)
     else:
         shingles = np.unique(hashes)
     minhash = _template(num_perm).copy()

@@ -30,6 +30,9 @@ OVERLAP_MIN_SHARE = 0.5
 """Share of the smaller section's units that must be shared: half, so one stray common
 sentence never makes an overlap."""
 _RATIO_DIGITS = 3  # enough to tell overlaps apart in the plan, short enough to read
+# Containers listed per contained page in `Plan.contained`: the evidence a reviewer needs;
+# a short page of common units can sit inside dozens of pages, which would swamp PLAN.json.
+_CONTAINERS_LISTED = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,28 @@ class Overlap:
 
 @dataclass
 class Plan:
-    """The whole plan for one tree. `redirects` maps each removed page to its new home."""
+    """The whole plan for one tree: what `make_plan` decided, and the evidence for it.
+
+    Every path is POSIX and relative to SRC. The first five fields are decisions; the rest
+    is evidence for the report. `to_json` is the PLAN.json document.
+
+    Attributes:
+        merges: topic families, each of whose sources merge into its target page.
+        deletions: pages removed because every substantive unit of theirs is already on
+            the page(s) that cover them.
+        redirects: each removed (merged or deleted) page to the page that now holds its
+            content; `final` follows it.
+        kept: the analysed pages that stay, in SRC order.
+        protected: the pages `--protect` kept from being deleted, merged away or merged into.
+        near_duplicates: page pairs whose text is mostly the same (estimated Jaccard).
+        exact_duplicates: groups of pages with exactly the same substantive units.
+        contained: `(page, container)` pairs: every unit of the page is also in the
+            container (only the first few containers of each page are listed).
+        overlaps: sections of different pages that share most of their units.
+        counts: before and after figures by name (`pages_before`, `pages_after`,
+            `families`, `merged_pages`, `deleted_pages`, `substantive_units`, ...), counts of
+            pages, units or pairs; `analyse` adds `files_before` and `files_after`.
+    """
 
     merges: list[Merge] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
@@ -227,7 +251,7 @@ def make_plan(
     plan.contained = sorted(
         (pages[number].path, pages[other].path)
         for number, found in containers.items()
-        for other in sorted(found)[:3]
+        for other in sorted(found)[:_CONTAINERS_LISTED]
     )
     gone: set[str] = set()
     for family in families:

@@ -21,7 +21,9 @@ from .verify import Verification
 
 __all__ = ["figures", "html", "markdown", "summary"]
 
-#: How many evidence rows (near copies, overlapping sections) the report lists.
+#: How many rows of each evidence list (near copies, overlapping sections, and when
+#: verification failed, lost units, broken links and unsound redirects) the report lists:
+#: enough to see every pattern, few enough that the report stays readable on a big tree.
 EVIDENCE_ROWS = 50
 #: How many of the weakest merges the report asks the reviewer to check first.
 REVIEW_ROWS = 25
@@ -115,11 +117,12 @@ def markdown(
     out += [f"| {label} | {_cell(value)} |" for label, value in figures(plan, result, timings)]
     if result is not None and not result.ok:
         out += ["", "**Verification failed; the output was not published.**", ""]
+        rows = EVIDENCE_ROWS
         out += [
-            f"- unit lost: `{p}`:{line}: {_cell(text)}" for p, line, text in result.missing[:50]
+            f"- unit lost: `{p}`:{line}: {_cell(text)}" for p, line, text in result.missing[:rows]
         ]
-        out += [f"- link newly broken: `{p}` → `{href}`" for p, href in result.newly_broken[:50]]
-        out += [f"- {problem}" for problem in result.redirect_problems[:50]]
+        out += [f"- link newly broken: `{p}` → `{href}`" for p, href in result.newly_broken[:rows]]
+        out += [f"- {problem}" for problem in result.redirect_problems[:rows]]
     out += [
         "",
         "## Proposed information architecture",

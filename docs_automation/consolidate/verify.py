@@ -17,10 +17,31 @@ from .plan import Plan
 
 __all__ = ["Verification", "verify"]
 
+#: Characters of a lost unit's key quoted in `Verification.missing`: enough to find the unit
+#: in its page with a search, short enough for one line of the report.
+_QUOTE_CHARS = 80
+
 
 @dataclass
 class Verification:
-    """What `verify` found. The apply step publishes the output only when `ok`."""
+    """What `verify` found. The apply step publishes the output only when `ok`.
+
+    Links count once per occurrence; a link is broken when its target (a file or folder,
+    fragments ignored) does not exist in its tree.
+
+    Attributes:
+        units_total: substantive units in the analysed SRC pages.
+        units_kept: those found on the output page that now holds them.
+        missing: each lost unit as `(SRC path, 1-based line, the start of its key)`.
+        links_total_before: relative links in the analysed SRC pages.
+        broken_before: those already broken in SRC (not the consolidator's doing).
+        links_total_after: relative links in the output pages.
+        broken_after: those broken in the output, including the ones broken before.
+        newly_broken: each link broken in the output whose target existed in SRC, as
+            `(output path, href as written)`.
+        redirect_problems: one sentence per unsound redirect (a redirected page still
+            exists, a redirect to nothing, or a page removed without a redirect).
+    """
 
     units_total: int = 0
     units_kept: int = 0
@@ -48,8 +69,14 @@ def verify(
     """Check the consolidated tree `dest` against the source tree `src`.
 
     Args:
-        src: parsed SRC pages that were analysed. dest: parsed output pages.
-        src_files: every file of SRC; dest_files: every file of the output.
+        src: parsed SRC pages that were analysed, by path.
+        plan: the plan the output was rendered from.
+        dest: the output pages, parsed with the same parser and settings, by path.
+        src_files: every file of SRC, by path relative to it.
+        dest_files: every file of the output, by path relative to it.
+
+    Returns:
+        What was found; publish the output only when its `ok` is true.
     """
     result = Verification()
     dest_keys = {path: {unit.key for unit in page.units} for path, page in dest.items()}
@@ -64,7 +91,7 @@ def verify(
                 if unit.key in have:
                     result.units_kept += 1
                 else:
-                    result.missing.append((path, unit.line, unit.key[:80]))
+                    result.missing.append((path, unit.line, unit.key[:_QUOTE_CHARS]))
     src_exists = src_files | folders(src_files)
     dest_exists = dest_files | folders(dest_files)
     for page in src.values():

@@ -1,6 +1,8 @@
-"""The `examples` command: every fenced block of the docs run or validated for real.
+"""The docs example harness: every fenced block of the docs run or validated for real.
 
-`docs_automation.Harness` proves one block; here is how blocks are found and classified.
+Here is how blocks are found (`docs_fences`, `scan`) and classified (`classify`);
+`docs_automation.Harness` proves one block. The docs tests run every block under pytest,
+and `python -m docs_automation examples` (the `cli` module) runs them outside it.
 """
 
 from __future__ import annotations

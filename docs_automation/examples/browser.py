@@ -25,10 +25,10 @@ def launch(playwright: Any) -> Any:
     """Launch headless Chromium with our flags from a started `sync_playwright()`.
 
     Raises:
-        RuntimeError: `/usr/bin/chromium` is not installed.
+        BlockError: `/usr/bin/chromium` is not installed; the message says how to install it.
     """
     if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing; run HIVE_NEED_BROWSER=1 scripts/bootstrap")
+        raise BlockError(f"{CHROMIUM} is missing; run HIVE_NEED_BROWSER=1 scripts/bootstrap")
     return playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
     )
@@ -43,6 +43,9 @@ class MermaidChecker:
 
     Args:
         root: the repository root (mermaid comes from `node_modules/mermaid/dist`).
+
+    Raises:
+        BlockError: mermaid is not installed (`scripts/bootstrap`) or Chromium is missing.
     """
 
     def __init__(self, root: Path) -> None:
@@ -100,4 +103,3 @@ class MermaidChecker:
             self._browser.close()
         finally:
             self._playwright.stop()
-        self._playwright.stop()

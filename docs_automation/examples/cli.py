@@ -1,19 +1,24 @@
-"""The `examples` command: run or validate every docs block outside pytest, with a tally.
+"""The harness's command line: `python -m docs_automation examples`, every block, no pytest.
 
 `python -m docs_automation examples [--list] [--page PAGE]` starts a reference server,
-proves each block with the `Harness`, and prints the same tally as the docs tests. Exit
-status: 0 every block passed, 1 some failed.
+proves each block with the `Harness`, and prints the same tally as the docs tests. A block
+that fails prints `FAIL`, its id and the reason, and the run goes on.
+
+Exit status: 0 every block passed, 1 some failed, 2 the run could not start (the reference
+server did not come up, or the docs could not be read): one message says why, never a
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .. import processes
-from ..errors import BlockError
+from ..errors import ToolError
 from .fences import classify, format_tally, tally
-from .harness import READY_TIMEOUT_SECONDS, ROOT, Harness, docs_fences, start_server
+from .harness import READY_TIMEOUT_SECONDS, ROOT, Harness, docs_fences
 
 __all__ = ["register"]
 
@@ -34,6 +39,15 @@ def register(subcommands: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (ToolError, OSError) as exc:  # the boundary: one line, exit 2
+        # The whole message: a server that did not come up ends it with its log's tail.
+        print(f"examples: error: {str(exc).strip() or type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     fences = [f for f in docs_fences() if not args.page or f.page == args.page]
     if args.list:
         for fence in fences:
@@ -42,14 +56,14 @@ def _main(args: argparse.Namespace) -> int:
         print(format_tally(tally(fences)))
         return 0
     port = processes.free_port()
-    server = start_server(ROOT, port, READY_TIMEOUT_SECONDS)
+    server = processes.start_reference_server(port, cwd=ROOT, timeout=READY_TIMEOUT_SECONDS)
     harness = Harness(port)
     failed = 0
     try:
         for fence in fences:
             try:
                 print(f"ok    {fence.id}: {harness.check(fence)}", flush=True)
-            except (BlockError, OSError) as exc:
+            except (ToolError, OSError) as exc:  # one block's failure; the run goes on
                 failed += 1
                 print(f"FAIL  {fence.id}: {exc}", flush=True)
     finally:

@@ -117,7 +117,20 @@ class Fence:
 
 
 def scan(page: str, text: str) -> list[Fence]:
-    """Every fenced block of one page, in page order (nested fences belong to their parent)."""
+    """Every fenced block of one page, in page order (nested fences belong to their parent).
+
+    Pure: nothing is read or run. A fence left open runs to the end of the page, as in
+    CommonMark.
+
+    Args:
+        page: the page's path relative to the docs folder, POSIX style (`how-to/secure.md`);
+            it becomes each fence's `page` and the first half of its `id`.
+        text: the page's whole Markdown text.
+
+    Returns:
+        The page's fences, each with its 1-based line, language, body, character offsets and
+        the directive on the line before it; pass each to `classify`.
+    """
     lines = text.splitlines(keepends=True)
     offsets = [0]
     for line in lines:
@@ -172,6 +185,15 @@ def classify(fence: Fence) -> str | None:
     environment), frame (schema), settings (`Settings.from_env`), prometheus (rules or scrape
     config against the live metrics), markdown (its own fences must classify) and mermaid
     (parsed by mermaid in Chromium).
+
+    Args:
+        fence: a block from `scan` or `docs_fences`.
+
+    Returns:
+        The runner's name, `illustrative` for a block marked
+        `<!-- illustrative: reason -->`, or None when no rule covers the block (or an
+        illustrative mark has no reason): the docs tests fail on None. `outcome` turns the
+        name into a tally column.
     """
     if fence.directive is not None:
         key, value = fence.directive

@@ -52,7 +52,6 @@ __all__ = [
     "Harness",
     "docs_fences",
     "rewrite",
-    "start_server",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +75,17 @@ _Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix
 
 
 def docs_fences(root: Path = ROOT) -> list[Fence]:
-    """Every fence of every page under `docs/`, less what mkdocs.yml's `exclude_docs` drops."""
+    """Every fence of every page under `docs/`, less what mkdocs.yml's `exclude_docs` drops.
+
+    Args:
+        root: the project folder, holding `docs/` and `mkdocs.yml`.
+
+    Returns:
+        The fences, page by page in path order and in page order within a page.
+
+    Raises:
+        OSError: `mkdocs.yml` or a page cannot be read.
+    """
     config = yaml.load((root / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_Loader)
     excluded = pathspec.GitIgnoreSpec.from_lines(str(config.get("exclude_docs") or "").splitlines())
     docs = root / "docs"
@@ -302,29 +311,3 @@ class Harness:
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
         return str(response.read().decode("utf-8"))
-
-
-def start_server(root: Path, port: int, timeout: float) -> subprocess.Popen[bytes]:
-    """Start `python -m reference_server` (default settings) on `port`; wait for /health.
-
-    Args:
-        root: the project folder the server runs in.
-        port: the loopback port it listens on.
-        timeout: longest wait for `/health` to answer 200, in seconds.
-
-    Returns:
-        The server process; stop it with `docs_automation.processes.stop`.
-
-    Raises:
-        ProcessError: the server exited or did not answer within `timeout` seconds.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WS_") and k != "REDIS_URL"}
-    env["WS_PORT"] = str(port)
-    return processes.spawn(
-        [sys.executable, "-m", "reference_server"],
-        cwd=root,
-        env=env,
-        timeout=timeout,
-        url=f"http://{processes.HOST}:{port}/health",
-        what="the reference server",
-    )

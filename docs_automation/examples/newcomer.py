@@ -24,7 +24,6 @@ from .runners import DEFAULT_PORT, background_ports, console_pairs, rewrite
 __all__ = ["copy_project", "newcomer_script", "run_newcomer"]
 
 _STEP = "@@hive-step"
-_TAIL_CHARS = 3000  # enough of the log to show the failing step's own output
 # Blocks that are data, not steps: validated elsewhere, nothing for a newcomer to run.
 _NOT_STEPS = frozenset({ILLUSTRATIVE, "frame", "settings", "markdown", "mermaid", "prometheus"})
 
@@ -109,7 +108,8 @@ def run_newcomer(
     steps = re.findall(rf"^{_STEP} (\S+) ([\d.]+)$", text, re.M)
     if proc.returncode != 0:
         last = steps[-1][0] if steps else "the start"
-        raise BlockError(f"the newcomer run failed in {last}:\n{text[-_TAIL_CHARS:]}")
+        tail = text[-processes.LOG_TAIL_CHARS :]
+        raise BlockError(f"the newcomer run failed in {last}:\n{tail}")
     timed = [
         (step, float(later) - float(at)) for (step, at), (_, later) in itertools.pairwise(steps)
     ]

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import BlockError
+from ..processes import LOG_TAIL_CHARS
 
 __all__ = [
     "DEFAULT_PORT",
@@ -37,7 +38,6 @@ _PORT = re.compile(
     r"(?P<pre>(?:127\.0\.0\.1|localhost):|--port[ =]|-p |WS_PORT=)(?P<port>\d{2,5})\b"
 )
 _MARK = "@@hive-console-{}@@"
-_TAIL = 3000
 
 
 def rewrite(text: str, ports: dict[int, int]) -> str:
@@ -69,7 +69,7 @@ def background_ports(body: str) -> set[int]:
 
 
 def _tail(text: str) -> str:
-    return text[-_TAIL:].strip() or "(no output)"
+    return text[-LOG_TAIL_CHARS:].strip() or "(no output)"
 
 
 def run_shell(script: str, cwd: Path, env: dict[str, str], timeout: float) -> str:

@@ -50,8 +50,9 @@ __all__ = ["RedisBroker"]
 # `start` waits this many Redis timeouts for the first link (connect, join, subscribe,
 # catch up: a few round trips each) before the instance starts degraded.
 _FIRST_LINK_TIMEOUTS = 4
-# The shortest Retry-After sent with a 503, in seconds (HTTP counts whole seconds).
-_MIN_RETRY_AFTER = 1.0
+MIN_RETRY_AFTER_SECONDS = 1
+"""The shortest Retry-After sent with a 503, in seconds: HTTP counts whole seconds
+(RFC 9110 §10.2.3), and 0 would invite an immediate retry of a broker that is down."""
 # `/health` shows the last error truncated to this many characters.
 _ERROR_CHARS = 300
 
@@ -203,7 +204,7 @@ class RedisBroker:
     # -- supervisor --------------------------------------------------------------------
 
     def _retry_after(self) -> float:
-        return max(_MIN_RETRY_AFTER, self._retry_at - time.monotonic())
+        return max(float(MIN_RETRY_AFTER_SECONDS), self._retry_at - time.monotonic())
 
     def _hand_over(self, update: Update) -> None:
         if self._deliver is not None:

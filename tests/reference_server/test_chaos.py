@@ -107,8 +107,7 @@ class Cluster:
             if kind == "kill":
                 self.redis.kill()
             else:
-                self.redis.proc.terminate()
-                self.redis.proc.wait(10)
+                self.redis.terminate()
             time.sleep(OUTAGE[kind])
             self.redis.restart()  # a fresh server: everything Redis held is gone
         return time.monotonic()

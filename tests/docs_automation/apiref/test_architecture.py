@@ -81,3 +81,36 @@ def test_the_page_has_a_table_per_folder_with_every_module_role() -> None:
         assert f"\n### {folder}\n" in page
     for name, module in graph.items():
         assert f"| `{name}` | {module.role} |" in page
+
+
+@pytest.mark.unit
+def test_the_io_column_comes_from_imports_and_file_calls(tmp_path: Path) -> None:
+    _write(tmp_path, "pkg/__init__.py", '"""P."""\n')
+    _write(tmp_path, "pkg/pure.py", '"""Pure."""\nimport json\nx = "a.b".replace(".", "_")\n')
+    _write(tmp_path, "pkg/net.py", '"""Net."""\nfrom fastapi import WebSocket\n')
+    _write(tmp_path, "pkg/disk.py", '"""Disk."""\ndef f(p):\n    return p.read_text()\n')
+    _write(tmp_path, "pkg/both.py", '"""Both."""\nimport subprocess, asyncio\nopen("x")\n')
+    _write(
+        tmp_path, "pkg/link.py", '"""Not a file."""\nasync def f(link):\n    await link.open()\n'
+    )
+    graph = diagrams.import_graph(tmp_path, ["pkg"])
+    assert graph["pkg.pure"].io == set()
+    assert graph["pkg.net"].io == {"network"}
+    assert graph["pkg.disk"].io == {"files"}
+    assert graph["pkg.both"].io == {"async", "files", "processes"}
+    assert graph["pkg.link"].io == set()
+    page = diagrams.page(graph)
+    assert "| `pkg.pure` | Pure. | pure |" in page
+    assert "| `pkg.both` | Both. | async, files, processes |" in page
+
+
+@pytest.mark.unit
+def test_the_overview_counts_imports_between_folders(tmp_path: Path) -> None:
+    _write(tmp_path, "pkg/__init__.py", '"""P."""\n')
+    _write(tmp_path, "pkg/a.py", '"""A."""\nfrom pkg.sub import b, c\n')
+    _write(tmp_path, "pkg/sub/__init__.py", '"""Sub."""\n')
+    _write(tmp_path, "pkg/sub/b.py", '"""B."""\n')
+    _write(tmp_path, "pkg/sub/c.py", '"""C."""\nfrom pkg import a\n')
+    chart = diagrams.overview(diagrams.import_graph(tmp_path, ["pkg"]), ["pkg"])
+    assert "pkg_pkg -- 2 --> pkg_sub_pkg" in chart
+    assert "pkg_sub_pkg -- 1 --> pkg_pkg" in chart

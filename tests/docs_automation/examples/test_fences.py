@@ -1,0 +1,61 @@
+"""Finding, classifying and tallying the docs' fences, without running anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from docs_automation.examples.fences import (
+    EXECUTED,
+    ILLUSTRATIVE,
+    UNCLASSIFIED,
+    VALIDATED,
+    classify,
+    outcome,
+    scan,
+    tally,
+)
+
+pytestmark = pytest.mark.unit
+
+PAGE = """# Title
+
+!!! tip
+    ```py
+    print(1)
+    ```
+
+<!-- illustrative: shows a shape, not a program -->
+```text
+anything
+```
+
+````markdown
+```json
+{}
+```
+````
+"""
+
+
+def test_scan_finds_fences_inside_admonitions_and_keeps_nesting() -> None:
+    fences = scan("p.md", PAGE)
+    assert [(f.line, f.lang, f.indent) for f in fences] == [
+        (4, "py", 4),
+        (9, "text", 0),
+        (13, "markdown", 0),
+    ]
+    assert fences[0].body == "print(1)\n"
+    assert PAGE[fences[0].start : fences[0].end] == "    print(1)\n"
+    assert fences[1].directive == ("illustrative", "shows a shape, not a program")
+
+
+def test_classify_places_each_kind() -> None:
+    kinds = [classify(f) for f in scan("p.md", PAGE)]
+    assert kinds == ["python", ILLUSTRATIVE, "markdown"]
+    assert [outcome(k) for k in kinds] == [EXECUTED, ILLUSTRATIVE, VALIDATED]
+    assert outcome(classify(scan("p.md", "```text\nx\n```\n")[0])) == UNCLASSIFIED
+    assert (
+        outcome(classify(scan("p.md", "<!-- illustrative: -->\n```text\nx\n```\n")[0]))
+        == UNCLASSIFIED
+    )
+    assert tally(scan("p.md", PAGE))[("py", EXECUTED)] == 1
