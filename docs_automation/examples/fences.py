@@ -1,10 +1,11 @@
 """Every fenced block of the docs, found, classified and tallied, without running anything.
 
 `scan(page, text)` lists a page's fences with their position, language and the directive
-written in an HTML comment on the line before (`<!-- illustrative: reason -->` or
-`<!-- example: newcomer -->`). `classify` says how a fence is proven true (executed,
-validated or marked illustrative); a fence it cannot place is `unclassified`, which fails the
-docs tests. `tally` counts fences by language and outcome for the report.
+written in an HTML comment on the line before (`<!-- illustrative: reason -->`,
+`<!-- example: newcomer -->` or `<!-- example: prerequisites -->`). `classify` says how a
+fence is proven true (executed, validated or marked illustrative); a fence it cannot place
+is `unclassified`, which fails the docs tests. `tally` counts fences by language and
+outcome for the report.
 
 Fences are found with a line scanner rather than markdown-it: CommonMark does not know
 Material's admonitions and content tabs, so a fence indented inside `!!! tip` reads as a
@@ -67,7 +68,12 @@ _KINDS: dict[str, str] = {
     "md": "markdown",
     "mermaid": "mermaid",
 }
-_RUN_KINDS = frozenset({"python", "bash", "console", "js", "ts", "newcomer"})
+_RUN_KINDS = frozenset({"python", "bash", "console", "js", "ts", "newcomer", "prerequisites"})
+# `<!-- example: VALUE -->` -> the runner, and the languages such a block may be written in.
+_EXAMPLE_KINDS: dict[str, frozenset[str]] = {
+    "newcomer": frozenset({"bash", "sh", "shell"}),
+    "prerequisites": frozenset({"bash", "sh", "shell", "console"}),
+}
 
 _OPEN = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*(?P<key>illustrative|example)\s*:\s*(?P<value>.*?)\s*-->\s*$")
@@ -182,24 +188,27 @@ def classify(fence: Fence) -> str | None:
     """How `fence` is proven: a runner's name, `illustrative`, or None (unclassified).
 
     Runners: python, bash, console, js, ts, newcomer (the whole page in a fresh virtual
-    environment), frame (schema), settings (`Settings.from_env`), prometheus (rules or scrape
-    config against the live metrics), markdown (its own fences must classify) and mermaid
-    (parsed by mermaid in Chromium).
+    environment), prerequisites (a page's set-up: venv, install, the server it needs; run
+    only by the page run, where it is the page's first step), frame (schema), settings
+    (`Settings.from_env`), prometheus (rules or scrape config against the live metrics),
+    markdown (its own fences must classify) and mermaid (parsed by mermaid in Chromium).
 
     Args:
         fence: a block from `scan` or `docs_fences`.
 
     Returns:
         The runner's name, `illustrative` for a block marked
-        `<!-- illustrative: reason -->`, or None when no rule covers the block (or an
-        illustrative mark has no reason): the docs tests fail on None. `outcome` turns the
+        `<!-- illustrative: reason -->`, or None when no rule covers the block (an
+        illustrative mark without a reason, an unknown `example:` value, or a shell
+        directive on a block that is not shell): the docs tests fail on None. `outcome` turns the
         name into a tally column.
     """
     if fence.directive is not None:
         key, value = fence.directive
         if key == "illustrative":
             return ILLUSTRATIVE if value else None  # a mark needs its reason
-        return "newcomer" if value == "newcomer" else None
+        langs = _EXAMPLE_KINDS.get(value)
+        return value if langs is not None and fence.lang in langs else None
     kind = _KINDS.get(fence.lang)
     prometheus = re.search(r"^(groups|scrape_configs):", fence.body, re.M)
     if kind is None and fence.lang in ("yaml", "yml") and prometheus:

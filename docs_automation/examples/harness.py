@@ -6,7 +6,10 @@ for real, data blocks are validated (see `validators`). The address a reader cop
 page is the URL that was tested. A page whose `bash` block ends a command with `&` starts
 that process (a second instance, a redis-server) before its other blocks run; ports named in
 such a command are moved to free ones. The block marked `<!-- example: newcomer -->` runs its
-whole page in order in a fresh copy of the project and a fresh virtual environment, timed.
+whole page in order in a fresh copy of the project and a fresh virtual environment, timed
+(see `pages`). A block marked `<!-- example: prerequisites -->` (a page's venv and the server
+it needs) is not run here: the server under test stands in for it, and the page run
+(`tests/docs/test_pages.py`) runs it as written.
 
 `python -m docs_automation examples [--list]` (the `cli` module) does all of this outside
 pytest and prints the same tally as the docs tests.
@@ -32,7 +35,7 @@ from .. import processes
 from ..errors import BlockError, ProcessError
 from . import validators
 from .fences import ILLUSTRATIVE, Fence, classify, scan
-from .newcomer import run_newcomer
+from .pages import reader_env, run_newcomer
 from .runners import (
     DEFAULT_PORT,
     background_ports,
@@ -227,6 +230,10 @@ class Harness:
             return f"illustrative: {fence.directive[1] if fence.directive else ''}"
         if kind == "newcomer":
             return self.newcomer(fence.page)
+        if kind == "prerequisites":
+            # The server under test stands in for it: run here, it would make a venv and
+            # `pip install -e .` in the developer's checkout. The page run runs it as written.
+            return "prerequisites: run as written by the page run (tests/docs/test_pages.py)"
         if kind == "mermaid":
             return self._mermaid(fence.body)
         if kind == "markdown":
@@ -294,18 +301,11 @@ class Harness:
         virtual environment and start the server, as a newcomer would.
         """
         work = self.tmp / "newcomer"
-        home = work / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        env = self.env(home, None)
         # No project venv on PATH: the page must make its own.
-        path = env.get("PATH", "").split(os.pathsep)
-        env["PATH"] = os.pathsep.join(d for d in path if d != self.bin_dir)
-        env.pop("VIRTUAL_ENV", None)
-        seconds, self.newcomer_steps = run_newcomer(
-            self.page_fences(page), self.root, work, env, NEWCOMER_TIMEOUT_SECONDS
-        )
-        self.newcomer_seconds = seconds
-        return f"newcomer run of {page}: {seconds:.1f} s"
+        env = reader_env(os.environ, work / "home", hide=[self.bin_dir])
+        run = run_newcomer(self.page_fences(page), self.root, work, env, NEWCOMER_TIMEOUT_SECONDS)
+        self.newcomer_seconds, self.newcomer_steps = run.seconds, run.steps
+        return f"newcomer run of {page}: {run.seconds:.1f} s"
 
 
 def _get(url: str) -> str:
