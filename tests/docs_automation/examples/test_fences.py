@@ -59,3 +59,17 @@ def test_classify_places_each_kind() -> None:
         == UNCLASSIFIED
     )
     assert tally(scan("p.md", PAGE))[("py", EXECUTED)] == 1
+
+
+def test_a_prerequisites_block_is_executed_when_it_is_shell() -> None:
+    page = "<!-- example: prerequisites -->\n```bash\ntest -d .venv\n```\n"
+    fence = scan("p.md", page)[0]
+    assert classify(fence) == "prerequisites"
+    assert outcome(classify(fence)) == EXECUTED
+
+
+def test_an_example_directive_on_the_wrong_block_is_unclassified() -> None:
+    on_python = "<!-- example: prerequisites -->\n```py\nprint(1)\n```\n"
+    unknown = "<!-- example: setup -->\n```bash\ntrue\n```\n"
+    assert classify(scan("p.md", on_python)[0]) is None
+    assert classify(scan("p.md", unknown)[0]) is None
