@@ -62,3 +62,12 @@ def test_the_command_records_then_flags_a_regression(tmp_path: Path) -> None:
 def test_the_recorded_baseline_has_every_figure() -> None:
     recorded = json.loads(regress.BASELINE.read_text())["figures"]
     assert set(recorded) == set(regress.figures(_run(15.0, 800.0)))
+
+
+def test_the_command_wants_results_or_smoke_runs_not_both() -> None:
+    with pytest.raises(SystemExit) as neither:
+        regress.main([])
+    assert neither.value.code == 2
+    with pytest.raises(SystemExit) as both:
+        regress.main(["x.json", "--smoke", "1"])
+    assert both.value.code == 2

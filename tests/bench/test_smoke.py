@@ -1,16 +1,16 @@
 """The benchmark itself cannot rot: `python -m bench.fanout --smoke` runs and reports.
 
 It checks that every measurement ran on every server, that the report has its tables,
-and that the JSON and plots were written. Speed is judged only as ratios within one run:
-the regression check (`bench.regress`) compares this run's ratios with the last recorded
-run and fails on one more than 25 % worse, after measuring again to rule out noise.
+and that the JSON and plots were written, and that the regression check can read the
+run. It asserts nothing about speed: beside the rest of the suite on two cores, one smoke
+run's ratios moved by up to 50 % between runs. The regression gate is its own command,
+`python -m bench.regress --smoke 3`, for a quiet machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +24,6 @@ from tests.procs import ROOT
 pytestmark = [pytest.mark.bench, pytest.mark.slow]
 
 
-#: Smoke runs the regression check may take in all: a regression must hold in the median.
-REGRESSION_RUNS = 3
 #: Longest one smoke run may take, in seconds (about 30-70 s here, on a busy machine).
 SMOKE_TIMEOUT_SECONDS = 150
 
@@ -46,13 +44,7 @@ def _smoke(out: Path) -> dict[str, Any]:
     return loaded
 
 
-def _median(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Each figure's median over `runs`."""
-    names = set().union(*runs)
-    return {n: statistics.median(r[n] for r in runs if n in r) for n in names}
-
-
-@pytest.mark.timeout(REGRESSION_RUNS * SMOKE_TIMEOUT_SECONDS + 60)
+@pytest.mark.timeout(SMOKE_TIMEOUT_SECONDS + 30)
 def test_smoke_run_measures_every_server_and_writes_json_and_plots(tmp_path: Path) -> None:
     results = _smoke(tmp_path)
     assert results["errors"] == {}
@@ -68,10 +60,5 @@ def test_smoke_run_measures_every_server_and_writes_json_and_plots(tmp_path: Pat
     for name in ("throughput.png", "latency.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 
-    # No ratio more than 25 % worse than the last recorded run, in the median of up to
-    # three runs (one short run is too noisy to fail on alone).
-    recorded = json.loads(regress.BASELINE.read_text())["figures"]
-    runs = [regress.figures(results)]
-    while regress.compare(_median(runs), recorded) and len(runs) < REGRESSION_RUNS:
-        runs.append(regress.figures(_smoke(tmp_path / f"again-{len(runs)}")))
-    assert not regress.compare(_median(runs), recorded), runs
+    # The regression check reads every figure it compares from this run.
+    assert set(regress.figures(results)) == set(json.loads(regress.BASELINE.read_text())["figures"])
