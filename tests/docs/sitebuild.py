@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.procs import ROOT
 
-__all__ = ["build_site", "serve_site"]
+__all__ = ["build_site", "check_links", "serve_site"]
 
 #: Longest `mkdocs build` may take, in seconds.
 BUILD_TIMEOUT_SECONDS = 300
@@ -52,3 +52,20 @@ def serve_site(site: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def check_links(site: Path) -> subprocess.CompletedProcess[str]:
+    """Run linkchecker over `site`, served over HTTP as readers get it; return the run.
+
+    Over HTTP because linkchecker, run as root, drops to a user that cannot read pytest's
+    private temporary folders through file:// URLs.
+    """
+    checker = Path(sys.executable).parent / "linkchecker"
+    with serve_site(site) as base:
+        return subprocess.run(
+            [str(checker), "--no-status", "--no-warnings", "-t", "2", base],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
