@@ -1,4 +1,4 @@
-"""Real processes for tests and benchmarks: the reference server and `redis-server`.
+"""Real processes for tests and benchmarks: the reference server, `redis-server`, Prometheus.
 
 Each starts on a free loopback port, waits until it answers, and is stopped (and reaped)
 by `stop()`. Nothing here fakes a part: a server that fails to start raises with its log.
@@ -20,9 +20,11 @@ from docs_automation.processes import free_port
 __all__ = [
     "ROOT",
     "WS_PATH",
+    "PrometheusProcess",
     "RedisProcess",
     "ServerProcess",
     "free_port",
+    "start_prometheus",
     "start_redis",
     "start_server",
 ]
@@ -152,3 +154,51 @@ def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProce
         what="redis-server",
     )
     return RedisProcess(port, proc, log, workdir)
+
+
+@dataclass
+class PrometheusProcess:
+    """A private Prometheus on a free loopback port, its storage in a temporary folder."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            processes.stop(self.proc)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_prometheus(config: Path, *, timeout: float = 30.0) -> PrometheusProcess:
+    """Start Prometheus with `config` on a free loopback port; wait for `/-/ready`.
+
+    Raises:
+        RuntimeError: `prometheus` is not installed (`HIVE_NEED_PROMETHEUS=1 scripts/bootstrap`).
+    """
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError(
+            "prometheus is not installed; run HIVE_NEED_PROMETHEUS=1 scripts/bootstrap"
+        )
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="hive-prometheus-"))
+    log = workdir / "prometheus.log"
+    proc = processes.spawn(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        log=log,
+        timeout=timeout,
+        url=f"http://127.0.0.1:{port}/-/ready",
+        what="prometheus",
+    )
+    return PrometheusProcess(port, proc, log, workdir)
