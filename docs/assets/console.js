@@ -12,13 +12,6 @@
     return document.getElementById(id);
   }
 
-  function limitsUrl(wsUrl) {
-    var url = new URL(wsUrl);
-    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
-    url.pathname = "/api/dashboard/websocket/limits";
-    url.search = "";
-    return url.toString();
-  }
 
   function init() {
     if (!$("hive-console")) return;
@@ -26,8 +19,9 @@
     var sent = 0;
     var boxes = {};
     var fieldset = $("hive-subscriptions");
-    var param = new URLSearchParams(window.location.search).get("url");
-    if (param) $("hive-url").value = param;
+    // The address form is shared with the health dashboard (assets/address.js).
+    $("hive-url").value = HiveAddress.initial();
+    HiveAddress.carry($("hive-dashboard-link"), $("hive-url").value);
 
     SUBSCRIPTIONS.forEach(function (name) {
       var label = document.createElement("label");
@@ -81,7 +75,7 @@
 
     function showLimits(wsUrl) {
       var table = $("hive-limits");
-      fetch(limitsUrl(wsUrl))
+      fetch(HiveAddress.endpoint(wsUrl, "/api/dashboard/websocket/limits"))
         .then(function (response) {
           if (!response.ok) throw new Error("HTTP " + response.status);
           return response.json();
@@ -118,6 +112,8 @@
         return;
       }
       status("connecting to " + url);
+      HiveAddress.remember(url);
+      HiveAddress.carry($("hive-dashboard-link"), url);
       setConnected(true);
       socket.onopen = function () {
         status("connected");

@@ -75,6 +75,10 @@ _EXAMPLE_KINDS: dict[str, frozenset[str]] = {
     "prerequisites": frozenset({"bash", "sh", "shell", "console"}),
 }
 
+# A `yaml` block that includes files from here is Prometheus config (rules or scrape config),
+# checked like one written inline: the harness reads the included text.
+_PROMETHEUS_DIR = "deploy/prometheus/"
+
 _OPEN = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*(?P<key>illustrative|example)\s*:\s*(?P<value>.*?)\s*-->\s*$")
 _SNIPPET = re.compile(r"""^\s*-{1,}8<-{1,}\s+["']?(?P<path>[^"'\s]+)["']?\s*$""")
@@ -210,7 +214,9 @@ def classify(fence: Fence) -> str | None:
         langs = _EXAMPLE_KINDS.get(value)
         return value if langs is not None and fence.lang in langs else None
     kind = _KINDS.get(fence.lang)
-    prometheus = re.search(r"^(groups|scrape_configs):", fence.body, re.M)
+    prometheus = re.search(r"^(groups|scrape_configs):", fence.body, re.M) or (
+        fence.included and all(path.startswith(_PROMETHEUS_DIR) for path in fence.included)
+    )
     if kind is None and fence.lang in ("yaml", "yml") and prometheus:
         return "prometheus"
     return kind

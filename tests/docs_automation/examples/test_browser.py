@@ -1,9 +1,11 @@
-"""The built docs site in Debian's Chromium: pages render cleanly, search works, and the
-live console talks to a real reference server."""
+"""The built docs site in Debian's Chromium: pages render cleanly, search works, the live
+console talks to a real reference server, and the health dashboard charts one."""
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from docs_automation.examples.browser import launch
 from tests.docs.sitebuild import build_site, serve_site
-from tests.procs import ServerProcess
+from tests.procs import RedisProcess, ServerProcess
+from tests.wsclient import Client
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -126,3 +129,141 @@ def test_live_console_connects_subscribes_and_shows_updates(
     page.locator("#hive-disconnect").click()
     expect(page.locator("#hive-status")).to_contain_text("closed (code 1000", timeout=WAIT_MS)
     assert not errors, errors
+
+
+#: The issue's floors for the health dashboard: all its assets, and its first charts.
+DASHBOARD_MAX_BYTES = 300_000
+DASHBOARD_FIRST_CHARTS_MS = 1000
+#: The broker panel must turn red within this long after Redis stops, in milliseconds.
+BROKER_DOWN_MS = 5000
+
+
+def _now(page: Page, chart: str) -> str:
+    """What a dashboard panel shows as its current values (`label value · ...`)."""
+    return page.locator(f"[data-chart={chart}] .hive-now").inner_text()
+
+
+def _reading(page: Page, chart: str, label: str) -> float | None:
+    found = re.search(re.escape(label) + r" ([0-9.]+)", _now(page, chart))
+    return float(found[1]) if found else None
+
+
+def _busy_client(url: str, stop: threading.Event) -> None:
+    """A dashboard client: reads every update and pings every 0.2 s until `stop`."""
+    with Client(url) as client:
+        while not stop.is_set():
+            client.send({"type": "ping"})
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                try:
+                    client.ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+
+
+def test_health_dashboard_weighs_little_paints_fast_and_its_lines_move(
+    site_url: tuple[str, Path], page: Page, server_factory: Callable[..., ServerProcess]
+) -> None:
+    base, _ = site_url
+    server = server_factory(
+        {
+            "WS_DEMO": "true",
+            "WS_DEMO_INTERVAL_SECONDS": "0.1",
+            "WS_CORS_ALLOWED_ORIGINS": base.rstrip("/"),
+        }
+    )
+    errors, remote = _watch(page, base)
+    assets: dict[str, int] = {}
+    page.on(
+        "response",
+        lambda r: assets.setdefault(r.url, len(r.body())) if r.url.startswith(base) else None,
+    )
+    # A link from the console carries the address and starts watching at once.
+    page.goto(f"{base}dashboard/?url={server.ws}", wait_until="load")
+    page.wait_for_function(
+        "performance.getEntriesByName('hive-dashboard-first-charts').length > 0", timeout=WAIT_MS
+    )
+    first_ms = page.evaluate(
+        "performance.getEntriesByName('hive-dashboard-first-charts')[0].startTime"
+    )
+    weight = sum(assets.values())
+    print(f"\ndashboard: {weight} bytes in {len(assets)} files, first charts at {first_ms:.0f} ms")
+    assert weight < DASHBOARD_MAX_BYTES, assets
+    assert first_ms < DASHBOARD_FIRST_CHARTS_MS
+    expect(page.locator(".hive-panel canvas")).to_have_count(6, timeout=WAIT_MS)
+    expect(page.locator("#hive-broker")).to_have_attribute("data-state", "up", timeout=WAIT_MS)
+    assert _reading(page, "connections", "open") == 0
+
+    stop = threading.Event()
+    clients = [
+        threading.Thread(
+            target=_busy_client, args=(server.ws + "?subscriptions=agents,tasks", stop)
+        )
+        for _ in range(2)
+    ]
+    for thread in clients:
+        thread.start()
+    try:
+        expect(page.locator("[data-chart=connections] .hive-now")).to_have_text(
+            "open 2", timeout=WAIT_MS
+        )
+        page.wait_for_function(
+            "document.querySelector('[data-chart=latency]').dataset.points >= 4", timeout=WAIT_MS
+        )
+        expect(page.locator("#hive-subscribers")).to_contain_text("agents2", timeout=WAIT_MS)
+        deliveries = _reading(page, "deliveries", "frames sent/s")
+        inbound = _reading(page, "inbound", "frames received/s")
+        p50 = _reading(page, "latency", "P50")
+        p95 = _reading(page, "latency", "P95")
+        subscribers = _reading(page, "subscribers", "agents")
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(10)
+    print(f"deliveries {deliveries}/s, inbound {inbound}/s, latency P50 {p50} ms, P95 {p95} ms")
+    assert deliveries and deliveries > 5, _now(page, "deliveries")
+    assert inbound and inbound > 2, _now(page, "inbound")
+    assert p50 is not None and p95 is not None and 0 < p50 <= p95 < 1000
+    assert subscribers == 2
+    assert not errors, errors
+    assert not remote, remote
+
+
+def test_health_dashboard_broker_panel_turns_red_while_redis_is_down_and_recovers(
+    site_url: tuple[str, Path],
+    page: Page,
+    redis_server: RedisProcess,
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    base, _ = site_url
+    server = server_factory(
+        {
+            "REDIS_URL": redis_server.url,
+            "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+            "WS_REDIS_BACKOFF_CAP_SECONDS": "1",
+            "WS_CORS_ALLOWED_ORIGINS": base.rstrip("/"),
+        }
+    )
+    page.goto(f"{base}dashboard/", wait_until="load")
+    # The address form: typed and submitted as a reader does.
+    page.locator("#hive-url").fill(server.ws)
+    page.locator("#hive-watch").click()
+    broker = page.locator("#hive-broker")
+    expect(broker).to_have_attribute("data-state", "up", timeout=WAIT_MS)
+
+    redis_server.kill()
+    stopped = time.monotonic()
+    expect(broker).to_have_attribute("data-state", "down", timeout=BROKER_DOWN_MS)
+    red_after = time.monotonic() - stopped
+    colour = broker.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(198, 40, 40)"
+    expect(broker).to_contain_text("down since")
+
+    redis_server.restart()
+    restarted = time.monotonic()
+    expect(broker).to_have_attribute("data-state", "up", timeout=WAIT_MS)
+    print(
+        f"\nbroker panel red {red_after:.1f} s after Redis stopped, "
+        f"green {time.monotonic() - restarted:.1f} s after it restarted"
+    )
+    assert broker.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(46, 125, 50)"

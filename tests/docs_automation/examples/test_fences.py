@@ -73,3 +73,11 @@ def test_an_example_directive_on_the_wrong_block_is_unclassified() -> None:
     unknown = "<!-- example: setup -->\n```bash\ntrue\n```\n"
     assert classify(scan("p.md", on_python)[0]) is None
     assert classify(scan("p.md", unknown)[0]) is None
+
+
+def test_a_yaml_block_including_the_deploy_prometheus_files_is_prometheus_config() -> None:
+    included = scan("p.md", '```yaml\n--8<-- "deploy/prometheus/rules.yml"\n```\n')[0]
+    assert included.included == ("deploy/prometheus/rules.yml",)
+    assert classify(included) == "prometheus"
+    elsewhere = scan("p.md", '```yaml\n--8<-- "docs/examples/other.yml"\n```\n')[0]
+    assert classify(elsewhere) is None
