@@ -89,7 +89,7 @@ def _cut_off_stalled_clients(server: ServerProcess) -> list[StalledClient]:
     return stalled
 
 
-def test_prometheus_fires_broker_down_and_slow_consumers_within_their_for_windows(
+def test_prometheus_fires_broker_down_and_backpressure_alerts_within_their_for_windows(
     tmp_path: Path,
     redis_server: RedisProcess,
     server_factory: Callable[..., ServerProcess],
