@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from docs_automation import processes
 from docs_automation.processes import free_port
@@ -70,13 +71,28 @@ def start_server(
 
 
 @dataclass
-class RedisProcess:
-    """A private `redis-server` on a free port, never the machine's shared one."""
+class _PrivateProcess:
+    """A process of the tests' own on a free loopback port, with a temporary folder."""
 
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
     workdir: Path
+    #: Seconds it gets to exit after SIGTERM before SIGKILL.
+    grace: ClassVar[float] = processes.GRACE_SECONDS
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after `grace`), then remove its folder."""
+        if self.proc.poll() is None:
+            processes.stop(self.proc, grace=self.grace)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class RedisProcess(_PrivateProcess):
+    """A private `redis-server` on a free port, never the machine's shared one."""
+
+    grace: ClassVar[float] = _REDIS_GRACE_SECONDS
 
     @property
     def url(self) -> str:
@@ -109,8 +125,7 @@ class RedisProcess:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
-            processes.stop(self.proc, grace=_REDIS_GRACE_SECONDS)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        super().stop()
 
 
 def redis_server_binary() -> str:
@@ -157,22 +172,12 @@ def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProce
 
 
 @dataclass
-class PrometheusProcess:
+class PrometheusProcess(_PrivateProcess):
     """A private Prometheus on a free loopback port, its storage in a temporary folder."""
-
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-    workdir: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            processes.stop(self.proc)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_prometheus(config: Path, *, timeout: float = 30.0) -> PrometheusProcess:

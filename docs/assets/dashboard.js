@@ -343,6 +343,9 @@
     if (new URLSearchParams(window.location.search).get("url")) start(input.value);
   }
 
+  // The pure parts, for a reader's own checks in the browser's console (and the tests).
+  window.HiveDashboard = { parse: parse, quantile: quantile, rate: rate };
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", init);
   } else {

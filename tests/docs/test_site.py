@@ -51,6 +51,9 @@ def test_pages_load_nothing_from_other_hosts(site: Path) -> None:
     }
     assert not {page: hits for page, hits in remote.items() if hits}
     assert (site / "assets" / "vendor" / "mermaid.min.js").is_file(), "run scripts/bootstrap"
+    assert (site / "assets" / "vendor" / "uPlot.iife.min.js").is_file(), "run scripts/bootstrap"
+    dashboard = (site / "dashboard" / "index.html").read_text(encoding="utf-8")
+    assert 'src="../assets/vendor/uPlot.iife.min.js"' in dashboard
 
 
 def test_theme_fonts_are_off_and_mermaid_is_local() -> None:

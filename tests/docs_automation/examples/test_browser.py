@@ -267,3 +267,27 @@ def test_health_dashboard_broker_panel_turns_red_while_redis_is_down_and_recover
         f"green {time.monotonic() - restarted:.1f} s after it restarted"
     )
     assert broker.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(46, 125, 50)"
+
+
+def test_health_dashboard_computes_quantiles_and_reads_labels_as_prometheus_does(
+    site_url: tuple[str, Path], page: Page
+) -> None:
+    base, _ = site_url
+    page.goto(f"{base}dashboard/", wait_until="load")
+    page.wait_for_function("window.HiveDashboard !== undefined", timeout=WAIT_MS)
+    # The buckets of rules.test.yml's HiveSlowDelivery case, where promtool's
+    # histogram_quantile(0.95, ...) is 625 ms: 90 of 100 under 10 ms, 10 under 1 s.
+    buckets = "[[0.01, 90], [0.25, 90], [1, 100], [Infinity, 100]]"
+    p95 = page.evaluate(f"HiveDashboard.quantile(0.95, {buckets})")
+    p50 = page.evaluate(f"HiveDashboard.quantile(0.5, {buckets})")
+    assert p95 == pytest.approx(0.625)
+    assert p50 == pytest.approx(0.01 * 50 / 90)
+    # Above the highest finite bucket, Prometheus answers that bucket's bound.
+    assert page.evaluate("HiveDashboard.quantile(0.5, [[0.5, 0], [Infinity, 4]])") == 0.5
+    assert page.evaluate("HiveDashboard.quantile(0.5, [[0.5, 0], [Infinity, 0]])") is None
+    # A counter that went down was reset: the new value is the increase.
+    assert page.evaluate("HiveDashboard.rate(3, 10, 2)") == 1.5
+    samples = page.evaluate(
+        """HiveDashboard.parse('# HELP x y\\nx_total{a="q\\\\"uote",le="+Inf"} 7.0\\n')"""
+    )
+    assert samples == [{"name": "x_total", "labels": {"a": 'q"uote', "le": "+Inf"}, "value": 7}]
