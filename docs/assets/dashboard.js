@@ -140,7 +140,12 @@
   }
 
   function value(spec, scrape, previous) {
-    if (spec.gauge) return total(scrape.samples, spec.gauge, spec.labels);
+    if (spec.gauge) {
+      var gauge = total(scrape.samples, spec.gauge, spec.labels);
+      // A labelled gauge exports a child only once it was set: no `alerts` child is 0.
+      var family = spec.labels && total(scrape.samples, spec.gauge) !== null;
+      return gauge === null && family ? 0 : gauge;
+    }
     if (!previous) return null;
     var seconds = (scrape.at - previous.at) / 1000;
     if (spec.rate) {
