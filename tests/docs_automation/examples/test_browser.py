@@ -291,3 +291,27 @@ def test_health_dashboard_computes_quantiles_and_reads_labels_as_prometheus_does
         """HiveDashboard.parse('# HELP x y\\nx_total{a="q\\\\"uote",le="+Inf"} 7.0\\n')"""
     )
     assert samples == [{"name": "x_total", "labels": {"a": 'q"uote', "le": "+Inf"}, "value": 7}]
+
+
+def test_console_and_dashboard_share_the_server_address(
+    site_url: tuple[str, Path], page: Page, server_factory: Callable[..., ServerProcess]
+) -> None:
+    base, _ = site_url
+    server = server_factory({"WS_CORS_ALLOWED_ORIGINS": base.rstrip("/")})
+    errors, _ = _watch(page, base)
+    page.goto(f"{base}console/", wait_until="load")
+    page.locator("#hive-url").fill(server.ws)
+    page.locator("#hive-connect").click()
+    expect(page.locator("#hive-status")).to_have_text("connected", timeout=WAIT_MS)
+    # The console's link carries the address, and the dashboard starts watching it.
+    page.locator("#hive-dashboard-link").click()
+    page.wait_for_url(re.compile(r"/dashboard/\?url="), timeout=WAIT_MS)
+    expect(page.locator("#hive-url")).to_have_value(server.ws)
+    expect(page.locator("#hive-broker")).to_have_attribute("data-state", "up", timeout=WAIT_MS)
+    # Opened again without `?url=`, both pages remember the last address used.
+    page.goto(f"{base}dashboard/", wait_until="load")
+    expect(page.locator("#hive-url")).to_have_value(server.ws)
+    expect(page.locator("#hive-status")).to_have_text("not watching")
+    page.goto(f"{base}console/", wait_until="load")
+    expect(page.locator("#hive-url")).to_have_value(server.ws)
+    assert not errors, errors
