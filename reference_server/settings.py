@@ -39,6 +39,12 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "max_frame_bytes": ("bytes", "Frames above this are refused by the transport (close 1009)."),
     "max_subscriptions_per_connection": ("subscriptions", "Cap on one connection's set."),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
+    "send_queue_max_bytes": (
+        "bytes",
+        "Per-connection bound on the bytes waiting for a client, outbound queue and socket "
+        "write buffer together; a frame that would pass it closes the client 1013 "
+        "(`backpressure`). One frame always passes when nothing waits.",
+    ),
     "backpressure_disconnect_threshold": ("failures", "Consecutive send failures that close 1013."),
     "send_timeout_seconds": ("s", "A single send blocked longer than this counts as failed."),
     "idle_disconnect_seconds": ("s", "Close 1000 after this long with no valid inbound frame."),
@@ -105,8 +111,9 @@ class Settings:
             per window in seconds).
         max_*: size limits in bytes (inbound message, frame) and subscriptions per
             connection.
-        send_*/backpressure_*: the bounded outbound queue (messages), how long one send may
-            block (seconds), and the consecutive send failures that close the connection.
+        send_*/backpressure_*: the bounded outbound queue (messages, and bytes counting
+            the socket's write buffer too), how long one send may block (seconds), and the
+            consecutive send failures that close the connection.
         idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
         per_message_deflate: whether to offer compression.
         redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
@@ -135,6 +142,9 @@ class Settings:
     max_frame_bytes: int = 262_144
     max_subscriptions_per_connection: int = 6
     send_queue_max_messages: int = 1_024
+    # 1 MiB, as Centrifugo's client_queue_max_size: a dashboard frame is a few KiB, so a
+    # client that reads at all never comes near it.
+    send_queue_max_bytes: int = 1_048_576
     backpressure_disconnect_threshold: int = 5
     send_timeout_seconds: float = 10.0
     idle_disconnect_seconds: float = 600.0
@@ -169,6 +179,7 @@ class Settings:
             "max_inbound_message_bytes",
             "max_subscriptions_per_connection",
             "send_queue_max_messages",
+            "send_queue_max_bytes",
             "backpressure_disconnect_threshold",
             "send_timeout_seconds",
             "idle_disconnect_seconds",
@@ -250,6 +261,7 @@ class Settings:
             "max_subscriptions_per_connection": self.max_subscriptions_per_connection,
             "backpressure_disconnect_threshold": self.backpressure_disconnect_threshold,
             "send_queue_max_messages": self.send_queue_max_messages,
+            "send_queue_max_bytes": self.send_queue_max_bytes,
             "idle_disconnect_seconds": self.idle_disconnect_seconds,
             "history_max_messages": self.history_max_messages,
             "history_max_age_seconds": self.history_max_age_seconds,

@@ -109,3 +109,97 @@ def test_a_send_stuck_past_its_timeout_is_aborted_within_a_bound(server_factory:
     assert not closed_cleanly
     assert metric(srv, "leanvibe_ws_messages_send_failures_total") >= 1
     print(f"stuck send aborted {elapsed:.2f} s after the first publish")
+
+
+def _kernel_send_buffer_max() -> int:
+    """The most a server socket's send buffer may grow to (Linux tcp_wmem's maximum)."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        return int(f.read().split()[2])
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    """`VmRSS` (now) or `VmHWM` (peak) of process `pid`, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing from /proc/{pid}/status")
+
+
+def test_a_stalled_reader_of_large_frames_is_cut_off_at_the_byte_bound(
+    server_factory: Any,
+) -> None:
+    # The frame bound alone (1,024) let a client that stopped reading 32 KiB frames hold
+    # 400 of them (12.5 MiB) without being cut off.
+    srv = server_factory({"WS_SEND_TIMEOUT_SECONDS": "60"})
+    stalled = StalledClient(srv.ws + "?subscriptions=system", rcvbuf=4096)
+    frame_bytes = 32 * 1024
+    data = {"blob": "z" * frame_bytes}
+    # What may be in flight besides the server's own buffers: the kernel's send buffer
+    # (autotuned up to tcp_wmem's maximum) and the client's small receive buffer.
+    allowance = 1_048_576 + _kernel_send_buffer_max() + 64 * 1024
+    most = allowance // frame_bytes + 2
+    published = 0
+    with httpx.Client(base_url=srv.http, timeout=10) as http:
+        while metric(srv, "leanvibe_ws_backpressure_disconnects_total") < 1:
+            assert published <= most, f"not cut off after {published} frames of 32 KiB"
+            http.post(
+                "/api/dashboard/websocket/broadcast", params={"subscription": "system"}, json=data
+            ).raise_for_status()
+            published += 1
+    frames = list(stalled.drain(timeout=20))
+    stalled.close()
+    notice, code = frames[-2], frames[-1]
+    assert isinstance(notice, dict)
+    assert (notice["type"], notice["reason"], code) == ("disconnect_notice", "backpressure", 1013)
+    print(f"a stalled reader of 32 KiB frames was cut off after {published} publishes")
+
+
+def test_server_memory_per_slow_reader_stays_within_the_byte_bound(server_factory: Any) -> None:
+    """20 clients that read a trickle (16 KiB every 50 ms) while 32 KiB frames pour in."""
+    bound = 1_048_576
+    srv = server_factory({"WS_SEND_TIMEOUT_SECONDS": "60", "WS_RATE_BURST": "1000"})
+    readers = [StalledClient(srv.ws + "?subscriptions=system", rcvbuf=4096) for _ in range(20)]
+    # A warm-up publish, so the first-use allocations are in the baseline, not the growth.
+    with httpx.Client(base_url=srv.http, timeout=10) as http:
+        http.post(
+            "/api/dashboard/websocket/broadcast", params={"subscription": "tasks"}, json={}
+        ).raise_for_status()
+    baseline = _memory_kib(srv.proc.pid, "VmRSS")
+    stop = threading.Event()
+
+    def trickle(client: StalledClient) -> None:
+        client.sock.settimeout(0.05)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                if not client.sock.recv(16 * 1024):
+                    return
+            stop.wait(0.05)
+
+    threads = [threading.Thread(target=trickle, args=(c,)) for c in readers]
+    for t in threads:
+        t.start()
+    try:
+        data = {"blob": "q" * 32 * 1024}
+        with httpx.Client(base_url=srv.http, timeout=10) as http:
+            for _ in range(600):
+                http.post(
+                    "/api/dashboard/websocket/broadcast",
+                    params={"subscription": "system"},
+                    json=data,
+                ).raise_for_status()
+                if metric(srv, "leanvibe_ws_backpressure_disconnects_total") >= len(readers):
+                    break
+        peak = _memory_kib(srv.proc.pid, "VmHWM")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for c in readers:
+            c.close()
+    per_client = (peak - baseline) * 1024 / len(readers)
+    print(
+        f"server peak RSS grew {(peak - baseline) / 1024:.1f} MiB for {len(readers)} slow "
+        f"readers: {per_client / 1024:.0f} KiB per client (bound {bound // 1024} KiB + 256 KiB)"
+    )
+    assert per_client <= bound + 256 * 1024
