@@ -49,6 +49,13 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("reason",),
         "Publishes refused (bad input or broker down).",
     ),
+    "leanvibe_ws_handshakes_refused": (
+        "counter",
+        ("reason",),
+        "HTTP requests and WebSocket handshakes refused before reaching the app: "
+        "uri_too_long (414), header_too_large or too_many_headers (431), timeout (408, or "
+        "a close when nothing was sent), invalid (400).",
+    ),
     "leanvibe_ws_broker_reconnect_attempts": (
         "counter",
         (),
@@ -112,6 +119,7 @@ class Metrics:
         self.updates_published = self._counter(p + "updates_published")
         self.publishes_refused = self._counter(p + "publishes_refused")
         self.broker_reconnect_attempts = self._counter(p + "broker_reconnect_attempts")
+        self.handshakes_refused = self._counter(p + "handshakes_refused")
         self.active_connections = self._gauge(p + "active_connections")
         self.subscribers = self._gauge(p + "subscribers")
         self.send_queue_depth_max = self._gauge(p + "send_queue_depth_max")

@@ -1,0 +1,257 @@
+"""The request head and the WebSocket handshake over raw sockets: limits, a deadline, refusals.
+
+Before these limits, a WebSocket upgrade with a 9 KB cookie, a 9 KB URL or 150 headers got
+no answer and its socket stayed open forever, invisible to /stats and the metrics; a client
+that connected and sent nothing, or half a request, held its socket forever (slowloris);
+httptools put no bound at all on a plain HTTP request's head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from reference_server.app import create_app
+from reference_server.handshake import protocols
+from reference_server.metrics import Metrics
+from reference_server.settings import Settings
+from tests.procs import WS_PATH, ServerProcess, free_port
+from tests.wsclient import Client, metric
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT_SECONDS = 2.0
+PADDED = "".join(f"X-Pad-{i}: {'p' * 7000}\r\n" for i in range(6))  # 42 KB of short lines
+UPGRADE = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+)
+
+
+def exchange(port: int, request: bytes, wait: float = 10.0) -> tuple[bytes, float]:
+    """Send `request` on a fresh socket; read until the server closes; (bytes, seconds).
+
+    Raises TimeoutError when the server neither answers nor closes within `wait` seconds.
+    """
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        if request:
+            sock.sendall(request)
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received, time.monotonic() - started
+
+
+def status(response: bytes) -> int:
+    assert response.startswith(b"HTTP/1.1 "), response[:80]
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def limited() -> Iterator[ServerProcess]:
+    from tests.procs import start_server
+
+    proc = start_server({"WS_HTTP_REQUEST_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)})
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "extra", "code", "reason"),
+    [
+        (WS_PATH, "Cookie: session=" + "c" * 9000 + "\r\n", 431, "header_too_large"),
+        (WS_PATH + "?x=" + "u" * 9000, "", 414, "uri_too_long"),
+        (WS_PATH, "".join(f"X-Extra-{i}: v\r\n" for i in range(150)), 431, "too_many_headers"),
+        # Many lines under the line limit, over the whole head's 32 KiB.
+        (WS_PATH, PADDED, 431, "header_too_large"),
+    ],
+    ids=["9KB-cookie", "9KB-url", "150-headers", "40KB-head"],
+)
+def test_an_oversized_upgrade_is_answered_at_once_and_closed(
+    limited: ServerProcess, path: str, extra: str, code: int, reason: str
+) -> None:
+    before = metric(limited, "leanvibe_ws_handshakes_refused_total", {"reason": reason})
+    response, seconds = exchange(limited.port, UPGRADE.format(path=path, extra=extra).encode())
+    assert status(response) == code
+    assert b"connection: close" in response.lower()
+    assert seconds < TIMEOUT_SECONDS  # at once, not when the deadline would have closed it
+    after = metric(limited, "leanvibe_ws_handshakes_refused_total", {"reason": reason})
+    assert after == before + 1
+
+
+def test_the_same_limits_hold_for_a_plain_http_request(limited: ServerProcess) -> None:
+    request = f"GET /health HTTP/1.1\r\nHost: x\r\n{PADDED}\r\n"
+    response, _ = exchange(limited.port, request.encode())
+    assert status(response) == 431
+    response, _ = exchange(limited.port, f"GET /health?{'q' * 9000} HTTP/1.1\r\n\r\n".encode())
+    assert status(response) == 414
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_an_endless_header_line_is_refused_without_buffering_it(limited: ServerProcess) -> None:
+    # One header value that never ends: httptools alone buffers it all, waiting for its CRLF.
+    before = _rss_kib(limited.proc.pid)
+    answer = b""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nX-Endless: ")
+        sock.setblocking(False)
+        deadline = time.monotonic() + 30
+        while not answer and sent < 8 * 1024 * 1024 and time.monotonic() < deadline:
+            try:
+                sent += sock.send(b"e" * 16384)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            with contextlib.suppress(BlockingIOError):
+                answer += sock.recv(65536)
+    grown = _rss_kib(limited.proc.pid) - before
+    assert status(answer) == 431, f"no 431 after {sent} bytes of one header line"
+    assert grown < 2048, f"the server grew {grown} KiB reading one head"
+    print(f"an endless header line got 431 after the client sent {sent} bytes; RSS +{grown} KiB")
+
+
+def test_a_silent_connection_is_closed_after_the_request_timeout(limited: ServerProcess) -> None:
+    before = metric(limited, "leanvibe_ws_handshakes_refused_total", {"reason": "timeout"})
+    response, seconds = exchange(limited.port, b"", wait=TIMEOUT_SECONDS * 5)
+    assert response == b""
+    assert TIMEOUT_SECONDS * 0.9 <= seconds < TIMEOUT_SECONDS * 5
+    after = metric(limited, "leanvibe_ws_handshakes_refused_total", {"reason": "timeout"})
+    assert after == before + 1
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\n",  # slowloris: the head never ends
+        UPGRADE.format(path=WS_PATH, extra="")[:60].encode(),  # half a handshake
+        b"POST /api/dashboard/websocket/broadcast?subscription=agents HTTP/1.1\r\n"
+        b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    ],
+    ids=["half-head", "half-upgrade", "half-body"],
+)
+def test_a_half_sent_request_gets_408_after_the_request_timeout(
+    limited: ServerProcess, partial: bytes
+) -> None:
+    response, seconds = exchange(limited.port, partial, wait=TIMEOUT_SECONDS * 5)
+    assert status(response) == 408
+    assert TIMEOUT_SECONDS * 0.9 <= seconds < TIMEOUT_SECONDS * 5
+
+
+def test_a_trickle_of_bytes_does_not_extend_the_deadline(limited: ServerProcess) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
+        closed = False
+        while time.monotonic() - started < TIMEOUT_SECONDS * 5:
+            try:
+                sock.sendall(b"X-A: b\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sock.settimeout(0.2)
+            try:
+                if not sock.recv(65536):
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                closed = True
+                break
+    assert closed, "a client trickling header lines kept its socket"
+    assert time.monotonic() - started < TIMEOUT_SECONDS * 5
+
+
+def test_stray_line_breaks_between_requests_do_not_keep_a_socket(limited: ServerProcess) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        closed = False
+        while time.monotonic() - started < TIMEOUT_SECONDS * 5 and not closed:
+            try:
+                sock.sendall(b"\r\n")
+                sock.settimeout(0.2)
+                closed = sock.recv(65536) == b"" or closed
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+    assert closed
+
+
+def test_normal_requests_and_websockets_pass_the_limits(limited: ServerProcess) -> None:
+    cookie = "Cookie: session=" + "c" * 7000 + "\r\n"  # big, but under the line limit
+    request = f"GET /health HTTP/1.1\r\nHost: x\r\n{cookie}Connection: close\r\n\r\n"
+    response, _ = exchange(limited.port, request.encode())
+    assert status(response) == 200
+    with Client(limited.ws, additional_headers={"Cookie": "s=" + "c" * 7000}) as c:
+        assert c.recv()["type"] == "connection_established"
+        time.sleep(TIMEOUT_SECONDS * 1.5)  # past the request timeout: a WebSocket keeps living
+        assert c.request({"type": "ping"})["type"] == "pong"
+
+
+def test_a_keep_alive_connection_serves_several_requests(limited: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = sock.recv(65536)
+            assert status(head) == 200
+
+
+def test_head_limits_are_settings_refused_above_the_handshake_parser() -> None:
+    from reference_server.errors import SettingsError
+
+    for key, value in (("max_headers", 129), ("max_header_line_bytes", 8191)):
+        with pytest.raises(SettingsError, match=f"WS_{key.upper()}"):
+            Settings(**{key: value})
+    with pytest.raises(SettingsError, match="WS_MAX_URL_BYTES"):
+        Settings(max_url_bytes=8178)
+
+
+def test_a_handshake_websockets_refuses_is_answered_and_closed_under_any_http_parser() -> None:
+    """Under h11 (no line limit of its own) a 9 KB cookie reaches `websockets`' parser,
+    which refuses it; uvicorn alone would write nothing and keep the socket open."""
+    metrics = Metrics()
+    settings = Settings()
+    _, ws = protocols(settings, metrics)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, http="h11", ws=ws, log_level="error"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        extra = "Cookie: session=" + "c" * 9000 + "\r\n"
+        response, seconds = exchange(port, UPGRADE.format(path=WS_PATH, extra=extra).encode())
+        assert status(response) == 431 and seconds < 5
+        value = metrics.registry.get_sample_value(
+            "leanvibe_ws_handshakes_refused_total", {"reason": "header_too_large"}
+        )
+        assert value == 1
+    finally:
+        server.should_exit = True
+        thread.join(20)
