@@ -40,6 +40,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "max_inbound_message_bytes": ("bytes", "Largest raw inbound frame that is processed."),
     "max_frame_bytes": ("bytes", "Frames above this are refused by the transport (close 1009)."),
     "max_subscriptions_per_connection": ("subscriptions", "Cap on one connection's set."),
+    "max_request_body_bytes": (
+        "bytes",
+        "Largest HTTP request body read; a larger one gets 413 once this much (plus at most "
+        "one read) has arrived, with or without `Content-Length`.",
+    ),
     "max_url_bytes": ("bytes", "Longest request target (path and query); longer gets 414."),
     "max_header_line_bytes": (
         "bytes",
@@ -135,7 +140,7 @@ class Settings:
         rate_*/flood_*: the per-connection rate limit (tokens per second, a burst in
             tokens, one notice per cooldown in seconds) and flood protection (dropped frames
             per window in seconds).
-        max_*: size limits in bytes (inbound message, frame, URL, header
+        max_*: size limits in bytes (inbound message, frame, HTTP request body, URL, header
             line, request head), header fields per request, and subscriptions per
             connection.
         http_request_timeout_seconds: the time a client has to send a whole request.
@@ -169,6 +174,7 @@ class Settings:
     max_inbound_message_bytes: int = 65_536
     max_frame_bytes: int = 262_144
     max_subscriptions_per_connection: int = 6
+    max_request_body_bytes: int = 65_536
     # Below `websockets`' own handshake limits (8,192-byte lines, 128 headers), so every
     # head this server accepts is one the WebSocket handshake parser accepts too.
     max_url_bytes: int = 8_000
@@ -213,6 +219,7 @@ class Settings:
             "flood_window_seconds",
             "max_inbound_message_bytes",
             "max_subscriptions_per_connection",
+            "max_request_body_bytes",
             "max_url_bytes",
             "max_header_line_bytes",
             "max_headers",
