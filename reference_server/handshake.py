@@ -155,10 +155,10 @@ def protocols(settings: Settings, metrics: Metrics) -> tuple[type[Any], type[Any
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserUpgrade:
+                # Another upgrade (`curl --http2` asks for h2c) is ignored: the request was
+                # dispatched as plain HTTP/1.1, as uvicorn does.
                 if self._should_upgrade():
                     self.handle_websocket_upgrade()
-                else:
-                    self._refuse(400, "invalid", "unsupported upgrade")
                 return
             except httptools.HttpParserError:
                 # Also what an exception raised in a parser callback (`_Refused`) becomes.

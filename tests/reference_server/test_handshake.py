@@ -255,3 +255,45 @@ def test_a_handshake_websockets_refuses_is_answered_and_closed_under_any_http_pa
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # CL.TE
+        "Content-Length: 2\r\nContent-Length: 60\r\n\r\n{}",  # two lengths that differ
+    ],
+    ids=["cl-and-te", "two-lengths"],
+)
+def test_an_ambiguous_body_length_is_refused_and_nothing_after_it_is_served(
+    limited: ServerProcess, framing: str
+) -> None:
+    # Request smuggling (RFC 9112 §6.1, §11.2): the second request must never be answered.
+    smuggled = "GET /api/dashboard/websocket/stats HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = (
+        "POST /api/dashboard/websocket/broadcast?subscription=system HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\n{framing}{smuggled}"
+    )
+    response, seconds = exchange(limited.port, request.encode())
+    assert status(response) == 400
+    assert response.count(b"HTTP/1.1 ") == 1 and seconds < TIMEOUT_SECONDS
+
+
+def test_pipelined_requests_are_all_answered_in_order(limited: ServerProcess) -> None:
+    paths = ["/health", "/api/dashboard/websocket/stats", "/api/dashboard/websocket/contract"]
+    request = "".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths[:-1])
+    request += f"GET {paths[-1]} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response, _ = exchange(limited.port, request.encode())
+    assert response.count(b"HTTP/1.1 200 OK") == 3
+    assert response.index(b'"status"') < response.index(b'"uptime_seconds"')
+
+
+def test_a_handshake_sent_in_pieces_within_the_deadline_is_accepted(
+    limited: ServerProcess,
+) -> None:
+    request = UPGRADE.format(path=WS_PATH, extra="").encode()
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        for start in range(0, len(request), 40):
+            sock.sendall(request[start : start + 40])
+            time.sleep(TIMEOUT_SECONDS / 20)  # five pieces: a quarter of the deadline in all
+        assert sock.recv(65536).startswith(b"HTTP/1.1 101 ")
