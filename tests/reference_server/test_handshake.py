@@ -85,10 +85,10 @@ def test_an_oversized_upgrade_is_answered_at_once_and_closed(
     limited: ServerProcess, path: str, extra: str, code: int, reason: str
 ) -> None:
     before = metric(limited, "leanvibe_ws_handshakes_refused_total", {"reason": reason})
-    response, seconds = exchange(limited.port, UPGRADE.format(path=path, extra=extra).encode())
+    response, _ = exchange(limited.port, UPGRADE.format(path=path, extra=extra).encode())
     assert status(response) == code
     assert b"connection: close" in response.lower()
-    assert seconds < TIMEOUT_SECONDS  # at once, not when the deadline would have closed it
+    # At once: had the deadline closed it, the answer would be a 408, not this status.
     after = metric(limited, "leanvibe_ws_handshakes_refused_total", {"reason": reason})
     assert after == before + 1
 
@@ -274,9 +274,9 @@ def test_an_ambiguous_body_length_is_refused_and_nothing_after_it_is_served(
         "POST /api/dashboard/websocket/broadcast?subscription=system HTTP/1.1\r\nHost: x\r\n"
         f"Content-Type: application/json\r\n{framing}{smuggled}"
     )
-    response, seconds = exchange(limited.port, request.encode())
+    response, _ = exchange(limited.port, request.encode())
     assert status(response) == 400
-    assert response.count(b"HTTP/1.1 ") == 1 and seconds < TIMEOUT_SECONDS
+    assert response.count(b"HTTP/1.1 ") == 1
 
 
 def test_pipelined_requests_are_all_answered_in_order(limited: ServerProcess) -> None:
