@@ -203,3 +203,31 @@ def test_server_memory_per_slow_reader_stays_within_the_byte_bound(server_factor
         f"readers: {per_client / 1024:.0f} KiB per client (bound {bound // 1024} KiB + 256 KiB)"
     )
     assert per_client <= bound + 256 * 1024
+
+
+def test_a_resume_replay_larger_than_the_byte_bound_is_trimmed_not_cut_off(
+    server_factory: Any,
+) -> None:
+    # 60 updates of about 2 KB are ~120 KB of replay; the client may have 32 KiB waiting.
+    bound = 32_768
+    srv = server_factory({"WS_SEND_QUEUE_MAX_BYTES": str(bound), "WS_RATE_BURST": "1000"})
+    seqs = []
+    with httpx.Client(base_url=srv.http, timeout=10) as http:
+        for i in range(60):
+            r = http.post(
+                "/api/dashboard/websocket/broadcast",
+                params={"subscription": "tasks"},
+                json={"n": i, "pad": "r" * 2000},
+            )
+            seqs.append(r.json()["seq"])
+    with Client(srv.ws + f"?subscriptions=tasks&resume=tasks:{seqs[0] - 1}") as c:
+        assert c.recv()["type"] == "connection_established"
+        resync = c.recv_until("resync_required")
+        replayed = []
+        while len(replayed) < 60 and (not replayed or replayed[-1] != seqs[-1]):
+            replayed.append(c.recv_until("task_update")["seq"])
+        assert resync["oldest_seq"] == replayed[0] > seqs[0]
+        assert replayed == seqs[seqs.index(replayed[0]) :]  # the newest, in order, no gap
+        assert sum(2000 for _ in replayed) <= bound
+        assert c.request({"type": "ping"})["type"] == "pong"  # still connected
+    assert metric(srv, "leanvibe_ws_backpressure_disconnects_total") == 0
