@@ -204,7 +204,8 @@ def test_server_memory_per_slow_reader_stays_within_the_byte_bound(
     per_client = (peak - baseline) * 1024 / len(readers)
     print(
         f"server peak RSS grew {(peak - baseline) / 1024:.1f} MiB for {len(readers)} "
-        f"{'trickling' if reads else 'stalled'} readers: {per_client / 1024:.0f} KiB per client (bound {bound // 1024} KiB + 256 KiB)"
+        f"{'trickling' if reads else 'stalled'} readers: {per_client / 1024:.0f} KiB per "
+        f"client (bound {bound // 1024} KiB + 256 KiB)"
     )
     assert per_client <= bound + 256 * 1024
 
