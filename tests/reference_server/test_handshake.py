@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -297,3 +298,25 @@ def test_a_handshake_sent_in_pieces_within_the_deadline_is_accepted(
             sock.sendall(request[start : start + 40])
             time.sleep(TIMEOUT_SECONDS / 20)  # five pieces: a quarter of the deadline in all
         assert sock.recv(65536).startswith(b"HTTP/1.1 101 ")
+
+
+def test_refused_and_silent_sockets_give_their_descriptors_back(limited: ServerProcess) -> None:
+    # Before: 150 refused upgrades held 150 descriptors for as long as anyone watched.
+    def descriptors() -> int:
+        return len(os.listdir(f"/proc/{limited.proc.pid}/fd"))
+
+    baseline = descriptors()
+    upgrade = UPGRADE.format(path=WS_PATH, extra="Cookie: s=" + "c" * 9000 + "\r\n").encode()
+    socks = [socket.create_connection(("127.0.0.1", limited.port), timeout=10) for _ in range(100)]
+    try:
+        for sock in socks[:50]:
+            sock.sendall(upgrade)  # refused at once; the other 50 stay silent
+        for sock in socks[:50]:
+            assert status(sock.recv(65536)) == 431
+        deadline = time.monotonic() + TIMEOUT_SECONDS * 10
+        while descriptors() > baseline:
+            assert time.monotonic() < deadline, f"{descriptors() - baseline} descriptors held"
+            time.sleep(0.1)
+    finally:
+        for sock in socks:
+            sock.close()
