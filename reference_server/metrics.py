@@ -47,7 +47,8 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "leanvibe_ws_publishes_refused": (
         "counter",
         ("reason",),
-        "Publishes refused (bad input or broker down).",
+        "Publishes refused: invalid, unauthorized, broker_unavailable, too_large (413), "
+        "unsupported_media_type (415), forbidden_origin (403).",
     ),
     "leanvibe_ws_handshakes_refused": (
         "counter",
