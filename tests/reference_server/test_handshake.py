@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reference_server.app import create_app
 from reference_server.handshake import protocols
@@ -320,3 +322,41 @@ def test_refused_and_silent_sockets_give_their_descriptors_back(limited: ServerP
     finally:
         for sock in socks:
             sock.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=130),
+    length=st.integers(min_value=1, max_value=9_000),
+    url=st.integers(min_value=0, max_value=8_200),
+    upgrade=st.booleans(),
+)
+def test_any_head_gets_an_answer_that_follows_the_limits(
+    limited: ServerProcess, count: int, length: int, url: int, upgrade: bool
+) -> None:
+    """Whatever the head's shape, the answer comes at once and follows the three limits."""
+    defaults = Settings()
+    path = (WS_PATH if upgrade else "/health") + ("?q=" + "u" * url if url else "")
+    extra = "".join(f"X-H-{i:03d}: {'v' * length}\r\n" for i in range(count))
+    if upgrade:
+        request = UPGRADE.format(path=path, extra=extra)
+        fixed = UPGRADE.format(path=path, extra="").count("\r\n") - 2  # its own header lines
+    else:
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"
+        fixed = 2
+    line = len(f"X-H-000: {'v' * length}") if count else 0
+    head = len(path) + sum(len(h) + 2 for h in request.split("\r\n")[1:] if h)
+    if len(path) > defaults.max_url_bytes:
+        expected = 414
+    elif (
+        count + fixed > defaults.max_headers
+        or line > defaults.max_header_line_bytes
+        or head > defaults.max_header_bytes
+    ):
+        expected = 431
+    else:
+        expected = 101 if upgrade else 200
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        answer = sock.recv(65536)
+    assert status(answer) == expected, (count, length, url, upgrade)
