@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reference_server.app import create_app
 from tests.procs import ServerProcess
@@ -188,3 +190,26 @@ def test_a_body_within_the_limit_is_published(server: ServerProcess) -> None:
         timeout=10,
     )
     assert r.status_code == 200, r.text
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.integers(min_value=8, max_value=200_000),
+    pieces=st.integers(min_value=1, max_value=5),
+    declared=st.booleans(),
+)
+def test_any_body_size_is_published_or_413_by_the_limit(
+    server: ServerProcess, size: int, pieces: int, declared: bool
+) -> None:
+    body = b'{"p":"' + b"x" * (size - 8) + b'"}'
+    assert len(body) == size
+    step = -(-size // pieces)
+    parts = [body[i : i + step] for i in range(0, size, step)]
+    r = httpx.post(
+        server.http + PUBLISH,
+        params={"subscription": "tasks"},
+        content=body if declared else iter(parts),  # bytes: Content-Length; iterator: chunked
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == (413 if size > 65_536 else 200), (size, pieces, declared)
