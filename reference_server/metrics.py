@@ -69,6 +69,12 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "Connections subscribed now, per subscription.",
     ),
     "leanvibe_ws_send_queue_depth_max": ("gauge", (), "Deepest outbound queue at the last scrape."),
+    "leanvibe_ws_send_queue_bytes_max": (
+        "gauge",
+        (),
+        "Most bytes waiting for one client (its queue and socket write buffer) at the "
+        "watchdog's last pass; the byte bound is WS_SEND_QUEUE_MAX_BYTES.",
+    ),
     "leanvibe_ws_broker_up": ("gauge", (), "1 while the broker is connected, 0 while it is not."),
     "leanvibe_ws_publish_to_send_seconds": (
         "histogram",
@@ -124,6 +130,7 @@ class Metrics:
         self.active_connections = self._gauge(p + "active_connections")
         self.subscribers = self._gauge(p + "subscribers")
         self.send_queue_depth_max = self._gauge(p + "send_queue_depth_max")
+        self.send_queue_bytes_max = self._gauge(p + "send_queue_bytes_max")
         self.broker_up = self._gauge(p + "broker_up")
         _, labels, doc = METRIC_DOCS[p + "publish_to_send_seconds"]
         self.publish_to_send = Histogram(

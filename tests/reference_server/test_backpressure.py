@@ -236,3 +236,31 @@ def test_a_resume_replay_larger_than_the_byte_bound_is_trimmed_not_cut_off(
         assert sum(2000 for _ in replayed) <= bound
         assert c.request({"type": "ping"})["type"] == "pong"  # still connected
     assert metric(srv, "leanvibe_ws_backpressure_disconnects_total") == 0
+
+
+def test_the_bytes_waiting_for_a_stalled_reader_are_measured_within_the_bound(
+    server_factory: Any,
+) -> None:
+    # A bound above what the kernel's buffers take (a few MiB on loopback), so the backlog
+    # stays in the server, measured, and nobody is cut off.
+    bound = 16 * 1_048_576
+    srv = server_factory(
+        {"WS_SEND_TIMEOUT_SECONDS": "60", "WS_SEND_QUEUE_MAX_BYTES": str(bound)}
+    )
+    stalled = StalledClient(srv.ws + "?subscriptions=agents", rcvbuf=4096)
+    with httpx.Client(base_url=srv.http, timeout=10) as http:
+        for i in range(256):  # 8 MB
+            http.post(
+                "/api/dashboard/websocket/broadcast",
+                params={"subscription": "agents"},
+                json={"n": i, "pad": "w" * 32_000},
+            ).raise_for_status()
+        deadline = time.monotonic() + 20
+        waiting = 0.0
+        while waiting == 0.0:  # the watchdog measures once a second
+            assert time.monotonic() < deadline, "the gauge never showed the backlog"
+            time.sleep(0.2)
+            waiting = metric(srv, "leanvibe_ws_send_queue_bytes_max")
+    stalled.close()
+    assert 0 < waiting <= bound
+    assert metric(srv, "leanvibe_ws_backpressure_disconnects_total") == 0
