@@ -244,9 +244,7 @@ def test_the_bytes_waiting_for_a_stalled_reader_are_measured_within_the_bound(
     # A bound above what the kernel's buffers take (a few MiB on loopback), so the backlog
     # stays in the server, measured, and nobody is cut off.
     bound = 16 * 1_048_576
-    srv = server_factory(
-        {"WS_SEND_TIMEOUT_SECONDS": "60", "WS_SEND_QUEUE_MAX_BYTES": str(bound)}
-    )
+    srv = server_factory({"WS_SEND_TIMEOUT_SECONDS": "60", "WS_SEND_QUEUE_MAX_BYTES": str(bound)})
     stalled = StalledClient(srv.ws + "?subscriptions=agents", rcvbuf=4096)
     with httpx.Client(base_url=srv.http, timeout=10) as http:
         for i in range(256):  # 8 MB
