@@ -18,6 +18,7 @@ import uvicorn
 
 from .app import WS_PATH, create_app
 from .errors import SettingsError
+from .handshake import protocols
 from .logs import configure_logging
 from .server import Server
 from .settings import Settings
@@ -77,11 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     app = create_app(settings)
+    # httptools and websockets-sansio, with the request head bounded in bytes and time.
+    http, ws = protocols(settings, app.state.server.metrics)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        http=http,
+        ws=ws,
         # Frames past this are refused by the transport with 1009; frames between
         # max_inbound_message_bytes and this get an `error` frame instead.
         ws_max_size=settings.max_frame_bytes,

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import messages
+from .admission import Admission
 from .auth import bearer_token, tokens_equal
 from .broker.base import Broker
 from .broker.memory import MemoryBroker
@@ -122,11 +123,14 @@ def create_app(
         title="Agent Hive dashboard reference server",
         version=messages.CONTRACT_VERSION,
         description="REST side of the dashboard protocol. The WebSocket endpoint "
-        f"`{WS_PATH}` is described by the protocol reference.",
+        f"`{WS_PATH}` is described by the protocol reference. Every GET endpoint also "
+        "answers HEAD (same status and headers, no body); writes take only "
+        "`application/json`.",
         lifespan=lifespan,
     )
     app.state.server = server
     app.add_middleware(TransportAbort)
+    app.add_middleware(Admission, settings=settings, metrics=metrics)  # size, type, Origin, HEAD
     if settings.cors_allowed_origins:
         # The docs site's live console reads the limits from another origin (the docs
         # server's port). Only GET, only the listed origins, never credentials.
@@ -216,7 +220,12 @@ def _routes(app: FastAPI, server: Server) -> None:
                 },
             },
             401: {"description": "Missing or wrong Bearer token."},
-            413: {"description": "The body is larger than max_inbound_message_bytes."},
+            403: {"description": "An `Origin` not in `allowed_origins` (when that is set)."},
+            413: {
+                "description": "The body is larger than max_inbound_message_bytes, or than "
+                "max_request_body_bytes (then refused while it is read)."
+            },
+            415: {"description": "A Content-Type other than application/json (or none)."},
             422: {
                 "description": "Unknown subscription, invalid message_type or a body that is "
                 "not a JSON object; `valid_subscriptions` lists the names.",

@@ -158,7 +158,11 @@ class Connection:
             buffered = conn.resuming.pop(sub, None)
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue
-            frames = conn.session.finish_resume(sub, last_seq, history, buffered, time.time())
+            outbox = conn.outbox
+            room = (outbox.max_bytes - outbox.waiting_bytes(), outbox.capacity - len(outbox.queue))
+            frames = conn.session.finish_resume(
+                sub, last_seq, history, buffered, time.time(), room=room
+            )
             await self.perform(frames)
 
     # -- the socket --------------------------------------------------------------------
@@ -204,11 +208,13 @@ class Connection:
                 send_text,
                 close_with,
                 capacity=self.settings.send_queue_max_messages,
+                max_bytes=self.settings.send_queue_max_bytes,
                 failure_threshold=self.settings.backpressure_disconnect_threshold,
                 metrics=self.metrics,
                 on_failures=sends_keep_failing,
                 send_batch=extensions.get("hive.send_batch"),
                 write_now=extensions.get("hive.write_now"),
+                buffered=extensions.get("hive.buffered"),
             ),
             self.cut_off,
         )

@@ -3,7 +3,7 @@
 `Hub.deliver` is the broker's callback. It offers the update's one encoded frame to the
 outbox of every subscribed connection (written at once when that client is idle, queued
 otherwise) and never awaits, so one stalled reader delays nobody.
-A connection whose outbox is full is cut off with close 1013 instead.
+A connection whose outbox is full (in frames or in bytes) is cut off with close 1013 instead.
 """
 
 from __future__ import annotations
@@ -90,13 +90,14 @@ class Hub:
             return
         sub = update.subscription
         text, stamp = update.text, update.published_at
+        size = messages.utf8_length(text)  # once per update, not once per recipient
         full: list[Client] = []
         written = 0
         for conn in members:
             if conn.resuming and sub in conn.resuming:
                 conn.resuming[sub].append(update)
                 continue
-            outcome = conn.outbox.offer(text, stamp)
+            outcome = conn.outbox.offer(text, stamp, size)
             if outcome == WRITTEN:
                 written += 1
             elif outcome == FULL and not conn.outbox.closing:
@@ -106,7 +107,7 @@ class Hub:
             # once per update rather than once per frame.
             metrics = self._metrics
             metrics.messages_sent.inc(written)
-            metrics.bytes_sent.inc(written * messages.utf8_length(text))
+            metrics.bytes_sent.inc(written * size)
             if stamp:
                 metrics.publish_to_send.observe(max(0.0, time.time() - stamp))
         for conn in full:

@@ -47,7 +47,15 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "leanvibe_ws_publishes_refused": (
         "counter",
         ("reason",),
-        "Publishes refused (bad input or broker down).",
+        "Publishes refused: invalid, unauthorized, broker_unavailable, too_large (413), "
+        "unsupported_media_type (415), forbidden_origin (403).",
+    ),
+    "leanvibe_ws_handshakes_refused": (
+        "counter",
+        ("reason",),
+        "HTTP requests and WebSocket handshakes refused before reaching the app: "
+        "uri_too_long (414), header_too_large or too_many_headers (431), timeout (408, or "
+        "a close when nothing was sent), invalid (400).",
     ),
     "leanvibe_ws_broker_reconnect_attempts": (
         "counter",
@@ -61,6 +69,12 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "Connections subscribed now, per subscription.",
     ),
     "leanvibe_ws_send_queue_depth_max": ("gauge", (), "Deepest outbound queue at the last scrape."),
+    "leanvibe_ws_send_queue_bytes_max": (
+        "gauge",
+        (),
+        "Most bytes waiting for one client (its queue and socket write buffer) at the "
+        "watchdog's last pass; the byte bound is WS_SEND_QUEUE_MAX_BYTES.",
+    ),
     "leanvibe_ws_broker_up": ("gauge", (), "1 while the broker is connected, 0 while it is not."),
     "leanvibe_ws_publish_to_send_seconds": (
         "histogram",
@@ -112,9 +126,11 @@ class Metrics:
         self.updates_published = self._counter(p + "updates_published")
         self.publishes_refused = self._counter(p + "publishes_refused")
         self.broker_reconnect_attempts = self._counter(p + "broker_reconnect_attempts")
+        self.handshakes_refused = self._counter(p + "handshakes_refused")
         self.active_connections = self._gauge(p + "active_connections")
         self.subscribers = self._gauge(p + "subscribers")
         self.send_queue_depth_max = self._gauge(p + "send_queue_depth_max")
+        self.send_queue_bytes_max = self._gauge(p + "send_queue_bytes_max")
         self.broker_up = self._gauge(p + "broker_up")
         _, labels, doc = METRIC_DOCS[p + "publish_to_send_seconds"]
         self.publish_to_send = Histogram(

@@ -1,8 +1,12 @@
 """A connection's bounded outbound queue and the task that drains it to the socket.
 
 The broadcaster calls `Outbox.put` (or `Outbox.offer`) and moves on: it never awaits a
-client. When the queue is full the put fails and the caller cuts the client off (close
-1013). The writer task sends what is queued, in order, and counts sends, bytes and
+client. The queue is bounded twice: in frames, and in bytes counting everything that waits
+for the client, the queue and the transport's write buffer together (a count of frames is
+not a memory bound: 1,024 frames of 32 KiB are 32 MiB). When either bound would be passed
+the put fails and the caller cuts the client off (close 1013).
+
+The writer task sends what is queued, in order, and counts sends, bytes and
 publish-to-send latency once per batch, so a busy fan-out pays for the metrics once per
 wake-up, not once per frame.
 
@@ -29,6 +33,8 @@ __all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox"]
 
 SendText = Callable[[str], Awaitable[None]]
 CloseWith = Callable[[int], Awaitable[None]]
+Buffered = Callable[[], int]
+"""Bytes written to the transport and not yet handed to the kernel."""
 
 FULL = 0
 """`Outbox.offer` did nothing: the queue is full or closing."""
@@ -45,15 +51,23 @@ class Outbox:
         send: writes one text frame to the client.
         close: sends the close frame with a code.
         capacity: frames the queue holds at most (`send_queue_max_messages`).
+        max_bytes: UTF-8 bytes that may wait for the client at most, queued frames and the
+            transport's write buffer together (`send_queue_max_bytes`). One frame always
+            passes when nothing waits, so a frame larger than the bound is not refused
+            alone.
         failure_threshold: consecutive send failures after which `on_failures` is called.
         metrics: where sends are counted.
         on_failures: called once when sends keep failing (the app closes with 1013).
         send_batch: writes many queued text frames at once (see `transport_writers`);
             without it each frame goes through `send`.
         write_now: lets `offer` write a frame at once while the writer is idle.
+        buffered: bytes in the transport's write buffer (see `transport_writers`);
+            without it only the queue counts (plain ASGI sends wait for the buffer to
+            drain below its high-water mark, so it stays small).
     """
 
     __slots__ = (
+        "_buffered",
         "_close",
         "_failures",
         "_metrics",
@@ -65,7 +79,9 @@ class Outbox:
         "_write_now",
         "capacity",
         "closing",
+        "max_bytes",
         "queue",
+        "queued_bytes",
         "send_started",
     )
 
@@ -78,12 +94,15 @@ class Outbox:
         failure_threshold: int,
         metrics: Metrics,
         on_failures: Callable[[], None],
+        max_bytes: int,
         send_batch: SendBatch | None = None,
         write_now: WriteNow | None = None,
+        buffered: Buffered | None = None,
     ) -> None:
         self._send = send
         self._send_batch = send_batch
         self._write_now = write_now
+        self._buffered = buffered
         self._close = close
         self._threshold = failure_threshold
         self._metrics = metrics
@@ -92,36 +111,77 @@ class Outbox:
         # The writer task exists only while frames wait: an idle client costs no task.
         self._task: asyncio.Task[None] | None = None
         self.capacity = capacity
-        #: (text, published_at) pairs; text None means "close with code published_at".
-        self.queue: deque[tuple[str | None, float]] = deque()
+        self.max_bytes = max_bytes
+        #: (text, published_at, UTF-8 size) triples; text None means "close with code
+        #: published_at".
+        self.queue: deque[tuple[str | None, float, int]] = deque()
+        #: UTF-8 bytes of the frames in `queue`.
+        self.queued_bytes = 0
         self.closing = False
         #: monotonic time the current send began, 0.0 while no send is in progress.
         self.send_started = 0.0
 
-    def put(self, text: str, published_at: float = 0.0) -> bool:
-        """Queue a frame; False (and nothing queued) when the queue is full or closing."""
-        if self.closing or len(self.queue) >= self.capacity:
+    def waiting_bytes(self) -> int:
+        """Bytes waiting for the client: queued frames plus the transport's write buffer."""
+        buffered = self._buffered
+        return self.queued_bytes + (buffered() if buffered is not None else 0)
+
+    def _fits(self, size: int) -> bool:
+        if len(self.queue) >= self.capacity:
             return False
-        self.queue.append((text, published_at))
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        waiting = self.waiting_bytes()
+        # One frame always passes when nothing waits (a bound below one frame would cut
+        # off every client); otherwise the bound holds exactly.
+        return waiting == 0 or waiting + size <= self.max_bytes
+
+    def put(self, text: str, published_at: float = 0.0, size: int = -1) -> bool:
+        """Queue a frame; False (and nothing queued) when a bound would be passed or closing.
+
+        Args:
+            text: the encoded frame.
+            published_at: wall-clock seconds of its publish (0.0: not an update).
+            size: `utf8_length(text)` when the caller knows it (fan-out computes it once
+                per update); measured here otherwise.
+        """
+        if self.closing:
+            return False
+        if size < 0:
+            size = utf8_length(text)
+        if not self._fits(size):
+            return False
+        self._append(text, published_at, size)
         return True
 
-    def offer(self, text: str, published_at: float = 0.0) -> int:
+    def _append(self, text: str, published_at: float, size: int) -> None:
+        self.queue.append((text, published_at, size))
+        self.queued_bytes += size
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    def offer(self, text: str, published_at: float = 0.0, size: int = -1) -> int:
         """Write `text` now if nothing is ahead of it, else queue it like `put`.
 
         Returns:
             `WRITTEN` (the caller counts it as sent), `QUEUED`, or `FULL` (nothing done:
-            the queue is full or closing, as when `put` returns False).
+            a bound would be passed or the outbox is closing, as when `put` returns False).
         """
+        if self.closing:
+            return FULL
+        if size < 0:
+            size = utf8_length(text)
+        # The transport's buffer counts as waiting too, so the bound is checked before a
+        # direct write as well as before queueing.
+        if not self._fits(size):
+            return FULL
         # Only while no writer runs (nothing queued or in flight), so frames never overtake.
-        if self._write_now is not None and self._task is None and not self.closing:
+        if self._write_now is not None and self._task is None:
             try:
                 if self._write_now(text):
                     return WRITTEN
             except Exception:
                 pass  # the queued path below meets the same failure and counts it
-        return QUEUED if self.put(text, published_at) else FULL
+        self._append(text, published_at, size)
+        return QUEUED
 
     def close_after(self, notice: str, code: int, *, discard_pending: bool) -> None:
         """Send `notice`, then close with `code`; nothing can be queued after this.
@@ -133,8 +193,12 @@ class Outbox:
             return
         if discard_pending:
             self.queue.clear()
-        self.queue.append((notice, 0.0))
-        self.queue.append((None, float(code)))
+            self.queued_bytes = 0
+        # The notice and the close pass every bound: they are the last frames.
+        size = utf8_length(notice)
+        self.queue.append((notice, 0.0, size))
+        self.queue.append((None, float(code), 0))
+        self.queued_bytes += size
         self.closing = True
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run())
@@ -178,7 +242,7 @@ class Outbox:
             size = 0
             oldest = 0.0
             for _ in range(len(queue)):
-                text, stamp = queue.popleft()
+                text, stamp, length = queue.popleft()
                 if text is None:
                     self._flush(sent, size, oldest)
                     self.send_started = time.monotonic()
@@ -193,6 +257,7 @@ class Outbox:
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except Exception:
+                    self.queued_bytes -= length
                     # Starlette raises WebSocketDisconnect/RuntimeError, uvicorn its own
                     # ClientDisconnected, the OS an OSError: all mean this send failed.
                     metrics.send_failures.inc()
@@ -204,9 +269,11 @@ class Outbox:
                         self._on_failures()
                         return
                     continue
+                # Counted until written, like a batch (see `_write_batch`).
+                self.queued_bytes -= length
                 self._failures = 0
                 sent += 1
-                size += utf8_length(text)
+                size += length
                 if stamp and not oldest:
                     oldest = stamp
             self.send_started = 0.0
@@ -217,9 +284,11 @@ class Outbox:
         queue = self.queue
         texts: list[str] = []
         oldest = 0.0
+        size = 0
         while queue and queue[0][0] is not None:
-            text, stamp = queue.popleft()
+            text, stamp, length = queue.popleft()
             texts.append(text)  # type: ignore[arg-type]  # checked non-None just above
+            size += length
             if stamp and not oldest:
                 oldest = stamp
         self.send_started = time.monotonic()
@@ -229,6 +298,7 @@ class Outbox:
             raise
         except Exception:
             # Every frame of the batch failed, as each would have one by one.
+            self.queued_bytes -= size
             self.send_started = 0.0
             self._metrics.send_failures.inc(len(texts))
             self._failures += len(texts)
@@ -237,9 +307,11 @@ class Outbox:
                 self._on_failures()
                 return False
             return True
+        # The batch stays counted while `send_batch` waits for the transport to drain; from
+        # here its bytes sit in the transport's buffer, which `buffered` counts.
+        self.queued_bytes -= size
         self.send_started = 0.0
         self._failures = 0
-        size = sum(map(utf8_length, texts))
         self._flush(len(texts), size, oldest)
         return True
 

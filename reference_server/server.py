@@ -94,11 +94,12 @@ class Server:
         ).run()
 
     async def watchdog(self, period: float) -> None:
-        """Every `period` seconds: idle closes, stuck writes and the queue-depth gauge."""
+        """Every `period` seconds: idle closes, stuck writes and the queue-depth gauges."""
         while True:
             await asyncio.sleep(period)
             now, wall = time.monotonic(), time.time()
             deepest = 0
+            heaviest = 0
             limit = self.settings.send_timeout_seconds
             for conn in list(self._open):
                 client = conn.client
@@ -106,6 +107,7 @@ class Server:
                     continue
                 outbox = client.outbox
                 deepest = max(deepest, len(outbox.queue))
+                heaviest = max(heaviest, outbox.waiting_bytes())
                 started = outbox.send_started
                 if started and now - started > limit:
                     self.metrics.send_failures.inc()
@@ -116,6 +118,7 @@ class Server:
                     continue
                 await conn.perform(client.session.tick(now, wall))
             self.metrics.send_queue_depth_max.set(deepest)
+            self.metrics.send_queue_bytes_max.set(heaviest)
 
     async def drain(self) -> None:
         """Close every client with `disconnect_notice server_shutdown` and 1001, bounded."""

@@ -109,6 +109,24 @@ def replay(
     return resync, out
 
 
+# Room kept for the `resync_required` frame that announces a trimmed replay (the frame is
+# about 250 bytes; a correlation id can add 128 characters).
+_RESYNC_FRAME_BYTES = 512
+
+
+def _newest_that_fit(updates: list[Update], room: tuple[int, int]) -> list[Update]:
+    """The longest tail of `updates` within `room` (bytes, frames), kept for a resync frame."""
+    budget, frames = room[0] - _RESYNC_FRAME_BYTES, room[1] - 1
+    total = sum(messages.utf8_length(u.text) for u in updates)
+    if total <= room[0] and len(updates) <= room[1]:
+        return updates
+    start = 0
+    while start < len(updates) and (total > budget or len(updates) - start > frames):
+        total -= messages.utf8_length(updates[start].text)
+        start += 1
+    return updates[start:]
+
+
 class Session:
     """One client's protocol state: subscriptions, rate limit, idleness.
 
@@ -327,13 +345,28 @@ class Session:
         history: History,
         buffered: Iterable[Update],
         wall: float,
+        *,
+        room: tuple[int, int] | None = None,
     ) -> list[Action]:
         """Frames completing a resume: `resync_required` if updates were lost, then the replay.
 
         Call it with the history fetched for the `resume` entry of a `SubscriptionsChanged`
         and the live updates buffered meanwhile; then route live updates directly again.
+
+        Args:
+            room: (UTF-8 bytes, frames) the outbox can still take. A replay larger than
+                that would cut the client off for backpressure, and its reconnect would
+                ask for the same replay again; the oldest updates are left out instead and
+                `resync_required` names the first one sent (`oldest_seq`).
         """
         resync, updates = replay(last_seq, history, buffered)
+        oldest_seq = history.oldest_seq
+        if room is not None:
+            kept = _newest_that_fit(updates, room)
+            if len(kept) < len(updates):
+                resync = True
+                oldest_seq = kept[0].seq if kept else history.latest_seq + 1
+                updates = kept
         out: list[Action] = []
         if resync:
             out.append(
@@ -342,7 +375,7 @@ class Session:
                     wall,
                     subscription=subscription,
                     last_seq=last_seq,
-                    oldest_seq=history.oldest_seq,
+                    oldest_seq=oldest_seq,
                     latest_seq=history.latest_seq,
                 )
             )

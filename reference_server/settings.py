@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import websockets.http11
+
 from .errors import SettingsError
 
 __all__ = ["SETTING_DOCS", "Settings"]
@@ -38,7 +40,36 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "max_inbound_message_bytes": ("bytes", "Largest raw inbound frame that is processed."),
     "max_frame_bytes": ("bytes", "Frames above this are refused by the transport (close 1009)."),
     "max_subscriptions_per_connection": ("subscriptions", "Cap on one connection's set."),
+    "max_request_body_bytes": (
+        "bytes",
+        "Largest HTTP request body read; a larger one gets 413 once this much (plus at most "
+        "one read) has arrived, with or without `Content-Length`.",
+    ),
+    "max_url_bytes": ("bytes", "Longest request target (path and query); longer gets 414."),
+    "max_header_line_bytes": (
+        "bytes",
+        "Longest header line (name, colon, space, value); longer gets 431. At most 8190, the "
+        "WebSocket handshake parser's own line limit.",
+    ),
+    "max_headers": ("headers", "Most header fields in one request; more gets 431. At most 128."),
+    "max_header_bytes": (
+        "bytes",
+        "Largest request head (request line and every header), counted as it arrives; larger "
+        "gets 431.",
+    ),
+    "http_request_timeout_seconds": (
+        "s",
+        "Longest a client may take to send a whole HTTP request or WebSocket handshake, "
+        "counted from connecting (or from its first byte after a response); past it 408 and "
+        "the socket is closed.",
+    ),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
+    "send_queue_max_bytes": (
+        "bytes",
+        "Per-connection bound on the bytes waiting for a client, outbound queue and socket "
+        "write buffer together; a frame that would pass it closes the client 1013 "
+        "(`backpressure`). One frame always passes when nothing waits.",
+    ),
     "backpressure_disconnect_threshold": ("failures", "Consecutive send failures that close 1013."),
     "send_timeout_seconds": ("s", "A single send blocked longer than this counts as failed."),
     "idle_disconnect_seconds": ("s", "Close 1000 after this long with no valid inbound frame."),
@@ -74,6 +105,12 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
 generated from it, so a setting without a line here fails the tests."""
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+# `websockets` parses the handshake with these limits (its http11.MAX_LINE_LENGTH and
+# MAX_NUM_HEADERS); a head limit above them would let a handshake through to a refusal.
+_HANDSHAKE_MAX_LINE = websockets.http11.MAX_LINE_LENGTH
+_HANDSHAKE_MAX_HEADERS = websockets.http11.MAX_NUM_HEADERS
+# "GET " + URL + " HTTP/1.1" + CRLF: the request line around the URL.
+_REQUEST_LINE_OVERHEAD = len("GET  HTTP/1.1\r\n")
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -103,10 +140,13 @@ class Settings:
         rate_*/flood_*: the per-connection rate limit (tokens per second, a burst in
             tokens, one notice per cooldown in seconds) and flood protection (dropped frames
             per window in seconds).
-        max_*: size limits in bytes (inbound message, frame) and subscriptions per
+        max_*: size limits in bytes (inbound message, frame, HTTP request body, URL, header
+            line, request head), header fields per request, and subscriptions per
             connection.
-        send_*/backpressure_*: the bounded outbound queue (messages), how long one send may
-            block (seconds), and the consecutive send failures that close the connection.
+        http_request_timeout_seconds: the time a client has to send a whole request.
+        send_*/backpressure_*: the bounded outbound queue (messages, and bytes counting
+            the socket's write buffer too), how long one send may block (seconds), and the
+            consecutive send failures that close the connection.
         idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
         per_message_deflate: whether to offer compression.
         redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
@@ -134,7 +174,18 @@ class Settings:
     max_inbound_message_bytes: int = 65_536
     max_frame_bytes: int = 262_144
     max_subscriptions_per_connection: int = 6
+    max_request_body_bytes: int = 65_536
+    # Below `websockets`' own handshake limits (8,192-byte lines, 128 headers), so every
+    # head this server accepts is one the WebSocket handshake parser accepts too.
+    max_url_bytes: int = 8_000
+    max_header_line_bytes: int = 8_000
+    max_headers: int = 100
+    max_header_bytes: int = 32_768
+    http_request_timeout_seconds: float = 10.0
     send_queue_max_messages: int = 1_024
+    # 1 MiB, as Centrifugo's client_queue_max_size: a dashboard frame is a few KiB, so a
+    # client that reads at all never comes near it.
+    send_queue_max_bytes: int = 1_048_576
     backpressure_disconnect_threshold: int = 5
     send_timeout_seconds: float = 10.0
     idle_disconnect_seconds: float = 600.0
@@ -168,7 +219,14 @@ class Settings:
             "flood_window_seconds",
             "max_inbound_message_bytes",
             "max_subscriptions_per_connection",
+            "max_request_body_bytes",
+            "max_url_bytes",
+            "max_header_line_bytes",
+            "max_headers",
+            "max_header_bytes",
+            "http_request_timeout_seconds",
             "send_queue_max_messages",
+            "send_queue_max_bytes",
             "backpressure_disconnect_threshold",
             "send_timeout_seconds",
             "idle_disconnect_seconds",
@@ -193,6 +251,21 @@ class Settings:
             raise SettingsError(
                 "WS_MAX_FRAME_BYTES must be at least WS_MAX_INBOUND_MESSAGE_BYTES, "
                 f"got {self.max_frame_bytes} < {self.max_inbound_message_bytes}"
+            )
+        if self.max_header_line_bytes > _HANDSHAKE_MAX_LINE - 2:
+            raise SettingsError(
+                f"WS_MAX_HEADER_LINE_BYTES must be at most {_HANDSHAKE_MAX_LINE - 2}, the "
+                "WebSocket handshake parser's line limit"
+            )
+        if self.max_url_bytes > _HANDSHAKE_MAX_LINE - _REQUEST_LINE_OVERHEAD:
+            raise SettingsError(
+                f"WS_MAX_URL_BYTES must be at most {_HANDSHAKE_MAX_LINE - _REQUEST_LINE_OVERHEAD}"
+                ", so the request line fits the WebSocket handshake parser's line limit"
+            )
+        if self.max_headers > _HANDSHAKE_MAX_HEADERS:
+            raise SettingsError(
+                f"WS_MAX_HEADERS must be at most {_HANDSHAKE_MAX_HEADERS}, the WebSocket "
+                "handshake parser's limit"
             )
         if self.auth_required and not self.auth_token:
             raise SettingsError("WS_AUTH_TOKEN must be set when WS_AUTH_REQUIRED is true")
@@ -250,6 +323,7 @@ class Settings:
             "max_subscriptions_per_connection": self.max_subscriptions_per_connection,
             "backpressure_disconnect_threshold": self.backpressure_disconnect_threshold,
             "send_queue_max_messages": self.send_queue_max_messages,
+            "send_queue_max_bytes": self.send_queue_max_bytes,
             "idle_disconnect_seconds": self.idle_disconnect_seconds,
             "history_max_messages": self.history_max_messages,
             "history_max_age_seconds": self.history_max_age_seconds,

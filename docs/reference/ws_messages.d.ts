@@ -179,7 +179,7 @@ export interface ResyncRequired {
    */
   last_seq: number;
   /**
-   * The oldest seq still in history; 0 when the history could not be read.
+   * The oldest seq replayed: the oldest still in history, or a later one when the whole replay would pass the client's send-queue bounds; 0 when the history could not be read.
    */
   oldest_seq: number;
   /**

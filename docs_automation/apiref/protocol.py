@@ -43,7 +43,11 @@ _RFC6455 = {
 # Disconnect reason -> the settings that decide when it happens.
 _GOVERNED_BY = {
     "rate_limited": ("flood_drop_threshold", "flood_window_seconds"),
-    "backpressure": ("send_queue_max_messages", "backpressure_disconnect_threshold"),
+    "backpressure": (
+        "send_queue_max_messages",
+        "send_queue_max_bytes",
+        "backpressure_disconnect_threshold",
+    ),
     "idle_timeout": ("idle_disconnect_seconds",),
     "unauthorized": ("auth_required", "auth_token"),
     "forbidden_origin": ("allowed_origins",),

@@ -89,9 +89,10 @@ def sequences(
     )
     backpressure = (
         "    Note over C: stops reading (a frozen tab, a dead network)\n"
-        f"    S->>C: updates queue up, at most {s.send_queue_max_messages} per connection\n"
+        f"    S->>C: updates queue up, at most {s.send_queue_max_messages} frames and "
+        f"{s.send_queue_max_bytes:,} bytes (queue and socket buffer) per connection\n"
         "    Note over S: the broadcaster never waits for this client\n"
-        f"    Note over S: queue full, or {s.backpressure_disconnect_threshold} sends in a row "
+        f"    Note over S: a bound passed, or {s.backpressure_disconnect_threshold} sends in a row "
         f"failed or blocked past {_num(s.send_timeout_seconds)} s\n"
         "    S->>C: disconnect_notice {reason: backpressure}\n"
         f"    S-->>C: close {close_codes['backpressure']}\n"

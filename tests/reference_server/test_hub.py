@@ -68,6 +68,7 @@ def client(metrics: Metrics, wire: Recorder, *, capacity: int = 8, fast: bool = 
         failure_threshold=3,
         metrics=metrics,
         on_failures=lambda: None,
+        max_bytes=1 << 20,
         write_now=wire.write_now if fast else None,
     )
     return Client(session, outbox, wire.cut.append)
@@ -157,7 +158,7 @@ def test_a_full_outbox_cuts_the_client_off_for_backpressure() -> None:
         for seq in (1, 2, 3):
             hub.deliver(update(seq))
         assert wire.cut == ["backpressure"]
-        assert [text for text, _ in c.outbox.queue] == [update(1).text, update(2).text]
+        assert [text for text, _, _ in c.outbox.queue] == [update(1).text, update(2).text]
 
     run(scenario)
 

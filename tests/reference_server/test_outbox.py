@@ -57,7 +57,14 @@ class Wire:
 
 
 def make(
-    wire: Wire, *, capacity: int = 4, threshold: int = 2, batch: bool = False, now: bool = False
+    wire: Wire,
+    *,
+    capacity: int = 4,
+    threshold: int = 2,
+    batch: bool = False,
+    now: bool = False,
+    max_bytes: int = 1 << 20,
+    buffered: Callable[[], int] | None = None,
 ) -> tuple[Outbox, Metrics]:
     metrics = Metrics()
     outbox = Outbox(
@@ -67,8 +74,10 @@ def make(
         failure_threshold=threshold,
         metrics=metrics,
         on_failures=wire.on_failures,
+        max_bytes=max_bytes,
         send_batch=wire.send_batch if batch else None,
         write_now=wire.write_now if now else None,
+        buffered=buffered,
     )
     return outbox, metrics
 
@@ -125,7 +134,7 @@ def test_a_full_queue_refuses_the_next_frame_and_queues_nothing() -> None:
         assert outbox.put("1") and outbox.put("2")
         assert not outbox.put("3")
         assert outbox.offer("4") == FULL
-        assert [t for t, _ in outbox.queue] == ["1", "2"]
+        assert [t for t, _, _ in outbox.queue] == ["1", "2"]
         await settle(outbox)
         assert wire.sent == ["1", "2"]
 
@@ -260,5 +269,100 @@ def test_the_writer_task_exists_only_while_frames_wait() -> None:
         outbox.put("b")  # a new writer starts for it
         await settle(outbox)
         assert wire.sent == ["a", "b"]
+
+    run(scenario)
+
+
+def test_the_byte_bound_refuses_a_frame_that_would_pass_it_and_keeps_the_ones_before() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, capacity=100, max_bytes=10)
+        assert outbox.put("aaaa") and outbox.put("bbbb")  # 8 bytes waiting
+        assert not outbox.put("ccc")  # 11 > 10: refused, nothing queued
+        assert outbox.put("dd")  # exactly 10
+        assert outbox.queued_bytes == 10 and len(outbox.queue) == 3
+        await settle(outbox)
+        assert wire.sent == ["aaaa", "bbbb", "dd"] and outbox.queued_bytes == 0
+
+    run(scenario)
+
+
+def test_the_byte_bound_counts_utf8_bytes_not_characters() -> None:
+    async def scenario() -> None:
+        outbox, _ = make(Wire(), capacity=100, max_bytes=8)
+        assert outbox.put("€€")  # 6 bytes, 2 characters
+        assert not outbox.put("€")  # 9 bytes > 8
+
+    run(scenario)
+
+
+def test_the_transport_buffer_counts_against_the_byte_bound() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        in_kernel_queue = [0]
+        outbox, _ = make(
+            wire, capacity=100, max_bytes=100, now=True, buffered=lambda: in_kernel_queue[0]
+        )
+        in_kernel_queue[0] = 95  # written earlier, the client has not read it
+        assert outbox.offer("x" * 6) == FULL  # 95 + 6 > 100: neither written nor queued
+        assert wire.written_now == [] and not outbox.queue
+        assert outbox.offer("x" * 5) == WRITTEN
+
+    run(scenario)
+
+
+def test_one_frame_larger_than_the_bound_passes_when_nothing_waits() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, capacity=100, max_bytes=4)
+        assert outbox.put("x" * 50)
+        assert not outbox.put("y")
+        await settle(outbox)
+        assert wire.sent == ["x" * 50]
+
+    run(scenario)
+
+
+def test_a_batch_stays_counted_until_the_transport_takes_it() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        taken: list[list[str]] = []
+
+        async def slow_batch(texts: list[str]) -> None:
+            await gate.wait()  # the transport's buffer is over its high-water mark
+            taken.append(texts)
+
+        metrics = Metrics()
+        wire = Wire()
+        outbox = Outbox(
+            wire.send,
+            wire.close,
+            capacity=100,
+            failure_threshold=2,
+            metrics=metrics,
+            on_failures=wire.on_failures,
+            max_bytes=10,
+            send_batch=slow_batch,
+        )
+        assert outbox.put("a" * 8)
+        await until(lambda: not outbox.queue)  # popped into the waiting batch
+        assert outbox.queued_bytes == 8
+        assert not outbox.put("b" * 3)  # still 8 waiting: 11 > 10
+        gate.set()
+        await until(lambda: bool(taken))
+        assert outbox.queued_bytes == 0
+
+    run(scenario)
+
+
+def test_the_closing_notice_passes_the_byte_bound_after_a_discard() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, capacity=100, max_bytes=10)
+        assert outbox.put("x" * 10)
+        outbox.close_after("notice-longer-than-the-bound", 1013, discard_pending=True)
+        await settle(outbox)
+        await outbox.finish(grace=0.1)
+        assert (wire.sent, wire.closed) == (["notice-longer-than-the-bound"], [1013])
 
     run(scenario)

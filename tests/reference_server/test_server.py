@@ -125,14 +125,18 @@ def test_broadcast_refuses_bad_input_with_clear_4xx(server: ServerProcess) -> No
     url = f"{server.http}/api/dashboard/websocket/broadcast"
     r = httpx.post(url, params={"subscription": "weather"}, json={})
     assert r.status_code == 422 and set(r.json()["valid_subscriptions"]) == set(SUBSCRIPTIONS)
-    r = httpx.post(url, params={"subscription": "agents"}, content=b"[1]")
+    json_type = {"Content-Type": "application/json"}
+    r = httpx.post(url, params={"subscription": "agents"}, content=b"[1]", headers=json_type)
     assert r.status_code == 422
     r = httpx.post(url, params={"subscription": "agents", "message_type": "pong"}, json={})
     assert r.status_code == 422
     r = httpx.post(url, params={"subscription": "alerts"}, json={"no": "alerts"})
     assert r.status_code == 422
     r = httpx.post(
-        url, params={"subscription": "agents"}, content=b'{"a":"' + b"x" * 70_000 + b'"}'
+        url,
+        params={"subscription": "agents"},
+        content=b'{"a":"' + b"x" * 70_000 + b'"}',
+        headers=json_type,
     )
     assert r.status_code == 413
 

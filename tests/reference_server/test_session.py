@@ -245,6 +245,36 @@ def test_finish_resume_frames_validate_against_the_schema() -> None:
     assert out[0]["oldest_seq"] == 5
 
 
+def test_a_replay_larger_than_the_outbox_room_sends_resync_and_the_newest_that_fit() -> None:
+    session = make()
+    updates = _updates(20, start=1)
+    size = len(updates[-1].text)  # seqs 10 to 20: every frame as long (ASCII, two digits)
+    assert all(len(u.text) == size for u in updates[9:])
+    history = History(updates, oldest_seq=1, latest_seq=20)
+    room = (512 + 5 * size, 100)  # the resync frame's reserve plus five frames
+    out = frames(session.finish_resume("agents", 0, history, [], WALL, room=room))
+    assert out[0]["type"] == "resync_required"
+    assert (out[0]["oldest_seq"], out[0]["latest_seq"]) == (16, 20)
+    assert [f["seq"] for f in out[1:]] == [16, 17, 18, 19, 20]
+    total = sum(len(json.dumps(f)) for f in out)  # never more than the room given
+    assert total <= room[0]
+
+
+def test_a_replay_over_the_frame_room_is_trimmed_the_same_way() -> None:
+    session = make()
+    history = History(_updates(9, start=1), oldest_seq=1, latest_seq=9)
+    out = frames(session.finish_resume("agents", 0, history, [], WALL, room=(1 << 20, 4)))
+    assert [f["type"] for f in out] == ["resync_required"] + ["agent_update"] * 3
+    assert [f["seq"] for f in out[1:]] == [7, 8, 9]
+
+
+def test_a_replay_within_the_room_is_sent_whole_without_resync() -> None:
+    session = make()
+    history = History(_updates(3, start=1), oldest_seq=1, latest_seq=3)
+    out = frames(session.finish_resume("agents", 0, history, [], WALL, room=(1 << 20, 3)))
+    assert [f["seq"] for f in out] == [1, 2, 3]
+
+
 def test_subscribe_with_resume_asks_the_app_to_replay() -> None:
     session = make(subscriptions="")
     msg = {"type": "subscribe", "subscriptions": ["agents"], "resume": {"agents": 7, "tasks": 1}}

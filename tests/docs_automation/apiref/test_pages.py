@@ -115,7 +115,9 @@ def test_an_invalid_example_in_the_schema_stops_the_generator() -> None:
 
 @pytest.mark.unit
 def test_sequence_diagrams_quote_the_settings_and_close_codes() -> None:
-    settings = Settings(rate_tokens_per_sec=7, send_queue_max_messages=33)
+    settings = Settings(
+        rate_tokens_per_sec=7, send_queue_max_messages=33, send_queue_max_bytes=123_456
+    )
     diagrams = sequences(SCHEMA, settings, CLOSE_CODES)
     assert list(diagrams) == [
         "Connect",
@@ -126,7 +128,7 @@ def test_sequence_diagrams_quote_the_settings_and_close_codes() -> None:
         "Auth rejection",
     ]
     assert "faster than 7 frames/s" in diagrams["Rate limit"]
-    assert "at most 33 per connection" in diagrams["Backpressure"]
+    assert "at most 33 frames and 123,456 bytes" in diagrams["Backpressure"]
     assert f"close {CLOSE_CODES['unauthorized']}" in diagrams["Auth rejection"]
 
 
