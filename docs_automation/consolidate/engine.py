@@ -235,7 +235,9 @@ def _analyse(
     pages = {page.path: page for page, _ in parsed}
     profiles = [item for _, item in parsed if item is not None]
     parsed_at = time.perf_counter()
-    protected = {path for path in pages if matches(path, protect)}
+    # A page that is not UTF-8 is protected: merging it would splice its stray bytes into a
+    # UTF-8 page, and merging into it would write UTF-8 text into a page of another encoding.
+    protected = {path for path in pages if matches(path, protect)} | set(tree.undecodable)
     sketches = [(item.path, item.minhash) for item in profiles if item.units]
     near = near_duplicates(sketches, settings.near_duplicate_threshold)
     grouped = families(
@@ -248,10 +250,20 @@ def _analyse(
     plan = make_plan(
         [page for page, _ in parsed], profiles, grouped, near, protected, settings.posting_cap
     )
+    for alias, target in sorted(tree.aliases.items()):
+        # A symbolic link to a page is that page under a second name: it goes where the
+        # page's content goes. A protected link stays, copied as the page it points to.
+        if not matches(alias, protect):
+            plan.redirects[alias] = plan.final(target)
     plan.counts["files_before"] = len(tree.all_paths())
-    plan.counts["files_after"] = len(plan.kept) + len(tree.copied)
+    plan.counts["files_after"] = len(plan.kept) + len(_copies(tree, plan))
     timings = {"parse": parsed_at - clock, "plan": time.perf_counter() - clock}
     return Analysis(tree, settings, pages, profiles, plan, timings)
+
+
+def _copies(tree: Tree, plan: Plan) -> list[str]:
+    """The files apply copies from SRC: `tree.copied` and the aliases that stay."""
+    return sorted([*tree.copied, *(alias for alias in tree.aliases if alias not in plan.redirects)])
 
 
 def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verification:
@@ -284,11 +296,12 @@ def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verificati
         raise InputError(f"SRC already has {REDIRECTS_FILE}; the consolidator writes its own")
     clock = time.perf_counter()
     src_files = tree.all_paths()
-    rendered = render(analysis.pages, plan, src_files, set(tree.copied))
+    copies = _copies(tree, plan)
+    rendered = render(analysis.pages, plan, src_files, set(copies))
     redirects = json.dumps(dict(sorted(plan.redirects.items())), indent=2) + "\n"
     staging = staging_dir(dest)
     try:
-        write_tree(staging, rendered, tree.copied, tree.root, {REDIRECTS_FILE: redirects})
+        write_tree(staging, tree, rendered, copies, {REDIRECTS_FILE: redirects})
         written = read_tree(staging, exclude)
         # The output is parsed with the same parser and settings as the source, or the check
         # means nothing. A page written byte for byte as it was in SRC parses as it did there.
