@@ -29,7 +29,7 @@ from .files import Tree, matches, publish, read_tree, staging_dir, write_tree
 from .nearcopies import near_duplicates
 from .plan import Plan, make_plan
 from .render import render
-from .topics import Profile, families, profile
+from .topics import Profile, families, hidden, profile
 from .verify import Verification, verify
 
 __all__ = [
@@ -252,9 +252,12 @@ def _analyse(
     )
     for alias, target in sorted(tree.aliases.items()):
         # A symbolic link to a page is that page under a second name: it goes where the
-        # page's content goes. A protected link stays, copied as the page it points to.
-        if not matches(alias, protect):
-            plan.redirects[alias] = plan.final(target)
+        # page's content goes. A protected link stays, copied as the page it points to, and
+        # so does a published link to a hidden page (MkDocs follows links, not redirects
+        # into hidden pages, which it leaves out of the site).
+        home = plan.final(target)
+        if not matches(alias, protect) and hidden(home) <= hidden(alias):
+            plan.redirects[alias] = home
     plan.counts["files_before"] = len(tree.all_paths())
     plan.counts["files_after"] = len(plan.kept) + len(_copies(tree, plan))
     timings = {"parse": parsed_at - clock, "plan": time.perf_counter() - clock}

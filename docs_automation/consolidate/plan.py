@@ -21,7 +21,7 @@ from typing import Any
 
 from .corpus import Page
 from .nearcopies import NearDuplicate
-from .topics import Family, Profile
+from .topics import Family, Profile, hidden
 
 __all__ = ["Deletion", "Merge", "MergeSource", "Overlap", "Plan", "make_plan"]
 
@@ -294,10 +294,13 @@ def make_plan(
             continue
         # A protected page is never a redirect's destination: a live page identical to its
         # frozen copy (`versions/1.0/...`) must stay live, not be sent into the old version.
+        # Nor is a hidden page the destination of one that is not (see `topics.hidden`).
         holders = [
             other
             for other in containers[number]
-            if pages[other].path not in gone and pages[other].path not in protected
+            if pages[other].path not in gone
+            and pages[other].path not in protected
+            and hidden(pages[other].path) <= hidden(path)
         ]
         if not holders:
             continue

@@ -243,3 +243,39 @@ def test_an_unreadable_file_or_folder_is_an_error_naming_it_not_a_skip(
     assert "cannot read" in done.stderr and f"{src / locked}: " in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "dest").exists()
+
+
+def test_a_published_page_never_goes_into_a_hidden_one(tmp_path: Path) -> None:
+    # MkDocs leaves dot files out of the site (exclude_docs defaults to ".*"): a redirect
+    # into .claude/ would point at nothing, and the content merged there would leave the
+    # site. On bee-hive, QUICK_REFERENCE.md went into .claude/QUICK_START.md this way.
+    notes = "Workers pull jobs in batches of fifty from the main queue.\n"
+    src = make_tree(
+        tmp_path / "src",
+        {
+            "docs/queue-guide.md": "# Queue guide\n\nJobs retry three times before failing.\n",
+            ".claude/queue_guide.md": "# Queue guide\n\nJobs retry three times before failing."
+            "\n\nThe queue keeps failed jobs for a week.\n\nEach job has a timeout of an hour.\n",
+            "docs/install.md": f"# Install\n\n{notes}",
+            ".claude/memory/session_context.md": f"# Session context\n\n{notes}\nWe met.\n",
+        },
+    )
+    dest, plan_path = tmp_path / "dest", tmp_path / "plan.json"
+    assert apply_to(src, dest, "--plan", str(plan_path)) == 0
+    plan = json.loads(plan_path.read_text())
+    hidden_pages = {".claude/queue_guide.md", ".claude/memory/session_context.md"}
+    assert not hidden_pages & {merge["target"] for merge in plan["merges"]}
+    assert not {new for old, new in plan["redirects"].items() if old not in hidden_pages} & (
+        hidden_pages
+    )
+    assert (dest / "docs/install.md").is_file()
+    assert "the queue keeps failed jobs for a week" in keys(dest / "docs/queue-guide.md")
+
+
+def test_a_published_symlink_to_a_hidden_page_is_copied_not_redirected(tmp_path: Path):
+    src = make_tree(tmp_path / "src", {".notes/queue.md": "# Queue\n\nJobs retry three times.\n"})
+    (src / "queue.md").symlink_to(".notes/queue.md")
+    dest = tmp_path / "dest"
+    assert apply_to(src, dest) == 0
+    assert (dest / "queue.md").read_bytes() == (src / ".notes/queue.md").read_bytes()
+    assert json.loads((dest / "redirects.json").read_text()) == {}
