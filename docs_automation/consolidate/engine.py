@@ -252,11 +252,12 @@ def _analyse(
     )
     for alias, target in sorted(tree.aliases.items()):
         # A symbolic link to a page is that page under a second name: it goes where the
-        # page's content goes. A protected link stays, copied as the page it points to, and
-        # so does a published link to a hidden page (MkDocs follows links, not redirects
-        # into hidden pages, which it leaves out of the site).
+        # page's content goes. Where no redirect may go, the link stays, copied as the page
+        # it points to: a protected link, a link to a protected page (never a redirect's
+        # destination), and a published link to a hidden page (MkDocs follows links, but
+        # leaves hidden pages out of the site).
         home = plan.final(target)
-        if not matches(alias, protect) and hidden(home) <= hidden(alias):
+        if not (matches(alias, protect) or home in protected or hidden(home) > hidden(alias)):
             plan.redirects[alias] = home
     plan.counts["files_before"] = len(tree.all_paths())
     plan.counts["files_after"] = len(plan.kept) + len(_copies(tree, plan))

@@ -52,6 +52,7 @@ def src(tmp_path: Path) -> Path:
 def test_a_protected_page_is_never_the_destination_of_a_redirect(src: Path, tmp_path: Path):
     # The live page equals its frozen copy under versions/; deleting the live page and
     # redirecting it into the protected copy would send readers to the old version.
+    (src / "docs/current.md").symlink_to("../versions/1.0/upload-retries.md")
     dest, plan_path = tmp_path / "dest", tmp_path / "plan.json"
     assert (
         consolidate(src, "--apply", "--out", str(dest), "--plan", str(plan_path),
@@ -65,6 +66,9 @@ def test_a_protected_page_is_never_the_destination_of_a_redirect(src: Path, tmp_
     assert not protected & {merge["target"] for merge in plan["merges"]}
     assert not protected & {home for d in plan["deletions"] for home in d["covered_by"]}
     assert (dest / "docs/upload-retries.md").read_text() == RETRIES
+    # A symbolic link to the protected page is copied, not redirected into it.
+    assert not (dest / "docs/current.md").is_symlink()
+    assert (dest / "docs/current.md").read_text() == RETRIES
 
 
 def test_without_protect_one_of_two_copies_still_goes(src: Path, tmp_path: Path) -> None:
