@@ -171,16 +171,20 @@ class _Listing:
         found = []
         for entry in items:
             path = _join(folder, entry.name)
+            # The type comes from the folder listing (d_type), with no system call per
+            # entry on most file systems: this walk runs over every file of big trees.
             try:
-                mode = entry.stat(follow_symlinks=False).st_mode
+                link = entry.is_symlink()
+                folder_entry = not link and entry.is_dir(follow_symlinks=False)
+                regular = not link and entry.is_file(follow_symlinks=False)
             except OSError as error:
                 raise InputError(f"cannot read {where / entry.name}: {error.strerror}") from error
-            if stat.S_ISLNK(mode):
+            if link:
                 self._resolve(path)
                 found.append((entry.name, "link"))
-            elif stat.S_ISDIR(mode):
+            elif folder_entry:
                 found.append((entry.name, "dir"))
-            elif stat.S_ISREG(mode):
+            elif regular:
                 found.append((entry.name, "file"))
             else:
                 raise InputError(
