@@ -145,10 +145,14 @@ def test_a_symlinked_page_is_redirected_to_where_its_page_went(tmp_path: Path) -
     src = retry_tree(tmp_path / "src")
     (src / "reports/latest.md").symlink_to("retry_report.md")
     (src / "docs/billing.md").write_text(BILLING + "\nSee the [latest](../reports/latest.md).\n")
-    dest = tmp_path / "dest"
-    assert apply_to(src, dest) == 0
+    dest, report = tmp_path / "dest", tmp_path / "report.md"
+    assert apply_to(src, dest, "--report", str(report)) == 0
     redirects = json.loads((dest / "redirects.json").read_text())
     assert redirects["reports/latest.md"] == "docs/retry-guide.md"  # where the report went
+    assert (
+        "- `reports/latest.md` → `reports/retry_report.md`: redirected to `docs/retry-guide.md`"
+        in report.read_text()
+    )
     assert not (dest / "reports/latest.md").exists()
     assert "[latest](retry-guide.md)" in (dest / "docs/billing.md").read_text()
 
