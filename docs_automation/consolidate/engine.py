@@ -286,7 +286,8 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
         What the verifier found; `ok` is true, since an unsound output raises instead.
 
     Raises:
-        InputError: `dest` exists and is not empty, or SRC has a `redirects.json` file.
+        InputError: `dest` exists and is not empty, SRC has a `redirects.json` file, or a
+            file to copy from SRC cannot be read (the message names it).
         VerificationError: a unit would be lost, a link broken or a redirect unsound; the
             staging folder is removed and `dest` is not created.
     """

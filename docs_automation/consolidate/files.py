@@ -335,6 +335,10 @@ def write_tree(
     A page whose text is what `read_tree` read at the same path gets the source file's
     bytes; another page is written with its path's BOM and line ending in SRC (`encode`).
     Copies follow symbolic links, so an alias is copied as the file it stands for.
+
+    Raises:
+        InputError: a file to copy cannot be read (or written); the message names it.
+        OSError: a page cannot be written.
     """
     for path, text in pages.items():
         target = out / path
@@ -350,7 +354,10 @@ def write_tree(
     for path in copies:
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(tree.root / path, target)
+        try:
+            shutil.copy2(tree.root / path, target)
+        except OSError as error:  # read_tree lists these files without opening them
+            raise InputError(f"cannot copy {tree.root / path}: {error.strerror}") from error
 
 
 def publish(staging: Path, dest: Path, ok: bool) -> None:
