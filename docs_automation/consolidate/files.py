@@ -39,6 +39,8 @@ __all__ = [
     "MARKDOWN_SUFFIXES",
     "Encoding",
     "Tree",
+    "decode",
+    "encode",
     "matches",
     "publish",
     "read_tree",

@@ -78,13 +78,13 @@ def test_decode_normalises_bom_crlf_and_lone_cr_and_encode_restores_them() -> No
 
 def test_a_page_with_lone_cr_line_endings_merges_without_a_crash(tmp_path: Path) -> None:
     # markdown-it counts a lone CR as a line ending; the page split on LF alone did not,
-    # and apply crashed with an IndexError.
-    src = retry_tree(tmp_path / "src", report=REPORT.replace("\n", "\r"))
+    # and apply crashed with an IndexError. The report's BOM must not land mid-page either.
+    src = retry_tree(tmp_path / "src", report=b"\xef\xbb\xbf" + REPORT.replace("\n", "\r").encode())
     dest = tmp_path / "dest"
     assert apply_to(src, dest) == 0
-    assert "retries recovered 97 of 100 failed jobs in the soak test" in keys(
-        dest / "docs/retry-guide.md"
-    )
+    merged = dest / "docs/retry-guide.md"
+    assert "retries recovered 97 of 100 failed jobs in the soak test" in keys(merged)
+    assert "\ufeff" not in merged.read_text() and "\r" not in merged.read_text(newline="")
     assert json.loads((dest / "redirects.json").read_text()) == {
         "reports/retry_report.md": "docs/retry-guide.md"
     }
