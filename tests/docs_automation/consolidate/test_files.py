@@ -84,7 +84,7 @@ def test_a_page_with_lone_cr_line_endings_merges_without_a_crash(tmp_path: Path)
     assert apply_to(src, dest) == 0
     merged = dest / "docs/retry-guide.md"
     assert "retries recovered 97 of 100 failed jobs in the soak test" in keys(merged)
-    assert "\ufeff" not in merged.read_text() and "\r" not in merged.read_text(newline="")
+    assert b"\xef\xbb\xbf" not in merged.read_bytes() and b"\r" not in merged.read_bytes()
     assert json.loads((dest / "redirects.json").read_text()) == {
         "reports/retry_report.md": "docs/retry-guide.md"
     }
