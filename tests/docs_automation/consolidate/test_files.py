@@ -284,3 +284,26 @@ def test_a_published_symlink_to_a_hidden_page_is_copied_not_redirected(tmp_path:
     assert apply_to(src, dest) == 0
     assert (dest / "queue.md").read_bytes() == (src / ".notes/queue.md").read_bytes()
     assert json.loads((dest / "redirects.json").read_text()) == {}
+
+
+def test_paths_with_spaces_and_decomposed_unicode_keep_their_exact_names(tmp_path: Path):
+    # macOS writes file names decomposed (NFD); a redirect or link that re-composed the
+    # name (NFC) would point at a file that is not there on a byte-exact file system.
+    report = "docs/re\u0301sume\u0301 report.md"
+    src = make_tree(
+        tmp_path / "src",
+        {
+            "docs/my guides/resume guide.md": "# Resume guide\n\nJobs resume from the last "
+            "acknowledged message.\n",
+            report: "# Resume report\n\nResume took two seconds after a broker restart.\n",
+            "docs/billing.md": BILLING + "\nSee [one](<re\u0301sume\u0301 report.md>) and "
+            "[two](re%CC%81sume%CC%81%20report.md).\n",
+        },
+    )
+    dest = tmp_path / "dest"
+    assert apply_to(src, dest) == 0
+    assert json.loads((dest / "redirects.json").read_text()) == {
+        report: "docs/my guides/resume guide.md"
+    }
+    billing = (dest / "docs/billing.md").read_text()
+    assert billing.count("(my%20guides/resume%20guide.md)") == 2
