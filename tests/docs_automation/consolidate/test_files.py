@@ -21,7 +21,8 @@ import pytest
 
 from docs_automation.cli import main
 from docs_automation.consolidate.corpus import parse_page
-from docs_automation.consolidate.files import decode, encode, read_tree
+from docs_automation.consolidate.files import MAX_LINKED_FILES, decode, encode, read_tree
+from docs_automation.errors import InputError
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.unit  # small trees made in the tests
@@ -307,3 +308,16 @@ def test_paths_with_spaces_and_decomposed_unicode_keep_their_exact_names(tmp_pat
     }
     billing = (dest / "docs/billing.md").read_text()
     assert billing.count("(my%20guides/resume%20guide.md)") == 2
+
+
+def test_links_that_stand_for_too_many_files_are_refused_not_listed(tmp_path: Path) -> None:
+    # Two links to the folder below in each of 30 folders stand for 2**30 files; they are
+    # listed lazily, so the walk stops at the bound instead of building them all.
+    src = make_tree(tmp_path / "src", {"d0/page.md": "# Page\n\nOne page at the bottom.\n"})
+    for level in range(1, 31):
+        (src / f"d{level}").mkdir()
+        for name in ("a", "b"):
+            (src / f"d{level}/{name}").symlink_to(f"../d{level - 1}", target_is_directory=True)
+    with pytest.raises(InputError, match="more than 1000 files"):
+        read_tree(src, max_linked_files=1000)
+    assert MAX_LINKED_FILES >= 10 * 10_000  # ten times the biggest tree benchmarked
