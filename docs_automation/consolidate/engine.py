@@ -297,6 +297,9 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
 
 def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verification:
     tree, plan = analysis.tree, analysis.plan
+    # DEST given as a symbolic link to an empty folder means that folder: the staging
+    # folder is its sibling, and the rename replaces it (a link cannot be rmdir'd).
+    dest = dest.resolve()
     if REDIRECTS_FILE in tree.all_paths():
         raise InputError(f"SRC already has {REDIRECTS_FILE}; the consolidator writes its own")
     clock = time.perf_counter()

@@ -377,10 +377,19 @@ def write_tree(
 
 
 def publish(staging: Path, dest: Path, ok: bool) -> None:
-    """Move a verified staging folder to `dest`, or delete it when verification failed."""
+    """Move a verified staging folder to `dest`, or delete it when verification failed.
+
+    Raises:
+        InputError: `dest` cannot be replaced (it is no longer an empty folder, or its
+            folder is not writable); the staging folder is deleted first.
+    """
     if not ok:
         shutil.rmtree(staging, ignore_errors=True)
         return
-    if dest.exists():
-        dest.rmdir()  # staging_dir checked that it is empty
-    staging.rename(dest)
+    try:
+        if dest.exists():
+            dest.rmdir()  # staging_dir checked that it is empty
+        staging.rename(dest)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise InputError(f"cannot publish the output to {dest}: {error.strerror}") from error

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from docs_automation.cli import main
+from docs_automation.consolidate.files import publish
+from docs_automation.errors import InputError
 
 pytestmark = pytest.mark.unit  # small trees made in the tests
 
@@ -132,3 +134,24 @@ def test_the_published_dest_gets_the_umasks_permissions_not_0700(
     mode = {p: stat.S_IMODE(p.stat().st_mode) for p in [dest.parent, dest, *dest.rglob("*")]}
     assert mode[dest] == mode[dest / "docs"] == mode[tmp_path / "out"] == folder
     assert mode[dest / "docs/billing.md"] == mode[dest / "redirects.json"] == page
+
+
+def test_dest_given_as_a_symlink_to_an_empty_folder_fills_that_folder(
+    src: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "out").symlink_to("empty", target_is_directory=True)
+    assert consolidate(src, "--apply", "--out", str(tmp_path / "out")) == 0
+    assert (tmp_path / "empty/redirects.json").is_file()
+    assert not list(tmp_path.glob(".*.partial-*"))  # no staging folder left behind
+
+
+def test_a_dest_that_fills_up_before_publishing_is_refused_and_staging_removed(
+    tmp_path: Path,
+) -> None:
+    staging, dest = tmp_path / ".dest.partial-1", tmp_path / "dest"
+    (staging / "docs").mkdir(parents=True)
+    (dest / "docs").mkdir(parents=True)  # another process wrote here meanwhile
+    with pytest.raises(InputError, match=f"cannot publish the output to {dest}"):
+        publish(staging, dest, ok=True)
+    assert not staging.exists() and (dest / "docs").is_dir()
