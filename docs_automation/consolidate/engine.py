@@ -26,6 +26,7 @@ from rich.progress import Progress
 from ..errors import InputError, SettingsError, VerificationError
 from .corpus import Page, parse_page
 from .files import Tree, matches, publish, read_tree, staging_dir, write_tree
+from .links import LinkRewriter
 from .nearcopies import near_duplicates
 from .plan import Plan, make_plan
 from .render import render
@@ -260,14 +261,14 @@ def _analyse(
         if not (matches(alias, protect) or home in protected or hidden(home) > hidden(alias)):
             plan.redirects[alias] = home
     plan.counts["files_before"] = len(tree.all_paths())
-    plan.counts["files_after"] = len(plan.kept) + len(_copies(tree, plan))
+    plan.counts["files_after"] = len(plan.kept) + len(tree.copied) + len(_staying(tree, plan))
     timings = {"parse": parsed_at - clock, "plan": time.perf_counter() - clock}
     return Analysis(tree, settings, pages, profiles, plan, timings)
 
 
-def _copies(tree: Tree, plan: Plan) -> list[str]:
-    """The files apply copies from SRC: `tree.copied` and the aliases that stay."""
-    return sorted([*tree.copied, *(alias for alias in tree.aliases if alias not in plan.redirects)])
+def _staying(tree: Tree, plan: Plan) -> list[str]:
+    """The aliases that stay in DEST as pages (the rest are redirected)."""
+    return sorted(alias for alias in tree.aliases if alias not in plan.redirects)
 
 
 def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verification:
@@ -304,12 +305,20 @@ def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verificati
         raise InputError(f"SRC already has {REDIRECTS_FILE}; the consolidator writes its own")
     clock = time.perf_counter()
     src_files = tree.all_paths()
-    copies = _copies(tree, plan)
-    rendered = render(analysis.pages, plan, src_files, set(copies))
+    staying = _staying(tree, plan)
+    rendered = render(analysis.pages, plan, src_files, set(tree.copied) | set(staying))
+    if staying:
+        # An alias that stays is its page at the alias's place: its relative links resolve
+        # from there (as MkDocs, following the link, resolved them), and are rewritten so.
+        links = LinkRewriter(plan, src_files, set(plan.kept) | set(tree.copied) | set(staying))
+        for alias in staying:
+            text = tree.pages[tree.aliases[alias]]
+            page = parse_page(alias, text, analysis.settings.min_unit_words)
+            rendered[alias] = links.page(page)
     redirects = json.dumps(dict(sorted(plan.redirects.items())), indent=2) + "\n"
     staging = staging_dir(dest)
     try:
-        write_tree(staging, tree, rendered, copies, {REDIRECTS_FILE: redirects})
+        write_tree(staging, tree, rendered, tree.copied, {REDIRECTS_FILE: redirects})
         written = read_tree(staging, exclude)
         # The output is parsed with the same parser and settings as the source, or the check
         # means nothing. A page written byte for byte as it was in SRC parses as it did there.

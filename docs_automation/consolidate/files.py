@@ -348,9 +348,10 @@ def write_tree(
 ) -> None:
     """Write the output: pages, files copied from `tree.root`, and `extra` files (UTF-8).
 
-    A page whose text is what `read_tree` read at the same path gets the source file's
-    bytes; another page is written with its path's BOM and line ending in SRC (`encode`).
-    Copies follow symbolic links, so an alias is copied as the file it stands for.
+    A page whose text is what `read_tree` read at the same path (or, for an alias, at its
+    page's path) gets the source file's bytes; another page is written with the BOM and
+    line ending its page had in SRC (`encode`). Copies follow symbolic links, so an alias
+    of a file is copied as the file it stands for.
 
     Raises:
         InputError: a file to copy cannot be read (or written); the message names it.
@@ -359,10 +360,11 @@ def write_tree(
     for path, text in pages.items():
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        if tree.pages.get(path) == text:
-            shutil.copyfile(tree.root / path, target)
+        source = tree.aliases.get(path, path)  # an alias is written as its page
+        if tree.pages.get(source) == text:
+            shutil.copyfile(tree.root / path, target)  # follows a link to the page
         else:
-            target.write_bytes(encode(text, tree.encodings.get(path, _PLAIN)))
+            target.write_bytes(encode(text, tree.encodings.get(source, _PLAIN)))
     for path, text in extra.items():
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -321,3 +321,19 @@ def test_links_that_stand_for_too_many_files_are_refused_not_listed(tmp_path: Pa
     with pytest.raises(InputError, match="more than 1000 files"):
         read_tree(src, max_linked_files=1000)
     assert MAX_LINKED_FILES >= 10 * 10_000  # ten times the biggest tree benchmarked
+
+
+def test_a_symlink_that_stays_has_its_links_rewritten_from_its_own_place(tmp_path: Path):
+    # The link resolves from the alias's folder, as MkDocs (following the link) resolved
+    # it; copied unchanged, its link to the merged report broke and apply refused.
+    src = retry_tree(tmp_path / "src")
+    notes = (
+        "# Old notes\n\nSee the [report](../reports/retry_report.md) and [billing](billing.md).\n"
+    )
+    make_tree(src, {"versions/1.0/notes.md": notes})
+    (src / "docs/notes.md").symlink_to("../versions/1.0/notes.md")
+    dest = tmp_path / "dest"
+    assert apply_to(src, dest, "--protect", "versions/**") == 0
+    assert (dest / "docs/notes.md").read_text() == notes.replace(
+        "../reports/retry_report.md", "retry-guide.md"
+    )
