@@ -337,3 +337,16 @@ def test_a_symlink_that_stays_has_its_links_rewritten_from_its_own_place(tmp_pat
     assert (dest / "docs/notes.md").read_text() == notes.replace(
         "../reports/retry_report.md", "retry-guide.md"
     )
+
+
+def test_a_symlink_to_an_excluded_page_is_copied_as_it_is(tmp_path: Path) -> None:
+    # Its own name matches no --exclude glob, so reading DEST back took it for a page and
+    # refused its link to the merged report (exit 1) although nothing was lost.
+    src = retry_tree(tmp_path / "src")
+    notes = "# Old notes\n\nSee the [report](../reports/retry_report.md).\n"
+    make_tree(src, {"archive/notes.md": notes})
+    (src / "docs/notes.md").symlink_to("../archive/notes.md")
+    dest = tmp_path / "dest"
+    assert apply_to(src, dest, "--exclude", "archive/**") == 0
+    assert (dest / "docs/notes.md").read_text() == notes
+    assert not (dest / "docs/notes.md").is_symlink()
