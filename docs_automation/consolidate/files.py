@@ -373,9 +373,20 @@ def write_tree(
         target = out / path
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copy2(tree.root / path, target)
+            _copy(tree.root / path, target)
         except OSError as error:  # read_tree lists these files without opening them
             raise InputError(f"cannot copy {tree.root / path}: {error.strerror}") from error
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file's bytes (following links) with the permissions git would check it out
+    with: 0666, or 0777 when the source is executable, less the umask (0644 or 0755),
+    whatever the source's other bits; the kernel applies the umask to `os.open`'s mode."""
+    mode = 0o777 if os.stat(source).st_mode & 0o111 else 0o666
+    with open(source, "rb") as original:
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with open(descriptor, "wb") as copy:
+            shutil.copyfileobj(original, copy)
 
 
 def publish(staging: Path, dest: Path, ok: bool) -> None:

@@ -128,12 +128,17 @@ def umask() -> Iterator[None]:
 def test_the_published_dest_gets_the_umasks_permissions_not_0700(
     src: Path, tmp_path: Path, mask: int, folder: int, page: int
 ) -> None:
+    (src / "docs/img/flow.txt").chmod(0o600)  # a private file is published readable
+    (src / "docs/img/run.sh").write_text("echo hi\n")
+    (src / "docs/img/run.sh").chmod(0o700)  # and a script stays executable
     os.umask(mask)
     dest = tmp_path / "out/dest"
     assert consolidate(src, "--apply", "--out", str(dest)) == 0
     mode = {p: stat.S_IMODE(p.stat().st_mode) for p in [dest.parent, dest, *dest.rglob("*")]}
     assert mode[dest] == mode[dest / "docs"] == mode[tmp_path / "out"] == folder
     assert mode[dest / "docs/billing.md"] == mode[dest / "redirects.json"] == page
+    assert mode[dest / "docs/img/flow.txt"] == page and mode[dest / "docs/img/run.sh"] == folder
+    assert (dest / "docs/img/run.sh").read_text() == "echo hi\n"
 
 
 def test_dest_given_as_a_symlink_to_an_empty_folder_fills_that_folder(
