@@ -12,13 +12,17 @@ What `read_tree` does with what it finds in SRC (the how-to lists the same rules
   bytes survive a round trip) and listed in `Tree.undecodable`; `analyse` protects it, so
   it is never merged into a UTF-8 page and never receives another page's text.
 - **Symbolic links.** A link is followed to what it points to, which must be inside SRC: a
-  link to a page is an *alias* of that page (it gets a redirect to wherever the page's
-  content goes), a link to any other file is copied as the file it points to, and a link
-  to a folder makes every file below it an alias or a copy the same way. A link out of
-  SRC, a broken link and a link loop are refused with `InputError`.
+  link to an analysed page is an *alias* of that page (`analyse` redirects it to wherever
+  the page's content goes, or, where no redirect may go, `apply` writes the page at the
+  alias's place), a link to any other file is copied as the file it points to, and a
+  link to a folder makes every file below it an alias or a copy the same way. A link out
+  of SRC, a broken link and a link loop are refused with `InputError`.
 - **Unreadable input.** A file or folder that cannot be read, or an entry that is neither
   a file nor a folder (a FIFO, a socket, a device), is an `InputError` naming it; nothing
   in SRC is skipped silently.
+
+What is written gets the permissions git checks files out with, less the umask (folders
+and executables 0777, other files 0666: 0755 and 0644 by default), whatever SRC's modes.
 """
 
 from __future__ import annotations
