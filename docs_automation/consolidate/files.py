@@ -298,6 +298,9 @@ def read_tree(
     tree = Tree(root=root)
     for path in listing.files():
         if not path.lower().endswith(MARKDOWN_SUFFIXES) or matches(path, patterns):
+            # Fail now, not after planning: the file is opened only when apply copies it.
+            if not os.access(root / path, os.R_OK):
+                raise InputError(f"cannot read {root / path}: Permission denied")
             tree.copied.append(path)
             continue
         try:

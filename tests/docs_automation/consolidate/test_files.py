@@ -21,6 +21,7 @@ import pytest
 
 from docs_automation.cli import main
 from docs_automation.consolidate.corpus import parse_page
+from docs_automation.consolidate.engine import analyse, apply
 from docs_automation.consolidate.files import MAX_LINKED_FILES, decode, encode, read_tree
 from docs_automation.errors import InputError
 from tests.procs import ROOT
@@ -240,7 +241,7 @@ def test_an_unreadable_file_or_folder_is_an_error_naming_it_not_a_skip(
     try:
         done = subprocess.run(
             [*_as_unprivileged(), sys.executable, "-m", "docs_automation", "consolidate",
-             str(src), "--apply", "--out", str(tmp_path / "dest"), "--quiet"],
+             str(src), "--plan", str(tmp_path / "plan.json"), "--quiet"],
             cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
     finally:
@@ -248,7 +249,7 @@ def test_an_unreadable_file_or_folder_is_an_error_naming_it_not_a_skip(
     assert done.returncode == 2, done.stderr
     assert "cannot " in done.stderr and f"{src / locked}: " in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "dest").exists()
+    assert not (tmp_path / "plan.json").exists()  # refused before the analysis
 
 
 def test_a_published_page_never_goes_into_a_hidden_one(tmp_path: Path) -> None:
@@ -350,3 +351,14 @@ def test_a_symlink_to_an_excluded_page_is_copied_as_it_is(tmp_path: Path) -> Non
     assert apply_to(src, dest, "--exclude", "archive/**") == 0
     assert (dest / "docs/notes.md").read_text() == notes
     assert not (dest / "docs/notes.md").is_symlink()
+
+
+def test_a_file_gone_between_reading_and_copying_is_an_error_naming_it(tmp_path: Path):
+    src = retry_tree(tmp_path / "src")
+    (src / "docs/flow.png").write_bytes(b"\x89PNG")
+    analysis = analyse(read_tree(src))
+    (src / "docs/flow.png").unlink()
+    dest = tmp_path / "dest"
+    with pytest.raises(InputError, match=f"cannot copy {src / 'docs/flow.png'}"):
+        apply(analysis, dest)
+    assert not dest.exists() and not list(tmp_path.glob(".dest.partial-*"))
