@@ -4,7 +4,9 @@ links and unreadable entries, each on a small tree built here and run through th
 The kinds come from public bug reports of other Markdown tools: markdown-it/markdown-it#252
 (lone CR line endings), marp-team/marp-cli#357 and dotnet/docfx#199 (a BOM hides front
 matter), mkdocs/mkdocs#1892 and #531 (pages that are not UTF-8), mkdocs/mkdocs#1753,
-#2151 and #4028 (broken symbolic links, symlinked pages, links out of docs_dir).
+#2151 and #4028, facebook/docusaurus#10751 and zensical/zensical#142 (broken symbolic
+links, symlinked pages and folders, links out of docs_dir), mkdocs/mkdocs#1981 (dot
+folders left out of a site), srid/neuron#611 (NFD file names against NFC links).
 """
 
 from __future__ import annotations
