@@ -364,3 +364,14 @@ def test_a_file_gone_between_reading_and_copying_is_an_error_naming_it(tmp_path:
     with pytest.raises(InputError, match=f"cannot copy {src / 'docs/flow.png'}"):
         apply(analysis, dest)
     assert not dest.exists() and not list(tmp_path.glob(".dest.partial-*"))
+
+
+def test_a_very_long_line_of_links_is_rewritten_in_one_pass(tmp_path: Path) -> None:
+    # One 600 KB line (minified or generated Markdown): every link on it moves with the
+    # report into docs/, in linear time (no regex backtracking on the long line).
+    line = "Billing: " + " ".join(f"[{i}](../docs/billing.md)" for i in range(20_000))
+    src = retry_tree(tmp_path / "src", report=REPORT + "\n" + line + "\n")
+    dest = tmp_path / "dest"
+    assert apply_to(src, dest) == 0
+    merged = (dest / "docs/retry-guide.md").read_text()
+    assert merged.count("](billing.md)") == 20_000 and "../docs/billing.md" not in merged
