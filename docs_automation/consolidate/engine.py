@@ -279,7 +279,8 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
 
     Args:
         analysis: what `analyse` returned; its `timings` gains `apply` (seconds).
-        dest: the output folder: new, or empty. Its parent is created when missing.
+        dest: the output folder: new, or empty (a symbolic link to an empty folder means
+            that folder). Its parent is created when missing.
         exclude: the same globs the tree was read with, so that the output is read back the
             same way.
 
