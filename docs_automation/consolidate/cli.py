@@ -76,12 +76,31 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--apply needs --out DEST (a new folder for the consolidated tree)")
     if args.out is not None and not args.apply:
         raise InputError("--out is only used with --apply")
-    if args.out is not None:
-        out, root = args.out.resolve(), src.resolve()
-        if out == root or root in out.parents or out in root.parents:
-            raise InputError(f"DEST {args.out} must be outside SRC {src} (SRC is never modified)")
+    root = src.resolve()
+    out = args.out.resolve() if args.out is not None else None
+    if out is not None and (out == root or root in out.parents or out in root.parents):
+        raise InputError(f"DEST {args.out} must be outside SRC {src} (SRC is never modified)")
     if args.report is not None and args.report.suffix.lower() not in (".md", ".html", ".htm"):
         raise InputError(f"--report must end in .md or .html, not {args.report.name}")
+    for option, path in (("--plan", args.plan), ("--report", args.report)):
+        if path is None:
+            continue
+        where = path.resolve()  # through symbolic links, so no alias slips into SRC
+        if root in where.parents:
+            raise InputError(f"{option} {path} must be outside SRC {src} (SRC is never modified)")
+        if out is not None and (where == out or out in where.parents):
+            raise InputError(
+                f"{option} {path} must be outside DEST {args.out}, which holds only the "
+                "verified tree"
+            )
+        if where.is_dir():
+            raise InputError(f"{option} {path} is a folder; give a file name")
+    if (
+        args.plan is not None
+        and args.report is not None
+        and (args.plan.resolve() == args.report.resolve())
+    ):
+        raise InputError(f"--plan and --report are both {args.plan}; give two files")
 
 
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:

@@ -26,10 +26,11 @@ from rich.progress import Progress
 from ..errors import InputError, SettingsError, VerificationError
 from .corpus import Page, parse_page
 from .files import Tree, matches, publish, read_tree, staging_dir, write_tree
+from .links import LinkRewriter
 from .nearcopies import near_duplicates
 from .plan import Plan, make_plan
 from .render import render
-from .topics import Profile, families, profile
+from .topics import Profile, families, hidden, profile
 from .verify import Verification, verify
 
 __all__ = [
@@ -235,7 +236,9 @@ def _analyse(
     pages = {page.path: page for page, _ in parsed}
     profiles = [item for _, item in parsed if item is not None]
     parsed_at = time.perf_counter()
-    protected = {path for path in pages if matches(path, protect)}
+    # A page that is not UTF-8 is protected: merging it would splice its stray bytes into a
+    # UTF-8 page, and merging into it would write UTF-8 text into a page of another encoding.
+    protected = {path for path in pages if matches(path, protect)} | set(tree.undecodable)
     sketches = [(item.path, item.minhash) for item in profiles if item.units]
     near = near_duplicates(sketches, settings.near_duplicate_threshold)
     grouped = families(
@@ -248,10 +251,24 @@ def _analyse(
     plan = make_plan(
         [page for page, _ in parsed], profiles, grouped, near, protected, settings.posting_cap
     )
+    for alias, target in sorted(tree.aliases.items()):
+        # A symbolic link to a page is that page under a second name: it goes where the
+        # page's content goes. Where no redirect may go, the link stays, copied as the page
+        # it points to: a protected link, a link to a protected page (never a redirect's
+        # destination), and a published link to a hidden page (MkDocs follows links, but
+        # leaves hidden pages out of the site).
+        home = plan.final(target)
+        if not (matches(alias, protect) or home in protected or hidden(home) > hidden(alias)):
+            plan.redirects[alias] = home
     plan.counts["files_before"] = len(tree.all_paths())
-    plan.counts["files_after"] = len(plan.kept) + len(tree.copied)
+    plan.counts["files_after"] = len(plan.kept) + len(tree.copied) + len(_staying(tree, plan))
     timings = {"parse": parsed_at - clock, "plan": time.perf_counter() - clock}
     return Analysis(tree, settings, pages, profiles, plan, timings)
+
+
+def _staying(tree: Tree, plan: Plan) -> list[str]:
+    """The aliases that stay in DEST as pages (the rest are redirected)."""
+    return sorted(alias for alias in tree.aliases if alias not in plan.redirects)
 
 
 def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verification:
@@ -262,7 +279,8 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
 
     Args:
         analysis: what `analyse` returned; its `timings` gains `apply` (seconds).
-        dest: the output folder: new, or empty. Its parent is created when missing.
+        dest: the output folder: new, or empty (a symbolic link to an empty folder means
+            that folder). Its parent is created when missing.
         exclude: the same globs the tree was read with, so that the output is read back the
             same way.
 
@@ -270,7 +288,8 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
         What the verifier found; `ok` is true, since an unsound output raises instead.
 
     Raises:
-        InputError: `dest` exists and is not empty, or SRC has a `redirects.json` file.
+        InputError: `dest` exists and is not empty, SRC has a `redirects.json` file, or a
+            file to copy from SRC cannot be read (the message names it).
         VerificationError: a unit would be lost, a link broken or a redirect unsound; the
             staging folder is removed and `dest` is not created.
     """
@@ -280,16 +299,33 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
 
 def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verification:
     tree, plan = analysis.tree, analysis.plan
+    # DEST given as a symbolic link to an empty folder means that folder: the staging
+    # folder is its sibling, and the rename replaces it (a link cannot be rmdir'd).
+    dest = dest.resolve()
     if REDIRECTS_FILE in tree.all_paths():
         raise InputError(f"SRC already has {REDIRECTS_FILE}; the consolidator writes its own")
     clock = time.perf_counter()
     src_files = tree.all_paths()
-    rendered = render(analysis.pages, plan, src_files, set(tree.copied))
+    staying = _staying(tree, plan)
+    rendered = render(analysis.pages, plan, src_files, set(tree.copied) | set(staying))
+    if staying:
+        # An alias that stays is its page at the alias's place: its relative links resolve
+        # from there (as MkDocs, following the link, resolved them), and are rewritten so.
+        links = LinkRewriter(plan, src_files, set(plan.kept) | set(tree.copied) | set(staying))
+        for alias in staying:
+            text = tree.pages[tree.aliases[alias]]
+            page = parse_page(alias, text, analysis.settings.min_unit_words)
+            rendered[alias] = links.page(page)
     redirects = json.dumps(dict(sorted(plan.redirects.items())), indent=2) + "\n"
     staging = staging_dir(dest)
     try:
-        write_tree(staging, rendered, tree.copied, tree.root, {REDIRECTS_FILE: redirects})
+        write_tree(staging, tree, rendered, tree.copied, {REDIRECTS_FILE: redirects})
         written = read_tree(staging, exclude)
+        # What SRC copied unanalysed, DEST holds unanalysed too: a Markdown file that is a
+        # symbolic link to an excluded page matches no --exclude glob under its own name.
+        for path in set(tree.copied) & written.pages.keys():
+            del written.pages[path]
+            written.copied.append(path)
         # The output is parsed with the same parser and settings as the source, or the check
         # means nothing. A page written byte for byte as it was in SRC parses as it did there.
         dest_pages = {

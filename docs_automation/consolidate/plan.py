@@ -7,7 +7,8 @@ whose `to_json` is the PLAN.json contract (paths relative to SRC). The rules it 
   pages (exact duplicates and contained pages);
 - a family's sources merge into its target (the most live page), which then carries every
   unit of theirs that it lacked;
-- protected pages are never deleted or merged away, and are never merge targets;
+- protected pages are never deleted or merged away, and are never merge targets or the
+  destination of a redirect;
 - every deleted or merged page gets a redirect to the page that now holds its content.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from .corpus import Page
 from .nearcopies import NearDuplicate
-from .topics import Family, Profile
+from .topics import Family, Profile, hidden
 
 __all__ = ["Deletion", "Merge", "MergeSource", "Overlap", "Plan", "make_plan"]
 
@@ -291,7 +292,16 @@ def make_plan(
         path = pages[number].path
         if path in protected or path in homes:
             continue
-        holders = [other for other in containers[number] if pages[other].path not in gone]
+        # A protected page is never a redirect's destination: a live page identical to its
+        # frozen copy (`versions/1.0/...`) must stay live, not be sent into the old version.
+        # Nor is a hidden page the destination of one that is not (see `topics.hidden`).
+        holders = [
+            other
+            for other in containers[number]
+            if pages[other].path not in gone
+            and pages[other].path not in protected
+            and hidden(pages[other].path) <= hidden(path)
+        ]
         if not holders:
             continue
         best = min(holders, key=lambda other: profiles[other].rank())

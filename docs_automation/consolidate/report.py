@@ -197,6 +197,13 @@ def markdown(
     if tree.undecodable:
         out += ["", "### Pages that are not valid UTF-8 (kept byte for byte)", ""]
         out += [f"- `{path}`" for path in tree.undecodable]
+    if tree.aliases:
+        out += ["", "### Symbolic links to pages", ""]
+        out += [
+            f"- `{alias}` → `{target}`: "
+            + (f"redirected to `{plan.redirects[alias]}`" if alias in plan.redirects else "copied")
+            for alias, target in sorted(tree.aliases.items())
+        ]
     return "\n".join(out) + "\n"
 
 

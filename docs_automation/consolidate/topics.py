@@ -32,6 +32,7 @@ __all__ = [
     "Family",
     "Profile",
     "families",
+    "hidden",
     "page_kind",
     "profile",
     "similarity",
@@ -140,6 +141,16 @@ def page_kind(path: str) -> str:
     return "live"
 
 
+def hidden(path: str) -> bool:
+    """Whether a page is hidden: a part of its path starts with a dot (`.github/x.md`).
+
+    MkDocs leaves such files out of the site (its default `exclude_docs` is `.*`), so a
+    page that is not hidden must never go into a hidden one: its content would leave the
+    site and its redirect would point at a page that is not there.
+    """
+    return any(part.startswith(".") for part in path.split("/"))
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """What the topic step needs to know about one page (small enough to send between processes).
@@ -162,10 +173,17 @@ class Profile:
     minhash: np.ndarray
     units: int
 
-    def rank(self, topic: str = "") -> tuple[float, int, int, str]:
-        """Sort key: the best page to keep comes first (live, named for the topic, big)."""
+    def rank(self, topic: str = "") -> tuple[bool, float, int, int, str]:
+        """Sort key: the best page to keep comes first (published, live, named for the
+        topic, big); a hidden page (see `hidden`) comes after every other."""
         named = 1.0 if topic in self.name_words else 0.0
-        return (-(KIND_RANK[self.kind] + named), -self.units, self.path.count("/"), self.path)
+        return (
+            hidden(self.path),
+            -(KIND_RANK[self.kind] + named),
+            -self.units,
+            self.path.count("/"),
+            self.path,
+        )
 
 
 def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) -> Profile:
@@ -334,7 +352,7 @@ def families(
         options = [
             (similarity(item, kept[word][0][0], idf), word)
             for word in item.signature
-            if word in kept
+            if word in kept and hidden(kept[word][0][0].path) <= hidden(item.path)
         ]
         value, word = max(options, default=(0.0, ""))
         if word and value >= min_similarity:
@@ -357,7 +375,11 @@ def _central(members: Sequence[Profile], word: str, idf: dict[str, float], count
     ranked = sorted(members, key=lambda item: item.rank(word))
     best = ranked[0]
     top_kind = KIND_RANK[best.kind]
-    options = [item for item in ranked[:count] if KIND_RANK[item.kind] == top_kind]
+    options = [
+        item
+        for item in ranked[:count]
+        if KIND_RANK[item.kind] == top_kind and hidden(item.path) == hidden(best.path)
+    ]
     if len(options) > 1:
         best = max(options, key=lambda c: sum(similarity(c, m, idf) for m in members if m is not c))
     return best
