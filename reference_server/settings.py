@@ -38,6 +38,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "max_inbound_message_bytes": ("bytes", "Largest raw inbound frame that is processed."),
     "max_frame_bytes": ("bytes", "Frames above this are refused by the transport (close 1009)."),
     "max_subscriptions_per_connection": ("subscriptions", "Cap on one connection's set."),
+    "max_json_depth": (
+        "levels",
+        "Deepest nesting of arrays and objects accepted in a client frame, a publish body or "
+        "a producer message (the top level is 1); deeper is refused as invalid JSON.",
+    ),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
     "backpressure_disconnect_threshold": ("failures", "Consecutive send failures that close 1013."),
     "send_timeout_seconds": ("s", "A single send blocked longer than this counts as failed."),
@@ -103,8 +108,8 @@ class Settings:
         rate_*/flood_*: the per-connection rate limit (tokens per second, a burst in
             tokens, one notice per cooldown in seconds) and flood protection (dropped frames
             per window in seconds).
-        max_*: size limits in bytes (inbound message, frame) and subscriptions per
-            connection.
+        max_*: size limits in bytes (inbound message, frame), subscriptions per
+            connection, and JSON nesting in levels.
         send_*/backpressure_*: the bounded outbound queue (messages), how long one send may
             block (seconds), and the consecutive send failures that close the connection.
         idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
@@ -134,6 +139,7 @@ class Settings:
     max_inbound_message_bytes: int = 65_536
     max_frame_bytes: int = 262_144
     max_subscriptions_per_connection: int = 6
+    max_json_depth: int = 32
     send_queue_max_messages: int = 1_024
     backpressure_disconnect_threshold: int = 5
     send_timeout_seconds: float = 10.0
@@ -168,6 +174,7 @@ class Settings:
             "flood_window_seconds",
             "max_inbound_message_bytes",
             "max_subscriptions_per_connection",
+            "max_json_depth",
             "send_queue_max_messages",
             "backpressure_disconnect_threshold",
             "send_timeout_seconds",
@@ -248,6 +255,7 @@ class Settings:
             "max_inbound_message_bytes": self.max_inbound_message_bytes,
             "max_frame_bytes": self.max_frame_bytes,
             "max_subscriptions_per_connection": self.max_subscriptions_per_connection,
+            "max_json_depth": self.max_json_depth,
             "backpressure_disconnect_threshold": self.backpressure_disconnect_threshold,
             "send_queue_max_messages": self.send_queue_max_messages,
             "idle_disconnect_seconds": self.idle_disconnect_seconds,

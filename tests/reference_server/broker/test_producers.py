@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 def test_each_producer_channel_has_its_subscription(
     channel: str, subscription: str, kind: str
 ) -> None:
-    routed = route(channel, '{"status": "busy"}', 1024)
+    routed = route(channel, '{"status": "busy"}', 1024, max_depth=32)
     assert (routed.subscription, routed.type, routed.data) == (
         subscription,
         kind,
@@ -33,7 +33,7 @@ def test_each_producer_channel_has_its_subscription(
 
 def test_project_index_messages_deliver_their_event_with_its_correlation_id() -> None:
     payload = {"event": {"type": "file_indexed", "correlation_id": "pi-1"}, "subscribers": ["x"]}
-    routed = route("project_index:websocket_events", json.dumps(payload), 1024)
+    routed = route("project_index:websocket_events", json.dumps(payload), 1024, max_depth=32)
     assert routed.data == payload["event"]
     assert routed.correlation_id == "pi-1"
 
@@ -49,4 +49,4 @@ def test_project_index_messages_deliver_their_event_with_its_correlation_id() ->
 )
 def test_bad_messages_are_refused_with_a_reason(channel: str, payload: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
-        route(channel, payload, 1024)
+        route(channel, payload, 1024, max_depth=32)
