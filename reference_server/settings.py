@@ -74,6 +74,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
     "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
+    "log_repeat_window_seconds": (
+        "s",
+        "Library log records of one kind (uvicorn, websockets, asyncio) are written at most "
+        "once per window; the next says how many were suppressed.",
+    ),
 }
 """Unit and meaning of every setting, keyed by field name; the configuration reference is
 generated from it, so a setting without a line here fails the tests."""
@@ -118,7 +123,8 @@ class Settings:
             instance), its timeouts and backoff in seconds, connections and key prefix.
         history_*: what each subscription keeps for resumes (messages, seconds).
         demo*: the demo producer, and its pause between updates in seconds.
-        log_level: the lowest level logged.
+        log_level/log_repeat_window_seconds: the lowest level logged, and the window in
+            seconds within which a library's log record of one kind is written once.
 
     Raises:
         SettingsError: a value is out of range; the message names the key.
@@ -159,6 +165,7 @@ class Settings:
     demo: bool = False
     demo_interval_seconds: float = 0.5
     log_level: str = "info"
+    log_repeat_window_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -188,6 +195,7 @@ class Settings:
             "redis_ack_timeout_seconds",
             "redis_max_connections",
             "demo_interval_seconds",
+            "log_repeat_window_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
