@@ -11,6 +11,7 @@ it had never been sent.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from hypothesis import given, settings
 
-from tests.procs import RedisProcess, ServerProcess
+from tests.hostile import client_frames, expected_refusal, publish_bodies
+from tests.procs import RedisProcess, ServerProcess, start_server
 from tests.wsclient import Client, metric
 
 pytestmark = pytest.mark.integration
@@ -223,3 +226,58 @@ def _refused(server: ServerProcess) -> float:
         return metric(server, "leanvibe_ws_publishes_refused_total", labels)
     except AssertionError:
         return 0.0  # not counted yet: the labelled sample appears with its first increment
+
+
+@pytest.fixture(scope="module")
+def roomy_server() -> Iterator[ServerProcess]:
+    """A server whose rate limit lets a property test send hundreds of frames quickly."""
+    srv = start_server({"WS_RATE_TOKENS_PER_SEC": "100000", "WS_RATE_BURST": "100000"})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(roomy_server: ServerProcess) -> Iterator[tuple[Client, Client]]:
+    """A hostile client (no subscriptions) and a bystander subscribed to agents."""
+    with (
+        Client(roomy_server.ws + "?subscriptions=") as hostile,
+        Client(roomy_server.ws + "?subscriptions=agents") as bystander,
+    ):
+        hostile.recv(), bystander.recv()
+        yield hostile, bystander
+
+
+def reply_then_pong(c: Client, cid: str) -> list[dict[str, Any]]:
+    """Frames up to the pong answering `cid` (within 2 s); updates in between are skipped."""
+    c.send({"type": "ping", "correlation_id": cid})
+    deadline = time.monotonic() + 2.0
+    got = []
+    while True:
+        frame = c.recv(max(0.01, deadline - time.monotonic()))
+        if frame["type"] == "pong" and frame["correlation_id"] == cid:
+            return got
+        if frame.get("subscription") is None:
+            got.append(frame)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frame=client_frames(), body=publish_bodies())
+def test_hostile_frames_and_publishes_over_real_sockets_get_an_error_or_exact_delivery(
+    roomy_server: ServerProcess, pair: tuple[Client, Client], frame: str, body: bytes
+) -> None:
+    hostile, bystander = pair
+    cid = f"p-{time.monotonic_ns()}"
+    hostile.send(frame)
+    answers = reply_then_pong(hostile, cid)  # never a stall: the next ping is answered
+    refusal = expected_refusal(frame)
+    if refusal:
+        assert [(a["type"], a["code"] in refusal) for a in answers] == [("error", True)]
+    response = post(roomy_server, body)
+    if expected_refusal(body) or response.status_code != 200:
+        assert response.status_code in (413, 422), response.text
+        assert expected_refusal(body) or not isinstance(json.loads(body.decode()), dict)
+    else:
+        ack = response.json()
+        update = bystander.recv_until("agent_update", timeout=2)
+        assert (update["data"], update["seq"]) == (json.loads(body.decode()), ack["seq"])
+    assert reply_then_pong(bystander, cid) == []  # nothing else reached the bystander

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from hypothesis import given, settings
+
+from reference_server.broker.base import make_update
 from reference_server.errors import PayloadTooLarge, PublishError, TextError
 from reference_server.messages import (
     decode_json,
@@ -14,6 +18,7 @@ from reference_server.messages import (
     usable_correlation_id,
     utf8_length,
 )
+from tests.hostile import expected_refusal, publish_bodies
 
 pytestmark = pytest.mark.unit
 
@@ -142,3 +147,20 @@ def test_an_absent_publisher_correlation_id_is_none_and_a_good_one_is_kept() -> 
     assert publisher_correlation_id(None) is None
     assert publisher_correlation_id("") is None
     assert publisher_correlation_id("pub-1 x") == "pub-1 x"
+
+
+@settings(max_examples=400, deadline=None)
+@given(publish_bodies())
+def test_a_publish_is_refused_for_a_stated_reason_or_delivered_exactly(body: bytes) -> None:
+    refusal = expected_refusal(body)
+    try:
+        kind, data = parse_publish("agents", None, body, 65_536, max_depth=32)
+    except PublishError as exc:
+        assert is_valid_text(str(exc)) and str(exc).startswith("Body")
+        assert refusal or not isinstance(json.loads(body.decode("utf-8")), dict)
+        return
+    assert not refusal, body
+    update = make_update("agents", kind, data, seq=1, correlation_id="c", wall=0.0)
+    # What every subscriber receives is the body's data, exactly: read back from the bytes.
+    received = json.loads(update.text.encode("utf-8"))["data"]
+    assert received == json.loads(body.decode("utf-8"))
