@@ -12,6 +12,8 @@ it had never been sent.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +22,7 @@ import httpx
 import pytest
 import redis
 from hypothesis import given, settings
+from websockets.frames import Frame, Opcode
 
 from tests.hostile import client_frames, expected_refusal, publish_bodies
 from tests.procs import RedisProcess, ServerProcess, start_server
@@ -281,3 +284,91 @@ def test_hostile_frames_and_publishes_over_real_sockets_get_an_error_or_exact_de
         update = bystander.recv_until("agent_update", timeout=2)
         assert (update["data"], update["seq"]) == (json.loads(body.decode()), ack["seq"])
     assert reply_then_pong(bystander, cid) == []  # nothing else reached the bystander
+
+
+# Failure kinds from other servers' public bug reports, each as a test here.
+
+
+def test_a_text_message_fragmented_inside_a_character_is_reassembled_and_answered(
+    server: ServerProcess,
+) -> None:
+    # websockets#1695 and the review of uvicorn#2540: fragments may split a UTF-8 sequence
+    # (RFC 6455 §5.6); only the whole message must be valid.
+    with Client(server.ws + "?subscriptions=") as c:
+        c.recv()
+        message = '{"type":"ping","correlation_id":"frag-é😀"}'.encode()
+        cut = message.index("é".encode()) + 1
+        with c.ws.protocol_mutex:
+            c.ws.protocol.send_frame(Frame(Opcode.TEXT, message[:cut], fin=False))
+            c.ws.protocol.send_frame(Frame(Opcode.CONT, message[cut:], fin=True))
+            c.ws.send_data()
+        assert c.recv()["correlation_id"] == "frag-é😀"
+
+
+def test_a_close_reason_that_is_not_utf8_closes_1007_and_nobody_else_notices(
+    server: ServerProcess, subscriber: Client
+) -> None:
+    with Client(server.ws + "?subscriptions=") as c:
+        c.recv()
+        with c.ws.protocol_mutex:
+            c.ws.protocol.send_frame(Frame(Opcode.CLOSE, struct.pack("!H", 1000) + b"\xff\xfe"))
+            c.ws.send_data()
+        assert c.close_code() == 1007
+    assert subscriber.request({"type": "ping"})["type"] == "pong"
+
+
+HANDSHAKE = (
+    b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+)
+
+
+def handshake(server: ServerProcess, target: bytes, headers: bytes, until: bytes) -> bytes:
+    """Send an upgrade request; read until `until` arrives or the server closes (10 s)."""
+    got = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(HANDSHAKE % (target, headers))
+        while until not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def test_raw_non_ascii_bytes_in_the_handshake_url_get_a_400_not_a_crash(
+    server: ServerProcess, subscriber: Client
+) -> None:
+    # daphne#150, uvicorn#961, waitress#127: a URL with raw high bytes crashed the decoder.
+    reply = handshake(server, b"/api/dashboard/ws/dashboard?subscriptions=\xff", b"", b"\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert subscriber.request({"type": "ping"})["type"] == "pong"
+
+
+def test_latin1_header_bytes_in_a_handshake_are_accepted_and_logged_as_json(
+    server: ServerProcess,
+) -> None:
+    # uvicorn#968: a User-Agent with non-ASCII bytes made the websockets protocol raise.
+    reply = handshake(
+        server,
+        b"/api/dashboard/ws/dashboard?subscriptions=",
+        b"User-Agent: NetType/MOB\xc4\xb0LE\r\nOrigin: http://caf\xe9.example\r\n",
+        b"connection_established",
+    )
+    assert reply.startswith(b"HTTP/1.1 101") and b"connection_established" in reply
+    deadline = time.monotonic() + 10
+    while "caf\\u00e9" not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert '"origin": "http://caf\\u00e9.example"' in server.log.read_text()
+
+
+def test_a_binary_body_with_a_missing_query_gets_a_422_not_a_500(server: ServerProcess) -> None:
+    # fastapi#13111: the validation error echoed the raw body, and encoding it raised.
+    response = httpx.post(
+        f"{server.http}{PUBLISH}",
+        content=b"\x80\x81\xff",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "subscription"]
