@@ -195,6 +195,11 @@ def _finite_float(literal: str) -> float:
     return value
 
 
+_CONTAINERS = (dict, list)  # a tuple: isinstance checks it faster than `dict | list`
+# One decoder for every call: json.loads with hooks would build a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def _where(path: str) -> str:
     return path if len(path) <= 2 * ECHO_CHARS else path[: 2 * ECHO_CHARS] + "…"
 
@@ -252,7 +257,7 @@ def decode_json(raw: str | bytes, *, max_depth: int) -> Any:
         text = raw
         _check_text(text, "text")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except TextError:
         raise
     except json.JSONDecodeError as exc:
@@ -262,15 +267,42 @@ def decode_json(raw: str | bytes, *, max_depth: int) -> Any:
         raise TextError("invalid_json", "text", f"holds an integer over {limit} digits") from None
     except RecursionError:
         raise TextError("invalid_json", "text", f"is nested deeper than {max_depth}") from None
-    # Both walks are skipped when they cannot find anything: nesting needs at least as many
+    # Each check is skipped when it cannot find anything: nesting needs at least as many
     # brackets as levels, and a surrogate in a decoded string needs an escape in the text.
-    if text.count("[") + text.count("{") > max_depth or _SURROGATE_ESCAPE.search(text):
+    # Both run at C speed where they can; only a value that fails one is walked in Python,
+    # to say where.
+    deep = text.count("[") + text.count("{") > max_depth and _deeper_than(value, max_depth)
+    if deep or (_SURROGATE_ESCAPE.search(text) and not _text_is_valid(value)):
         try:
             _walk(value, max_depth)
         except TextError as exc:
             exc.decoded = value
             raise
     return value
+
+
+def _deeper_than(value: object, max_depth: int) -> bool:
+    """Whether `value` nests arrays and objects deeper than `max_depth`, level by level."""
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return True
+        children: list[Any] = []
+        for item in level:
+            values = item.values() if type(item) is dict else item
+            children.extend([v for v in values if isinstance(v, _CONTAINERS)])
+        level = children
+    return False
+
+
+def _text_is_valid(value: object) -> bool:
+    """Whether every string and key in `value` is valid Unicode (json.dumps visits them all)."""
+    try:
+        return is_valid_text(json.dumps(value, ensure_ascii=False, check_circular=False))
+    except RecursionError:
+        return False  # the walk that follows says what is wrong
 
 
 def encode(obj: Mapping[str, Any]) -> str:
