@@ -86,6 +86,14 @@ generated from it, so a setting without a line here fails the tests."""
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+def _is_utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_bool(key: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -170,6 +178,11 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            texts = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(t, str) and not _is_utf8_text(t) for t in texts):
+                # os.environ decodes bytes that are not UTF-8 with surrogateescape; such a
+                # token or origin would raise wherever it is encoded, on every connection.
+                raise SettingsError(f"{self.env_name(f.name)} must be valid UTF-8 text")
             if isinstance(value, float) and not math.isfinite(value):
                 raise SettingsError(f"{self.env_name(f.name)} must be a finite number, got {value}")
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
