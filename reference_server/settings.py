@@ -41,7 +41,8 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "max_json_depth": (
         "levels",
         "Deepest nesting of arrays and objects accepted in a client frame, a publish body or "
-        "a producer message (the top level is 1); deeper is refused as invalid JSON.",
+        "a producer message (the top level is 1); deeper is refused as invalid JSON. "
+        "Instances sharing one Redis must use the same value.",
     ),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
     "backpressure_disconnect_threshold": ("failures", "Consecutive send failures that close 1013."),
