@@ -137,3 +137,18 @@ def test_invalid_utf8_frames_make_one_json_line_per_window_and_no_traceback(
     flood = named(events, "invalid_utf8_text_frame")
     assert sum(e.get("suppressed", 0) for e in flood) + len(flood) == 21
     assert not any("Traceback" in json.dumps(e) for e in events)
+
+
+@pytest.mark.integration
+def test_client_text_cannot_forge_log_lines_or_reach_a_terminal(server: ServerProcess) -> None:
+    # CVE-2020-7694 (uvicorn#723): ANSI escapes in a request path went raw into the logs.
+    # Here a correlation id carries a newline, a forged JSON event and an escape sequence.
+    forged = 'x\n{"event": "forged"}\x1b[31m'
+    with Client(server.ws + "?subscriptions=") as c:
+        c.recv()
+        c.send({"type": "teleport", "correlation_id": forged})
+        assert c.recv()["correlation_id"] == forged  # echoed to its sender, as sent
+    events = wait_for(server, lambda e: any(x.get("correlation_id") == forged for x in e))
+    assert [e["event"] for e in events if e.get("correlation_id") == forged] == ["frame_refused"]
+    assert not named(events, "forged")
+    assert "\x1b" not in server.log.read_text()
