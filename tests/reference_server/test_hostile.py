@@ -372,3 +372,33 @@ def test_a_binary_body_with_a_missing_query_gets_a_422_not_a_500(server: ServerP
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "subscription"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"x": "\xff"}', b'{"x": "\\ud800"}', b'{"x": NaN}', b"[" * 900 + b"]" * 900],
+)
+def test_a_stream_entry_that_is_not_valid_json_text_is_skipped_and_the_link_stays_up(
+    redis_server: RedisProcess, server_factory: Callable[..., ServerProcess], data: bytes
+) -> None:
+    # Entries are written by the brokers, but anything with access to Redis can add one. A
+    # 900-deep one parsed, then raised RecursionError past the decoder and ended the link
+    # again and again.
+    srv = server_factory({"REDIS_URL": redis_server.url})
+    writer = redis.Redis.from_url(redis_server.url)
+    try:
+        with Client(srv.ws + "?subscriptions=agents") as c:
+            c.recv()
+            epoch = int(writer.get("hive:ws:epoch") or 0)
+            n = writer.incr(f"hive:ws:{epoch}:n:agents")
+            fields = {"t": "agent_update", "d": data, "c": "evil", "w": "0"}
+            writer.xadd(f"hive:ws:{epoch}:s:agents", fields, id=f"{n}-0")  # type: ignore[arg-type]
+            ack = post(srv, b'{"after": 1}').json()
+            notice = c.recv_until("resync_required", timeout=10)
+            assert notice["latest_seq"] == ack["seq"] - 1  # the gap is the skipped entry
+            update = c.recv_until("agent_update", timeout=10)
+            assert (update["data"], update["seq"]) == ({"after": 1}, ack["seq"])
+        health = httpx.get(f"{srv.http}/health", timeout=10).json()
+        assert health["status"] == "healthy" and not health["components"]["broker"]["last_error"]
+    finally:
+        writer.close()
