@@ -402,3 +402,26 @@ def test_a_stream_entry_that_is_not_valid_json_text_is_skipped_and_the_link_stay
         assert health["status"] == "healthy" and not health["components"]["broker"]["last_error"]
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("subscription=agents%ED%A0%80", "Unknown subscription"),  # an encoded surrogate
+        ("subscription=agents%FF", "Unknown subscription"),
+        ("subscription=agents&message_type=agent%F0%9F%98%80", "Invalid message_type"),
+        ("subscription=agents&message_type=%00", "Invalid message_type"),
+    ],
+)
+def test_hostile_publish_query_text_gets_a_422_naming_the_parameter(
+    server: ServerProcess, subscriber: Client, query: str, named: str
+) -> None:
+    response = httpx.post(
+        f"{server.http}{PUBLISH}?{query}",
+        content=b'{"i": 1}',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 422 and named in response.json()["detail"]
+    ack = post(server, b'{"i": 2}').json()
+    assert subscriber.recv_until("agent_update")["seq"] == ack["seq"]  # nothing else came
