@@ -18,7 +18,7 @@ import pytest
 
 from reference_server.logs import MAX_KINDS, JsonFormatter, RepeatFilter
 from tests.procs import ServerProcess
-from tests.wsclient import Client
+from tests.wsclient import Client, metric
 
 
 def record(msg: str, *args: object, name: str = "uvicorn.error", exc: bool = False) -> Any:
@@ -152,3 +152,23 @@ def test_client_text_cannot_forge_log_lines_or_reach_a_terminal(server: ServerPr
     assert [e["event"] for e in events if e.get("correlation_id") == forged] == ["frame_refused"]
     assert not named(events, "forged")
     assert "\x1b" not in server.log.read_text()
+
+
+@pytest.mark.integration
+def test_refused_frames_are_logged_once_per_window_per_connection_and_all_counted(
+    server: ServerProcess,
+) -> None:
+    before = metric(server, "leanvibe_ws_errors_sent_total")
+    with Client(server.ws + "?subscriptions=") as c:
+        cid = c.recv()["connection_id"]
+        for i in range(30):
+            c.send({"type": "teleport", "correlation_id": f"r-{i}"})
+        assert [c.recv()["code"] for _ in range(30)] == ["unknown_message_type"] * 30
+        assert c.request({"type": "ping"})["type"] == "pong"
+    events = wait_for(
+        server,
+        lambda e: any(x.get("connection_id") == cid and x["event"] == "disconnected" for x in e),
+    )
+    refused = [e for e in named(events, "frame_refused") if e["connection_id"] == cid]
+    assert len(refused) == 1 and refused[0]["correlation_id"] == "r-0"  # one 10 s window
+    assert metric(server, "leanvibe_ws_errors_sent_total") - before == 30
