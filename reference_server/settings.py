@@ -77,8 +77,9 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
     "log_repeat_window_seconds": (
         "s",
-        "Library log records of one kind (uvicorn, websockets, asyncio) are written at most "
-        "once per window; the next says how many were suppressed.",
+        "Library log records of one kind (uvicorn, websockets, asyncio), and one "
+        "connection's frame_refused lines, are written at most once per window; the next "
+        "says how many were suppressed.",
     ),
 }
 """Unit and meaning of every setting, keyed by field name; the configuration reference is
