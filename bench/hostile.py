@@ -17,7 +17,8 @@ Counted, and held to the floor (exit status 1 when any is missed):
 - publishes: a 5xx, or an acknowledged update that did not reach the bystander exactly
   (same data, same seq, once, in order);
 - the bystander's worst wait for a `pong` (floor: under 2 s);
-- log lines that are not JSON.
+- log lines that are not JSON, and more than one `invalid_utf8_text_frame` line per
+  10 s window (the frames that cause it arrive many times a second).
 
 The rate limit is raised for the run: this lane measures hostile content, not floods
 (the flood protection has its own tests).
@@ -52,6 +53,8 @@ PUBLISH_PERIOD_SECONDS = 0.05
 CLOSE_DEADLINE_SECONDS = 5.0
 """Longest wait for the close a frame must cause (1007, 1009), in seconds."""
 SERVER_ENV = {"WS_RATE_TOKENS_PER_SEC": "100000", "WS_RATE_BURST": "100000"}
+LOG_WINDOW_SECONDS = 10.0
+"""The server's default `log_repeat_window_seconds`: a log line per kind per window."""
 # Every kind of frame, with the close it must cause (None: it must be answered).
 EXPECTED_CLOSE = {"json": None, "binary": None, "large": None, "bad_utf8": 1007, "huge": 1009}
 _CLIENT_TYPES = ("ping", "subscribe", "unsubscribe", "request_data")
@@ -153,6 +156,7 @@ class Report:
     bystander_pings: int = 0
     bystander_worst_wait_seconds: float = 0.0
     log_lines_not_json: list[str] = field(default_factory=list)
+    invalid_utf8_log_lines: int = 0
 
     def failures(self) -> list[str]:
         """Every floor missed, as sentences; empty when the run met them all."""
@@ -167,6 +171,9 @@ class Report:
             )
             if items
         ]
+        # One line per log window (the server's default, 10 s) at most, plus the first.
+        if self.invalid_utf8_log_lines > self.seconds // LOG_WINDOW_SECONDS + 1:
+            out.append(f"{self.invalid_utf8_log_lines} invalid_utf8_text_frame log lines")
         if self.bystander_worst_wait_seconds >= PONG_DEADLINE_SECONDS:
             out.append(f"the bystander waited {self.bystander_worst_wait_seconds:.2f} s")
         if not self.hostile_frames or not self.bystander_pings:
@@ -328,9 +335,11 @@ async def run(seconds: float, *, clients: int = 4, seed: int = 0) -> Report:
     for line in server.log.read_text(errors="replace").splitlines():
         if not line.startswith(BANNER):
             try:
-                json.loads(line)
+                event = json.loads(line)
             except ValueError:
                 report.log_lines_not_json.append(line[:120])
+                continue
+            report.invalid_utf8_log_lines += event.get("event") == "invalid_utf8_text_frame"
     return report
 
 
