@@ -1,8 +1,8 @@
 """`python -m bench.flake [--runs 20]`: each timing-sensitive test's failure rate under load.
 
 The lane is the tests most exposed to a busy machine: Redis, chaos, backpressure, shutdown,
-handshake (request deadlines) and browser tests (selected by name with pytest's `-k`, so it
-follows files as they move).
+handshake (request deadlines), browser and hostile-frame tests (selected by name with
+pytest's `-k`, so it follows files as they move).
 Each run is a whole pytest session of that lane while a CPU hog (one busy process per core)
 keeps every core at 100 %, so the waits inside the tests and the product meet the worst
 scheduling a CI machine gives. Every run writes JUnit XML; the report counts, per test, how
@@ -32,7 +32,7 @@ __all__ = ["LANE", "main", "outcomes"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-LANE = "redis or chaos or backpressure or shutdown or handshake or browser"
+LANE = "redis or chaos or backpressure or shutdown or handshake or browser or hostile"
 """pytest `-k` expression of the flake lane (module and test names)."""
 #: Longest one run of the lane may take, in seconds, before it counts as hung (a failure).
 RUN_TIMEOUT_SECONDS = 900.0

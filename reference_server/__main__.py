@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"reference_server: invalid setting: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, repeat_window_seconds=settings.log_repeat_window_seconds)
     app = create_app(settings)
     # httptools and websockets-sansio, with the request head bounded in bytes and time.
     http, ws = protocols(settings, app.state.server.metrics)
@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.per_message_deflate,
         access_log=False,
+        # No log config of uvicorn's own (plain-text handlers): its loggers propagate to
+        # the JSON root handler of `configure_logging`, rate-limited per kind of record.
+        log_config=None,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,

@@ -227,8 +227,11 @@ def _routes(app: FastAPI, server: Server) -> None:
             },
             415: {"description": "A Content-Type other than application/json (or none)."},
             422: {
-                "description": "Unknown subscription, invalid message_type or a body that is "
-                "not a JSON object; `valid_subscriptions` lists the names.",
+                "description": "Unknown subscription, invalid message_type, an "
+                "X-Correlation-ID that is not 1-128 printable ASCII characters, or a body "
+                "that is not a JSON object in UTF-8 with valid Unicode text (no lone "
+                "surrogates, NaN or nesting deeper than max_json_depth); `detail` says "
+                "which and where, `valid_subscriptions` lists the names.",
                 "content": {
                     "application/json": {
                         "example": {
@@ -267,11 +270,11 @@ def _routes(app: FastAPI, server: Server) -> None:
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-        cid = (
-            request.headers.get("x-correlation-id", "")[: messages.MAX_CORRELATION_ID_CHARS]
-            or server.new_id()
-        )
         try:
+            cid = (
+                messages.publisher_correlation_id(request.headers.get("x-correlation-id"))
+                or server.new_id()
+            )
             ack = await server.publish(subscription, message_type, await request.body(), cid)
         except PublishError as exc:
             server.metrics.publishes_refused.labels("invalid").inc()

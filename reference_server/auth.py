@@ -22,5 +22,9 @@ def tokens_equal(given: str, expected: str) -> bool:
     """Compare a presented token with the expected one in constant time.
 
     Constant time, so that response timing does not reveal how much of a token matched.
+    Never raises: a presented token holding a lone surrogate is compared by its code points
+    (`surrogatepass`), so it simply does not match.
     """
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

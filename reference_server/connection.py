@@ -82,6 +82,8 @@ class Connection:
         self._new_id = new_id
         self.client: Client | None = None
         """The session and outbox; set once the socket is accepted."""
+        self._refusal_logged_at = -float("inf")  # monotonic time of the last frame_refused line
+        self._refusals_unlogged = 0
 
     # -- actions -----------------------------------------------------------------------
 
@@ -119,13 +121,7 @@ class Connection:
             if isinstance(action, Send):
                 if action.kind == "error":
                     self.metrics.errors_sent.inc()
-                    self.log.info(
-                        "frame_refused",
-                        connection_id=conn.session.connection_id,
-                        correlation_id=action.correlation_id,
-                        type="error",
-                        code=action.detail,
-                    )
+                    self._log_refusal(conn, action)
                 if not conn.outbox.put(action.text) and not conn.outbox.closing:
                     self.cut_off("backpressure")
             elif isinstance(action, SubscriptionsChanged):
@@ -134,6 +130,24 @@ class Connection:
                 self.close(conn, action)
             elif isinstance(action, Dropped):
                 self.metrics.dropped_rate_limit.inc()
+
+    def _log_refusal(self, conn: Client, error: Send) -> None:
+        # One line per window per connection, the next one counting the others: a client
+        # refused at its full rate limit must not be able to flood the logs (the metric
+        # `errors_sent` still counts every one).
+        now = time.monotonic()
+        if now - self._refusal_logged_at < self.settings.log_repeat_window_seconds:
+            self._refusals_unlogged += 1
+            return
+        self.log.info(
+            "frame_refused",
+            connection_id=conn.session.connection_id,
+            correlation_id=error.correlation_id,
+            type="error",
+            code=error.detail,
+            **({"suppressed": self._refusals_unlogged} if self._refusals_unlogged else {}),
+        )
+        self._refusal_logged_at, self._refusals_unlogged = now, 0
 
     async def _change(self, conn: Client, change: SubscriptionsChanged) -> None:
         self.log.info(

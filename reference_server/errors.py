@@ -2,6 +2,8 @@
 
     HiveError
     ├── SettingsError      a setting is missing or out of range (start-up refuses to run)
+    ├── TextError          JSON text refused where it enters (not UTF-8, lone surrogates, too
+    │                      deep, NaN); each edge turns it into its own error (frame, 422, metric)
     ├── FrameError         a client frame is refused; becomes an `error` frame, connection stays
     ├── DataRequestError   `request_data` cannot be answered; becomes a `data_error` frame
     ├── PublishError       a publish is refused (bad subscription, type or data); HTTP 422
@@ -22,6 +24,7 @@ __all__ = [
     "PayloadTooLarge",
     "PublishError",
     "SettingsError",
+    "TextError",
 ]
 
 
@@ -31,6 +34,26 @@ class HiveError(Exception):
 
 class SettingsError(HiveError, ValueError):
     """A setting is invalid. The message names the environment key to fix."""
+
+
+class TextError(HiveError, ValueError):
+    """Text from outside is not valid JSON text: not UTF-8, a lone surrogate, nested too
+    deep, or a number JSON cannot carry (NaN, Infinity).
+
+    Attributes:
+        code: the stable error code: `invalid_text` (not valid Unicode) or `invalid_json`.
+        where: where it was found: a JSON path (`$.data.name`), `byte N`, or `text`.
+        reason: what is wrong there, as a sentence fragment.
+        decoded: the decoded value when only a check after decoding failed, else None
+            (so an edge can still echo a valid correlation id).
+    """
+
+    def __init__(self, code: str, where: str, reason: str) -> None:
+        super().__init__(f"{where} {reason}")
+        self.code = code
+        self.where = where
+        self.reason = reason
+        self.decoded: object = None
 
 
 class FrameError(HiveError):

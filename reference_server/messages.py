@@ -9,6 +9,9 @@ import.
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 
 import fastjsonschema
 
-from .errors import FrameError, PayloadTooLarge, PublishError
+from .errors import FrameError, PayloadTooLarge, PublishError, TextError
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -34,11 +37,14 @@ __all__ = [
     "SUPPORTED_CONTRACT_VERSIONS",
     "IdFactory",
     "PublishFields",
+    "decode_json",
     "encode",
     "frame",
+    "is_valid_text",
     "is_valid_update_type",
     "parse_client_frame",
     "parse_publish",
+    "publisher_correlation_id",
     "usable_correlation_id",
     "utc_timestamp",
     "utf8_length",
@@ -83,6 +89,20 @@ hostile megabyte never travels back in an error frame or a log line."""
 MAX_CORRELATION_ID_CHARS = 128
 """The longest correlation id kept from a client or publisher (the schema's `maxLength`)."""
 
+# U+D800-U+DFFF are UTF-16 surrogates, not characters. JSON's grammar lets "\ud800" through
+# (RFC 8259 §8.2 calls the result unpredictable; I-JSON, RFC 7493 §2.1, forbids it), and
+# Python decodes it to a str that cannot be encoded as UTF-8, so one such string raises
+# wherever a frame holding it is sent. Raw bytes that are not UTF-8, decoded with
+# `surrogateescape` (the Redis link does), become these code points too.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A decoded string can hold a surrogate only when the raw text escapes one (the raw text
+# itself is checked first), so strings are walked only when this matches somewhere.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Printable ASCII: what a correlation id from an HTTP header may hold. Starlette decodes
+# header bytes as Latin-1 (RFC 9110 §5.5 obs-text), so any other byte would come back to
+# subscribers as mojibake.
+_HEADER_ID = re.compile(r"[\x20-\x7e]+")
+
 IdFactory = Callable[[], str]
 """Makes a fresh id (connection and correlation ids); the app passes a UUID4 maker."""
 
@@ -113,25 +133,190 @@ def utc_timestamp(wall: float) -> str:
 def utf8_length(text: str) -> int:
     """The length of `text` in UTF-8 bytes (what it costs on the wire and against limits).
 
-    Lone surrogates (possible in decoded hostile JSON) count as their three bytes instead
-    of raising.
+    Raises:
+        UnicodeEncodeError: `text` holds a lone surrogate, so it has no UTF-8 form. Text is
+            validated where it enters (`decode_json`), so no frame of ours holds one.
     """
-    # ASCII-only text (the common case) has as many bytes as characters; checking that is
-    # far cheaper than encoding every frame.
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    # ASCII-only text (the common case) has as many bytes as characters; `isascii` reads a
+    # flag CPython keeps on every str, far cheaper than encoding every frame.
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def is_valid_text(text: str) -> bool:
+    """Whether `text` is valid Unicode: it holds no lone surrogate, so it has a UTF-8 form."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def _check_text(text: str, where: str) -> None:
+    found = None if text.isascii() else _SURROGATE.search(text)
+    if found is not None:
+        raise TextError(
+            "invalid_text",
+            where,
+            f"is not valid Unicode (lone surrogate U+{ord(found.group()):04X} at character "
+            f"{found.start()})",
+        )
 
 
 def usable_correlation_id(value: object) -> str | None:
     """`value` when it is a correlation id worth echoing (a non-empty string of at most
-    `MAX_CORRELATION_ID_CHARS` characters); None otherwise."""
+    `MAX_CORRELATION_ID_CHARS` characters, valid Unicode); None otherwise."""
     if isinstance(value, str) and 0 < len(value) <= MAX_CORRELATION_ID_CHARS:
-        return value
+        return value if is_valid_text(value) else None
     return None
 
 
+def publisher_correlation_id(header: str | None) -> str | None:
+    """The correlation id a publisher sent in `X-Correlation-ID`; None when absent or empty.
+
+    Raises:
+        PublishError: it is longer than `MAX_CORRELATION_ID_CHARS` or holds anything but
+            printable ASCII (HTTP 422); the message names the header.
+    """
+    if not header:
+        return None
+    if len(header) > MAX_CORRELATION_ID_CHARS or not _HEADER_ID.fullmatch(header):
+        raise PublishError(
+            f"X-Correlation-ID must be 1 to {MAX_CORRELATION_ID_CHARS} printable ASCII characters"
+        )
+    return header
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads accepts NaN, Infinity and -Infinity, which are not JSON (RFC 8259 §6): a
+    # browser's JSON.parse throws on the whole frame they would end up in.
+    raise TextError("invalid_json", "text", f"holds {name}, which is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e999 parses as inf, and would go out as Infinity
+        raise TextError("invalid_json", "text", f"holds {literal[:ECHO_CHARS]}, out of range")
+    return value
+
+
+_CONTAINERS = (dict, list)  # a tuple: isinstance checks it faster than `dict | list`
+# One decoder for every call: json.loads with hooks would build a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _where(path: str) -> str:
+    return path if len(path) <= 2 * ECHO_CHARS else path[: 2 * ECHO_CHARS] + "…"
+
+
+def _walk(value: object, max_depth: int) -> None:
+    """Check every string and key of a decoded value, and its depth, without recursion."""
+    stack: list[tuple[object, int, str]] = [(value, 1, "$")]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, _where(path))
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > max_depth:
+            raise TextError("invalid_json", _where(path), f"is nested deeper than {max_depth}")
+        if isinstance(item, list):
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(item))
+            continue
+        for key, child in item.items():
+            _check_text(key, _where(f"{path} (a key)"))
+            # A key goes into a path only once checked, so an error message never holds one.
+            stack.append((child, depth + 1, f"{path}.{key[:ECHO_CHARS]}"))
+
+
+def decode_json(raw: str | bytes, *, max_depth: int) -> Any:
+    """Decode JSON text from outside strictly: the one check of every edge.
+
+    Refuses what `json.loads` lets through but a peer cannot read or this server cannot
+    send: bytes that are not UTF-8 (no BOM, no UTF-16 guessing; RFC 8259 §8.1), lone
+    surrogates in the text or in any decoded string or key (`"\\ud800"`), arrays and
+    objects nested deeper than `max_depth`, and NaN, Infinity or numbers out of float
+    range (`1e999`), which are not JSON. Integers longer than Python's digit limit (4300
+    by default, CPython's guard against quadratic conversion) are refused too.
+
+    Args:
+        raw: the text, or its bytes (which must be UTF-8).
+        max_depth: the deepest nesting accepted (`max_json_depth`); the top level is 1.
+
+    Returns:
+        The decoded value, of any JSON type (callers check that it is an object).
+
+    Raises:
+        TextError: `code` is `invalid_text` (not UTF-8 or not valid Unicode) or
+            `invalid_json` (syntax, depth or number); `where` says where, as a JSON path
+            (`$.data.name`), `byte N` or `text`. `decoded` holds the decoded value when
+            only a check after decoding failed (None otherwise).
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TextError("invalid_text", f"byte {exc.start}", "is not valid UTF-8") from None
+    else:
+        text = raw
+        _check_text(text, "text")
+    try:
+        value = _DECODER.decode(text)
+    except TextError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise TextError("invalid_json", f"char {exc.pos}", f"is not JSON ({exc.msg})") from None
+    except ValueError:
+        limit = sys.get_int_max_str_digits()
+        raise TextError("invalid_json", "text", f"holds an integer over {limit} digits") from None
+    except RecursionError:
+        raise TextError("invalid_json", "text", f"is nested deeper than {max_depth}") from None
+    # Each check is skipped when it cannot find anything: nesting needs at least as many
+    # brackets as levels, and a surrogate in a decoded string needs an escape in the text.
+    # Both run at C speed where they can; only a value that fails one is walked in Python,
+    # to say where.
+    deep = text.count("[") + text.count("{") > max_depth and _deeper_than(value, max_depth)
+    if deep or (_SURROGATE_ESCAPE.search(text) and not _text_is_valid(value)):
+        try:
+            _walk(value, max_depth)
+        except TextError as exc:
+            exc.decoded = value
+            raise
+    return value
+
+
+def _deeper_than(value: object, max_depth: int) -> bool:
+    """Whether `value` nests arrays and objects deeper than `max_depth`, level by level."""
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return True
+        children: list[Any] = []
+        for item in level:
+            values = item.values() if type(item) is dict else item
+            children.extend([v for v in values if isinstance(v, _CONTAINERS)])
+        level = children
+    return False
+
+
+def _text_is_valid(value: object) -> bool:
+    """Whether every string and key in `value` is valid Unicode (json.dumps visits them all)."""
+    try:
+        return is_valid_text(json.dumps(value, ensure_ascii=False, check_circular=False))
+    except RecursionError:
+        return False  # the walk that follows says what is wrong
+
+
 def encode(obj: Mapping[str, Any]) -> str:
-    """Serialise a frame to the compact JSON text sent on the wire."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Serialise a frame to the compact JSON text sent on the wire.
+
+    Raises:
+        ValueError: the frame holds NaN or Infinity, or text that is not valid Unicode.
+            Every edge validates text (`decode_json`), so this means a bug, and it raises
+            before anything is queued or cached for any recipient.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if not is_valid_text(text):
+        raise ValueError("a frame holds text that is not valid Unicode (a lone surrogate)")
+    return text
 
 
 def frame(kind: str, *, correlation_id: str, wall: float, **fields: Any) -> dict[str, Any]:
@@ -153,23 +338,34 @@ def is_valid_update_type(kind: str) -> bool:
     return True
 
 
-def parse_client_frame(raw: str) -> dict[str, Any]:
+def parse_client_frame(raw: str, *, max_depth: int) -> dict[str, Any]:
     """Parse and validate one inbound text frame.
+
+    Args:
+        raw: the frame's text.
+        max_depth: the deepest JSON nesting accepted (`max_json_depth`).
 
     Returns:
         The frame as a dict whose `type` is a known client type and whose fields match the
-        schema. `request_data` with an unknown `data_type` string is returned as is: it is
-        answered with `data_error`, not refused.
+        schema, every string in it valid Unicode. `request_data` with an unknown
+        `data_type` string is returned as is: it is answered with `data_error`, not refused.
 
     Raises:
         FrameError: with the code and original message to send in an `error` frame.
     """
     try:
-        obj = json.loads(raw)
-    except (ValueError, RecursionError):
-        # ValueError covers bad JSON and integers past Python's digit limit; RecursionError
-        # covers arrays nested thousands deep. Both are hostile input, never a crash.
-        raise FrameError("invalid_json", "Invalid JSON message format") from None
+        obj = decode_json(raw, max_depth=max_depth)
+    except TextError as exc:
+        decoded = exc.decoded
+        cid = (
+            usable_correlation_id(decoded.get("correlation_id"))
+            if isinstance(decoded, dict)
+            else None
+        )
+        if exc.code == "invalid_text":
+            raise FrameError("invalid_text", f"Invalid text: {exc}", cid) from None
+        # Bad syntax, nesting too deep, NaN, huge integers: hostile input, never a crash.
+        raise FrameError("invalid_json", "Invalid JSON message format", cid) from None
     if not isinstance(obj, dict):
         raise FrameError("not_an_object", "Invalid JSON message format")
     cid = usable_correlation_id(obj.get("correlation_id"))
@@ -197,7 +393,7 @@ PublishFields = tuple[str, dict[str, Any]]
 
 
 def parse_publish(
-    subscription: str, message_type: str | None, body: bytes, max_bytes: int
+    subscription: str, message_type: str | None, body: bytes, max_bytes: int, *, max_depth: int
 ) -> PublishFields:
     """Validate one publish (the broadcast route's query and body).
 
@@ -207,6 +403,7 @@ def parse_publish(
             (`DEFAULT_MESSAGE_TYPES`).
         body: the request body, the update's data as a JSON object.
         max_bytes: the largest body accepted (`max_inbound_message_bytes`), in bytes.
+        max_depth: the deepest JSON nesting accepted (`max_json_depth`).
 
     Returns:
         The update's type and data.
@@ -214,7 +411,8 @@ def parse_publish(
     Raises:
         PayloadTooLarge: `body` is longer than `max_bytes` (HTTP 413).
         PublishError: unknown subscription, invalid type, or a body that is not a JSON
-            object (HTTP 422); the message says which.
+            object in UTF-8 with valid Unicode text (HTTP 422); the message says which
+            and where (`Body: $.name is not valid Unicode ...`).
     """
     if subscription not in SUBSCRIPTIONS:
         raise PublishError(
@@ -233,9 +431,9 @@ def parse_publish(
     if len(body) > max_bytes:
         raise PayloadTooLarge("Message too large")
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise PublishError("Body must be a JSON object (the update's data)") from None
+        data = decode_json(body, max_depth=max_depth)
+    except TextError as exc:
+        raise PublishError(f"Body: {exc}") from None
     if not isinstance(data, dict):
         raise PublishError("Body must be a JSON object (the update's data)")
     if kind == "critical_alert" and not isinstance(data.get("alerts"), list):

@@ -142,7 +142,11 @@ class Server:
             BrokerUnavailable: the broker refused it (a 503).
         """
         kind, data = messages.parse_publish(
-            subscription, message_type, body, self.settings.max_inbound_message_bytes
+            subscription,
+            message_type,
+            body,
+            self.settings.max_inbound_message_bytes,
+            max_depth=self.settings.max_json_depth,
         )
         update = await self.broker.publish(subscription, kind, data, correlation_id)
         self.metrics.updates_published.labels(subscription).inc()

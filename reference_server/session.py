@@ -185,6 +185,11 @@ class Session:
     def _error(self, code: str, message: str, wall: float, cid: str | None) -> Send:
         return self._send("error", wall, cid, message=message, code=code)
 
+    def _invalid_query(self, query: str, wall: float) -> Send:
+        return self._error(
+            "invalid_text", f"Invalid text: the {query} query is not valid Unicode", wall, None
+        )
+
     def close(self, reason: str, wall: float) -> list[Action]:
         """Send `disconnect_notice` for `reason`, then close with its code."""
         if self.closed:
@@ -203,19 +208,29 @@ class Session:
             resume: the `resume` query (`agents:41,tasks:7`: last seq seen), or None.
             wall: wall-clock time.
         """
+        errors: list[Action] = []
+        # Starlette decodes the query as UTF-8 with replacement, so text that is not valid
+        # Unicode arrives only through this sans-I/O class; echoed in an error, it would
+        # make that frame unsendable. It is refused and treated as empty.
+        if subscriptions is not None and not messages.is_valid_text(subscriptions):
+            errors.append(self._invalid_query("subscriptions", wall))
+            subscriptions = ""
+        if resume is not None and not messages.is_valid_text(resume):
+            errors.append(self._invalid_query("resume", wall))
+            resume = None
         names = (
             messages.DEFAULT_SUBSCRIPTIONS
             if subscriptions is None
             else [n.strip() for n in subscriptions.split(",") if n.strip()]
         )
-        errors: list[Action] = []
         last_seen: dict[str, int] = {}
         for part in (resume or "").split(","):
             name, _, seq = part.strip().partition(":")
             if not name:
                 continue
             # 18 digits stay below 2**63: a seq every client language holds as an integer.
-            if not seq.isdigit() or len(seq) > 18:
+            # ASCII only: str.isdigit accepts "²" and "٣", and int("²") raises.
+            if not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
                 errors.append(
                     self._error(
                         "invalid_field",
@@ -256,7 +271,18 @@ class Session:
         if verdict is Verdict.DROP_AND_NOTIFY:
             return [Dropped(), self._error("rate_limited", "Rate limit exceeded", wall, None)]
         # The size is that of the raw frame, checked before parsing (never by re-serialising).
-        size = len(raw) if isinstance(raw, bytes) else messages.utf8_length(raw)
+        if isinstance(raw, bytes):
+            size = len(raw)
+        elif messages.is_valid_text(raw):
+            size = messages.utf8_length(raw)
+        else:
+            # uvicorn decodes text frames strictly (invalid UTF-8 closes 1007), so only a
+            # caller of this sans-I/O class can hand over such a str; it is refused all the same.
+            return [
+                self._error(
+                    "invalid_text", "Invalid text: the frame is not valid Unicode", wall, None
+                )
+            ]
         if size > self._settings.max_inbound_message_bytes:
             return [self._error("message_too_large", "Message too large", wall, None)]
         if isinstance(raw, bytes):
@@ -269,7 +295,7 @@ class Session:
                 )
             ]
         try:
-            msg = messages.parse_client_frame(raw)
+            msg = messages.parse_client_frame(raw, max_depth=self._settings.max_json_depth)
         except FrameError as exc:
             return [self._error(exc.code, exc.message, wall, exc.correlation_id)]
         self._last_valid = now

@@ -63,6 +63,12 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "counted from connecting (or from its first byte after a response); past it 408 and "
         "the socket is closed.",
     ),
+    "max_json_depth": (
+        "levels",
+        "Deepest nesting of arrays and objects accepted in a client frame, a publish body or "
+        "a producer message (the top level is 1); deeper is refused as invalid JSON. "
+        "Instances sharing one Redis must use the same value.",
+    ),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
     "send_queue_max_bytes": (
         "bytes",
@@ -100,6 +106,12 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
     "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
+    "log_repeat_window_seconds": (
+        "s",
+        "Library log records of one kind (uvicorn, websockets, asyncio), and one "
+        "connection's frame_refused lines, are written at most once per window; the next "
+        "says how many were suppressed.",
+    ),
 }
 """Unit and meaning of every setting, keyed by field name; the configuration reference is
 generated from it, so a setting without a line here fails the tests."""
@@ -111,6 +123,14 @@ _HANDSHAKE_MAX_LINE = websockets.http11.MAX_LINE_LENGTH
 _HANDSHAKE_MAX_HEADERS = websockets.http11.MAX_NUM_HEADERS
 # "GET " + URL + " HTTP/1.1" + CRLF: the request line around the URL.
 _REQUEST_LINE_OVERHEAD = len("GET  HTTP/1.1\r\n")
+
+
+def _is_utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -141,8 +161,8 @@ class Settings:
             tokens, one notice per cooldown in seconds) and flood protection (dropped frames
             per window in seconds).
         max_*: size limits in bytes (inbound message, frame, HTTP request body, URL, header
-            line, request head), header fields per request, and subscriptions per
-            connection.
+            line, request head), header fields per request, subscriptions per
+            connection, and JSON nesting in levels.
         http_request_timeout_seconds: the time a client has to send a whole request.
         send_*/backpressure_*: the bounded outbound queue (messages, and bytes counting
             the socket's write buffer too), how long one send may block (seconds), and the
@@ -153,7 +173,8 @@ class Settings:
             instance), its timeouts and backoff in seconds, connections and key prefix.
         history_*: what each subscription keeps for resumes (messages, seconds).
         demo*: the demo producer, and its pause between updates in seconds.
-        log_level: the lowest level logged.
+        log_level/log_repeat_window_seconds: the lowest level logged, and the window in
+            seconds within which a library's log record of one kind is written once.
 
     Raises:
         SettingsError: a value is out of range; the message names the key.
@@ -182,6 +203,7 @@ class Settings:
     max_headers: int = 100
     max_header_bytes: int = 32_768
     http_request_timeout_seconds: float = 10.0
+    max_json_depth: int = 32
     send_queue_max_messages: int = 1_024
     # 1 MiB, as Centrifugo's client_queue_max_size: a dashboard frame is a few KiB, so a
     # client that reads at all never comes near it.
@@ -204,10 +226,16 @@ class Settings:
     demo: bool = False
     demo_interval_seconds: float = 0.5
     log_level: str = "info"
+    log_repeat_window_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            texts = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(t, str) and not _is_utf8_text(t) for t in texts):
+                # os.environ decodes bytes that are not UTF-8 with surrogateescape; such a
+                # token or origin would raise wherever it is encoded, on every connection.
+                raise SettingsError(f"{self.env_name(f.name)} must be valid UTF-8 text")
             if isinstance(value, float) and not math.isfinite(value):
                 raise SettingsError(f"{self.env_name(f.name)} must be a finite number, got {value}")
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
@@ -225,6 +253,7 @@ class Settings:
             "max_headers",
             "max_header_bytes",
             "http_request_timeout_seconds",
+            "max_json_depth",
             "send_queue_max_messages",
             "send_queue_max_bytes",
             "backpressure_disconnect_threshold",
@@ -239,6 +268,7 @@ class Settings:
             "redis_ack_timeout_seconds",
             "redis_max_connections",
             "demo_interval_seconds",
+            "log_repeat_window_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -321,6 +351,7 @@ class Settings:
             "max_inbound_message_bytes": self.max_inbound_message_bytes,
             "max_frame_bytes": self.max_frame_bytes,
             "max_subscriptions_per_connection": self.max_subscriptions_per_connection,
+            "max_json_depth": self.max_json_depth,
             "backpressure_disconnect_threshold": self.backpressure_disconnect_threshold,
             "send_queue_max_messages": self.send_queue_max_messages,
             "send_queue_max_bytes": self.send_queue_max_bytes,

@@ -41,12 +41,18 @@ def _frame_bytes(text: str) -> bytes:
 
     Fan-out hands every recipient the same `str` object in a row, so remembering the last
     one makes this one encoding per update instead of one per recipient.
+
+    Raises:
+        UnicodeEncodeError: `text` has no UTF-8 form; nothing is remembered then, so the
+            next call with it raises again instead of sending the previous frame's bytes.
     """
     if _last[0] is not text:
-        _last[0] = text
-        _last[1] = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
-    frame: bytes = _last[1]
-    return frame
+        # Encode first, remember after: an exception must leave the old pair intact.
+        frame = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+        _last[0], _last[1] = text, frame
+        return frame
+    cached: bytes = _last[1]
+    return cached
 
 
 def transport_writers(protocol: object) -> tuple[SendBatch, WriteNow] | None:

@@ -56,7 +56,7 @@ def redis_server() -> Iterator[RedisProcess]:
     proc.stop()
 
 
-KINDS = ("unit", "integration", "docs", "browser", "bench", "chaos")
+KINDS = ("unit", "integration", "docs", "browser", "bench", "chaos", "hostile")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

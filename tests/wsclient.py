@@ -54,6 +54,12 @@ class Client:
     def send(self, frame: dict[str, Any] | str | bytes) -> None:
         self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
 
+    def send_text_bytes(self, data: bytes) -> None:
+        """Send `data` as one text frame as is, even when it is not UTF-8 (a hostile client)."""
+        with self.ws.protocol_mutex:
+            self.ws.protocol.send_frame(Frame(Opcode.TEXT, data))
+            self.ws.send_data()
+
     def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         raw = self.ws.recv(timeout=timeout)
         assert isinstance(raw, str), f"server sent a binary frame: {raw!r}"

@@ -44,6 +44,7 @@ export type SubscriptionName = "agents" | "coordination" | "tasks" | "system" | 
  */
 export type ErrorCode =
   | "invalid_json"
+  | "invalid_text"
   | "not_an_object"
   | "binary_not_supported"
   | "invalid_field"

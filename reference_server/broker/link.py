@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -150,8 +149,10 @@ class RedisLink:
                 # RESP2: with RESP3 and decoded responses, redis-py 8 does not recognise the
                 # pub/sub PONG that the liveness check below depends on.
                 protocol=2,
-                # A producer may publish bytes that are not UTF-8; they must not end a link.
-                encoding_errors="replace",
+                # A producer may publish bytes that are not UTF-8; they must not end a link,
+                # nor reach subscribers as U+FFFD: surrogateescape keeps them visible as lone
+                # surrogates, which `producers.route` refuses (and counts).
+                encoding_errors="surrogateescape",
                 client_name=f"hive-ws-{instance_id}",
             )
         )
@@ -302,7 +303,7 @@ class RedisLink:
             return make_update(
                 subscription,
                 fields["t"],
-                json.loads(fields["d"]),
+                messages.decode_json(fields["d"], max_depth=self._s.max_json_depth),
                 seq=seq,
                 correlation_id=fields["c"],
                 wall=float(fields["w"]),
@@ -338,7 +339,12 @@ class RedisLink:
 
     async def _republish(self, channel: str, payload: str) -> None:
         try:
-            routed = route(channel, payload, self._s.max_inbound_message_bytes)
+            routed = route(
+                channel,
+                payload,
+                self._s.max_inbound_message_bytes,
+                max_depth=self._s.max_json_depth,
+            )
         except ValueError:
             self._metrics.publishes_refused.labels("producer_invalid").inc()
             return

@@ -53,7 +53,6 @@ class MemoryBroker:
     ) -> Update:
         """Number, keep and deliver one update; return it (it has been delivered)."""
         seq = self._seq[subscription] + 1
-        self._seq[subscription] = seq
         update = make_update(
             subscription,
             message_type,
@@ -62,6 +61,8 @@ class MemoryBroker:
             correlation_id=correlation_id,
             wall=self._clock(),
         )
+        # Counted only once encoded: an update that cannot be encoded leaves no gap in seq.
+        self._seq[subscription] = seq
         self._retained.append(update)
         if self._deliver is not None:
             self._deliver(update)

@@ -19,11 +19,11 @@ subscriber receives the event.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..messages import ECHO_CHARS, usable_correlation_id, utf8_length
+from ..errors import TextError
+from ..messages import ECHO_CHARS, decode_json, is_valid_text, usable_correlation_id, utf8_length
 
 __all__ = ["PRODUCER_CHANNELS", "PRODUCER_PATTERNS", "ProducerMessage", "route"]
 
@@ -50,17 +50,20 @@ class ProducerMessage:
     correlation_id: str | None
 
 
-def route(channel: str, payload: str, max_bytes: int) -> ProducerMessage:
+def route(channel: str, payload: str, max_bytes: int, *, max_depth: int) -> ProducerMessage:
     """Turn one producer message into the update to republish.
 
     Args:
         channel: the channel it was published on.
-        payload: its text.
+        payload: its text, as the Redis link decodes it: bytes that are not UTF-8 arrive
+            as lone surrogates (`surrogateescape`), and are refused here.
         max_bytes: largest payload accepted (the publish size limit), in UTF-8 bytes.
+        max_depth: the deepest JSON nesting accepted (`max_json_depth`).
 
     Raises:
-        ValueError: the channel is not a producer channel, or the payload is too large or
-            not a JSON object; the message says which.
+        ValueError: the channel is not a producer channel, or the payload is too large,
+            not UTF-8, not valid JSON text (see `messages.decode_json`) or not a JSON
+            object; the message says which.
     """
     if channel == "system_events":
         subscription, kind = "system", "system_event"
@@ -70,12 +73,14 @@ def route(channel: str, payload: str, max_bytes: int) -> ProducerMessage:
         subscription, kind = "project_index", "project_index_event"
     else:
         raise ValueError(f"{channel[:ECHO_CHARS]!r} is not a producer channel")
+    if not is_valid_text(payload):
+        raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is not UTF-8 or not Unicode")
     if utf8_length(payload) > max_bytes:
         raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is larger than {max_bytes} bytes")
     try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is not JSON") from None
+        data = decode_json(payload, max_depth=max_depth)
+    except TextError as exc:
+        raise ValueError(f"message on {channel[:ECHO_CHARS]!r}: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"message on {channel[:ECHO_CHARS]!r} is not a JSON object")
     if subscription == "project_index" and isinstance(data.get("event"), dict):

@@ -24,3 +24,8 @@ def test_tokens_equal_compares_whole_tokens() -> None:
     assert tokens_equal("s3cret", "s3cret")
     assert not tokens_equal("s3cre", "s3cret")
     assert not tokens_equal("", "s3cret")
+
+
+def test_a_token_holding_a_lone_surrogate_does_not_match_and_does_not_raise() -> None:
+    assert not tokens_equal("s3cret\ud800", "s3cret")
+    assert not tokens_equal("\udcff", "\udcfe")

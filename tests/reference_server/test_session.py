@@ -14,6 +14,7 @@ from reference_server.broker.base import History, make_update
 from reference_server.errors import DataRequestError
 from reference_server.session import Close, Dropped, Send, Session, SubscriptionsChanged, replay
 from reference_server.settings import Settings
+from tests.hostile import client_frames, expected_refusal, hostile_strings
 from tests.wsclient import check_server_frame
 
 pytestmark = pytest.mark.unit
@@ -332,3 +333,46 @@ def test_nothing_a_client_sends_raises_past_the_session(raw: str | bytes) -> Non
     for action in session.receive(raw, 1.0, WALL):
         assert isinstance(action, Send | SubscriptionsChanged)
     frames(session.receive(raw, 1.0, WALL))  # every reply validates against the schema
+
+
+def _sent(actions: list[Any]) -> list[dict[str, Any]]:
+    """The frames of `actions`, each checked to be what a peer can read: UTF-8, real JSON."""
+    for action in actions:
+        if isinstance(action, Send):
+            json.loads(action.text.encode("utf-8"), parse_constant=_no_constant)
+    return frames(actions)
+
+
+def _no_constant(name: str) -> Any:
+    raise AssertionError(f"a frame holds {name}, which is not JSON")
+
+
+# The string goes in raw, unescaped: surrogates as such, quotes and backslashes breaking the JSON.
+raw_text_frames = hostile_strings.map(lambda s: '{"type":"ping","correlation_id":"' + s + '"}')
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(client_frames(), raw_text_frames))
+def test_a_hostile_frame_gets_the_right_error_or_a_valid_answer_and_the_session_lives(
+    raw: str,
+) -> None:
+    session = make(Settings(rate_burst=10_000, rate_tokens_per_sec=10_000))
+    actions = session.receive(raw, 1.0, WALL)
+    sent = _sent(actions)
+    refusal = expected_refusal(raw)
+    if refusal:
+        assert [(f["type"], f["code"] in refusal) for f in sent] == [("error", True)], raw
+        assert not any(isinstance(a, SubscriptionsChanged) for a in actions)
+    else:
+        assert not {f.get("code") for f in sent} & {"invalid_text", "invalid_json"}, raw
+    after = _sent(session.receive('{"type":"ping","correlation_id":"after"}', 2.0, WALL))
+    assert [(f["type"], f["correlation_id"]) for f in after] == [("pong", "after")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(hostile_strings, hostile_strings)
+def test_hostile_query_text_never_breaks_the_first_frames(subscriptions: str, resume: str) -> None:
+    session = Session("c", Settings(), data_source, now=0.0, new_id=new_uuid)
+    sent = _sent(session.start(subscriptions, resume, WALL))
+    assert sent[0]["type"] == "connection_established"
+    assert all(f["type"] == "error" for f in sent[1:])

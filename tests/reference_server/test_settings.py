@@ -58,6 +58,14 @@ def test_redis_url_and_overrides() -> None:
         ({"WS_RATE_BRUST": "3"}, "WS_RATE_BRUST"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"WS_LOG_LEVEL": "loud"}, "WS_LOG_LEVEL"),
+        ({"WS_MAX_JSON_DEPTH": "0"}, "WS_MAX_JSON_DEPTH"),
+        ({"WS_LOG_REPEAT_WINDOW_SECONDS": "0"}, "WS_LOG_REPEAT_WINDOW_SECONDS"),
+        # os.environ decodes bytes that are not UTF-8 to lone surrogates (surrogateescape).
+        (
+            {"WS_AUTH_REQUIRED": "1", "WS_AUTH_TOKEN": b"s\xff".decode("utf-8", "surrogateescape")},
+            "WS_AUTH_TOKEN",
+        ),
+        ({"WS_ALLOWED_ORIGINS": "http://a,http://\udcff"}, "WS_ALLOWED_ORIGINS"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(env: dict[str, str], key: str) -> None:

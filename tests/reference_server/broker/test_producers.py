@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reference_server.broker.producers import route
+from reference_server.messages import encode, is_valid_text
+from tests.hostile import client_frames, expected_refusal, publish_bodies
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +26,7 @@ pytestmark = pytest.mark.unit
 def test_each_producer_channel_has_its_subscription(
     channel: str, subscription: str, kind: str
 ) -> None:
-    routed = route(channel, '{"status": "busy"}', 1024)
+    routed = route(channel, '{"status": "busy"}', 1024, max_depth=32)
     assert (routed.subscription, routed.type, routed.data) == (
         subscription,
         kind,
@@ -33,7 +37,7 @@ def test_each_producer_channel_has_its_subscription(
 
 def test_project_index_messages_deliver_their_event_with_its_correlation_id() -> None:
     payload = {"event": {"type": "file_indexed", "correlation_id": "pi-1"}, "subscribers": ["x"]}
-    routed = route("project_index:websocket_events", json.dumps(payload), 1024)
+    routed = route("project_index:websocket_events", json.dumps(payload), 1024, max_depth=32)
     assert routed.data == payload["event"]
     assert routed.correlation_id == "pi-1"
 
@@ -49,4 +53,28 @@ def test_project_index_messages_deliver_their_event_with_its_correlation_id() ->
 )
 def test_bad_messages_are_refused_with_a_reason(channel: str, payload: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
-        route(channel, payload, 1024)
+        route(channel, payload, 1024, max_depth=32)
+
+
+# What the Redis link hands over: its connection decodes with surrogateescape, so bytes
+# that are not UTF-8 arrive as lone surrogates U+DC80..U+DCFF.
+payloads = st.one_of(
+    publish_bodies().map(lambda b: b.decode("utf-8", "surrogateescape")),
+    client_frames(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads)
+def test_a_producer_message_is_refused_or_republished_exactly(payload: str) -> None:
+    raw = payload.encode("utf-8", "surrogateescape")  # the bytes the producer published
+    refusal = expected_refusal(raw)
+    try:
+        routed = route("system_events", payload, 65_536, max_depth=32)
+    except ValueError as exc:
+        assert is_valid_text(str(exc)), "the reason is logged and must be writable"
+        assert refusal or not isinstance(json.loads(raw.decode("utf-8")), dict)
+        return
+    assert not refusal, raw
+    assert routed.data == json.loads(raw.decode("utf-8"))
+    encode(routed.data)  # the republished update can be encoded, so delivered
