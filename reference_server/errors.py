@@ -2,6 +2,7 @@
 
     HiveError
     ├── SettingsError      a setting is missing or out of range (start-up refuses to run)
+    ├── LimitsError        a runtime limit change or listing query is refused; HTTP 400
     ├── FrameError         a client frame is refused; becomes an `error` frame, connection stays
     ├── DataRequestError   `request_data` cannot be answered; becomes a `data_error` frame
     ├── PublishError       a publish is refused (bad subscription, type or data); HTTP 422
@@ -19,6 +20,7 @@ __all__ = [
     "DataRequestError",
     "FrameError",
     "HiveError",
+    "LimitsError",
     "PayloadTooLarge",
     "PublishError",
     "SettingsError",
@@ -31,6 +33,18 @@ class HiveError(Exception):
 
 class SettingsError(HiveError, ValueError):
     """A setting is invalid. The message names the environment key to fix."""
+
+
+class LimitsError(HiveError):
+    """A runtime limit change (or the connections listing's query) is refused; HTTP 400.
+
+    Attributes:
+        key: the body key or query parameter at fault; "" when the body as a whole is.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class FrameError(HiveError):
