@@ -251,7 +251,7 @@ def test_the_listing_pages_through_every_connection_and_shows_nothing_secret(
 
 
 @pytest.mark.slow
-def test_a_queue_bound_lowered_below_a_backlog_cuts_that_client_off_at_once(
+def test_a_queue_bound_lowered_below_a_backlog_is_backpressure_at_once(
     server_factory: Any,
 ) -> None:
     srv = server_factory({**TOKENS, "WS_SEND_TIMEOUT_SECONDS": "60"})
