@@ -1,4 +1,4 @@
-"""Tokens: reading a Bearer token from a header, and comparing it in constant time. Pure."""
+"""Tokens: reading a Bearer token, comparing tokens in constant time, admitting admins. Pure."""
 
 from __future__ import annotations
 
