@@ -181,7 +181,9 @@ def create_app(
         title="Agent Hive dashboard reference server",
         version=messages.CONTRACT_VERSION,
         description="REST side of the dashboard protocol. The WebSocket endpoint "
-        f"`{WS_PATH}` is described by the protocol reference.",
+        f"`{WS_PATH}` is described by the protocol reference. Every GET endpoint also "
+        "answers HEAD (same status and headers, no body); writes take only "
+        "`application/json`.",
         lifespan=lifespan,
     )
     app.state.server = server

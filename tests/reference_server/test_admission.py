@@ -215,3 +215,33 @@ def test_any_body_size_is_published_or_413_by_the_limit(
         timeout=10,
     )
     assert r.status_code == (413 if size > 65_536 else 200), (size, pieces, declared)
+
+
+def test_a_huge_declared_chunk_is_refused_by_what_arrives(server: ServerProcess) -> None:
+    # A chunk size near 2**63 (libhv#874 crashed on one): nothing is reserved for it; the
+    # bytes are counted as they come and the limit cuts them.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(_head("Transfer-Encoding: chunked\r\n") + b"7fffffffffffffff\r\n")
+        sock.sendall(b"a" * (65_536 + 16_384))
+        answer = _answer(sock, 10)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+
+
+def test_an_endless_chunk_extension_is_cut_by_the_request_timeout(server_factory: Any) -> None:
+    # twisted#1563: the line of a chunk's size and extensions was buffered without bound.
+    srv = server_factory({"WS_HTTP_REQUEST_TIMEOUT_SECONDS": "2"})
+    before = _rss_kib(srv.proc.pid)
+    closed = False
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(_head("Transfer-Encoding: chunked\r\n") + b"10;ext=")
+        while time.monotonic() - started < 20:
+            try:
+                sock.sendall(b"e" * 16_384)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.005)
+    grown = _rss_kib(srv.proc.pid) - before
+    assert closed and time.monotonic() - started < 20
+    assert grown < 4096, f"the server grew {grown} KiB reading one chunk line"
