@@ -106,7 +106,9 @@ class ConnectionEntry(BaseModel):
 class ConnectionsPage(BaseModel):
     """One page of the connections listing, in accept order."""
 
-    connections: list[ConnectionEntry]
+    connections: list[ConnectionEntry] = Field(
+        description="Up to `limit` connections, after the cursor's."
+    )
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )

@@ -151,10 +151,20 @@ def render_openapi(spec: Mapping[str, Any], base: str) -> str:
         for name, schema in schemas.items():
             required = set(schema.get("required", ()))
             rows = [
-                (code(field), _schema_words(prop), "yes" if field in required else "no")
+                (
+                    code(field),
+                    _schema_words(prop),
+                    "yes" if field in required else "no",
+                    prop.get("description", ""),
+                )
                 for field, prop in schema.get("properties", {}).items()
             ]
-            out.append(f"### {name}\n\n" + table(("Field", "Type", "Required"), rows) + "\n")
+            summary = f"{schema['description']}\n\n" if schema.get("description") else ""
+            out.append(
+                f"### {name}\n\n{summary}"
+                + table(("Field", "Type", "Required", "Meaning"), rows)
+                + "\n"
+            )
     return "".join(out).rstrip() + "\n"
 
 
