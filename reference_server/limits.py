@@ -35,6 +35,9 @@ CURSOR_MAX_DIGITS = 18
 Change = tuple[float, float]
 """One setting's (old, new) values."""
 
+# Characters of a refused key echoed back: enough to recognise it, never a whole payload.
+_ECHO_CHARS = 64
+
 
 def _refuse(key: str, message: str) -> LimitsError:
     return LimitsError(message, key=key)
@@ -42,14 +45,19 @@ def _refuse(key: str, message: str) -> LimitsError:
 
 def _echo(key: str) -> str:
     # ascii(): a key may hold lone surrogates, which a UTF-8 JSON response cannot carry.
-    return ascii(key[:64])
+    return ascii(key[:_ECHO_CHARS])
+
+
+def _named(key: str) -> str:
+    """`key` shortened, with what UTF-8 cannot carry (lone surrogates) as `\\uXXXX`."""
+    return key[:_ECHO_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _refuse(key, f"{_echo(key)} appears twice in the body")
+            raise _refuse(_named(key), f"{_echo(key)} appears twice in the body")
         seen[key] = value
     return seen
 
@@ -58,7 +66,8 @@ def _typed(key: str, value: Any) -> float | int:
     kind = RUNTIME_LIMITS[key]
     # bool is an int in Python; `true` is no number in JSON.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        shown = json.dumps(value)[:64] if not isinstance(value, str) else ascii(value[:64])
+        shown = json.dumps(value) if not isinstance(value, str) else ascii(value)
+        shown = shown[: _ECHO_CHARS + 2]
         raise _refuse(key, f"{key} must be a number, got {shown}")
     if kind is int:
         if isinstance(value, float):
@@ -104,7 +113,9 @@ def parse_changes(body: bytes, current: Settings) -> tuple[Settings, dict[str, C
     for key, value in data.items():
         if key not in RUNTIME_LIMITS:
             why = "cannot change at run time" if key in SETTING_DOCS else "is not a setting"
-            raise _refuse(key, f"{_echo(key)} {why}; changeable: " + ", ".join(RUNTIME_LIMITS))
+            raise _refuse(
+                _named(key), f"{_echo(key)} {why}; changeable: " + ", ".join(RUNTIME_LIMITS)
+            )
         values[key] = _typed(key, value)
     for key, value in values.items():
         # One key at a time first, so the error names the key that is out of range.

@@ -99,6 +99,8 @@ def test_a_hostile_key_is_echoed_in_ascii_and_shortened() -> None:
     text = str(error)
     assert "\\ud800" in text and len(text) < 300
     text.encode("utf-8")  # a lone surrogate would not encode
+    assert error.key.startswith("\\ud800x") and len(error.key) <= 70
+    error.key.encode("utf-8")
 
 
 @given(st.dictionaries(st.sampled_from(sorted(RUNTIME_LIMITS)), st.integers(1, 10**6), min_size=1))

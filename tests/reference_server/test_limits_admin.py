@@ -109,6 +109,7 @@ BAD_BODIES: list[tuple[str, bytes | str, str]] = [
     ("infinite", b'{"idle_disconnect_seconds": 1e999}', "idle_disconnect_seconds"),
     ("one good one bad", b'{"rate_burst": 5, "send_queue_max_bytes": -1}', "send_queue_max_bytes"),
     ("twice", b'{"rate_burst": 5, "rate_burst": 6}', "rate_burst"),
+    ("a lone surrogate", b'{"\\ud800": 1}', "\\ud800"),
 ]
 
 
