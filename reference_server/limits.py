@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import LimitsError, SettingsError
+from .messages import ECHO_CHARS
 from .settings import SETTING_DOCS, Settings
 
 __all__ = ["CURSOR_MAX_DIGITS", "RUNTIME_LIMITS", "Change", "parse_changes", "parse_page", "schema"]
@@ -35,9 +36,6 @@ CURSOR_MAX_DIGITS = 18
 Change = tuple[float, float]
 """One setting's (old, new) values."""
 
-# Characters of a refused key echoed back: enough to recognise it, never a whole payload.
-_ECHO_CHARS = 64
-
 
 def _refuse(key: str, message: str) -> LimitsError:
     return LimitsError(message, key=key)
@@ -45,12 +43,12 @@ def _refuse(key: str, message: str) -> LimitsError:
 
 def _echo(key: str) -> str:
     # ascii(): a key may hold lone surrogates, which a UTF-8 JSON response cannot carry.
-    return ascii(key[:_ECHO_CHARS])
+    return ascii(key[:ECHO_CHARS])
 
 
 def _named(key: str) -> str:
     """`key` shortened, with what UTF-8 cannot carry (lone surrogates) as `\\uXXXX`."""
-    return key[:_ECHO_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+    return key[:ECHO_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -67,7 +65,7 @@ def _typed(key: str, value: Any) -> float | int:
     # bool is an int in Python; `true` is no number in JSON.
     if isinstance(value, bool) or not isinstance(value, int | float):
         shown = json.dumps(value) if not isinstance(value, str) else ascii(value)
-        shown = shown[: _ECHO_CHARS + 2]
+        shown = shown[: ECHO_CHARS + 2]
         raise _refuse(key, f"{key} must be a number, got {shown}")
     if kind is int:
         if isinstance(value, float):
@@ -101,9 +99,7 @@ def parse_changes(body: bytes, current: Settings) -> tuple[Settings, dict[str, C
         raise _refuse("", "The body is empty: send a JSON object of the limits to change")
     try:
         data = json.loads(body, object_pairs_hook=_no_duplicates)
-    except LimitsError:
-        raise
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # LimitsError (a key twice) is neither
         raise _refuse("", "The body is not valid JSON text") from None
     if not isinstance(data, dict):
         raise _refuse("", "The body must be a JSON object of the limits to change")
