@@ -301,3 +301,19 @@ def test_a_queue_bound_lowered_below_a_backlog_is_backpressure_at_once(
     check_server_frame(notice)
     assert (notice["type"], notice["reason"], code) == ("disconnect_notice", "backpressure", 1013)
     assert metric(srv, "leanvibe_ws_backpressure_disconnects_total") == 1
+
+
+def test_a_change_applies_to_the_instance_that_takes_it_not_its_redis_peers(
+    server_factory: Any, redis_server: Any
+) -> None:
+    shared = {**TOKENS, "REDIS_URL": redis_server.url}
+    first, second = server_factory(shared), server_factory(shared)
+    with Client(second.ws + "?subscriptions=agents") as elsewhere:
+        assert elsewhere.recv()["type"] == "connection_established"
+        r = patch(first, {"rate_burst": 3})
+        assert (r.status_code, r.json()["connections"]) == (200, 0)
+        assert httpx.get(first.http + LIMITS, timeout=10).json()["rate_limit_burst_capacity"] == 3
+        assert httpx.get(second.http + LIMITS, timeout=10).json()["rate_limit_burst_capacity"] == 40
+        assert listing(second)["connections"][0]["tokens_left"] == 40
+        assert listing(first)["total"] == 0  # each instance lists its own connections
+    assert audit_lines(second) == []
