@@ -16,39 +16,103 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 
+from . import limits as runtime
 from . import messages
 from .admission import Admission
-from .auth import bearer_token, tokens_equal
+from .auth import admin_refusal, bearer_token, tokens_equal
 from .broker.base import Broker
 from .broker.memory import MemoryBroker
 from .broker.redis import MIN_RETRY_AFTER_SECONDS, RedisBroker
 from .demo import run_demo
-from .errors import BrokerUnavailable, PublishError
+from .errors import BrokerUnavailable, LimitsError, PublishError
 from .messages import IdFactory
 from .metrics import Metrics
 from .server import Server
 from .settings import Settings
 from .transport import TransportAbort
 
-__all__ = ["WS_PATH", "create_app", "new_uuid"]
+__all__ = [
+    "WS_PATH",
+    "ConnectionEntry",
+    "ConnectionsPage",
+    "LimitChange",
+    "LimitsChanged",
+    "create_app",
+    "new_uuid",
+]
 
 WS_PATH = "/api/dashboard/ws/dashboard"
 """Path of the dashboard WebSocket endpoint."""
 
-# The watchdog runs at least once a second, and four times per idle timeout, so an idle
-# client is closed at most a quarter of the timeout late.
-_WATCHDOG_MAX_PERIOD_SECONDS = 1.0
-_WATCHDOG_CHECKS_PER_IDLE_TIMEOUT = 4
 # The instance id in Redis: this many hex digits of a UUID4 (64 bits, no collisions).
 _INSTANCE_ID_HEX_DIGITS = 16
 # The deprecation policy's promise, in months: a contract version stays supported at least
 # this long after its successor is announced on /api/dashboard/websocket/contract.
 _MINIMUM_SUPPORT_MONTHS = 6
+
+
+# Declares the admin routes' Bearer scheme in the OpenAPI document; the check itself is
+# `auth.admin_refusal`, which tells a client token (403) from a missing or wrong one (401).
+_ADMIN_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="adminToken", description="The admin token (WS_ADMIN_TOKEN)."
+)
+_ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No Bearer token, or one that is not the admin token."},
+    403: {"description": "The client token (WS_AUTH_TOKEN), or no WS_ADMIN_TOKEN is set."},
+}
+
+
+class LimitChange(BaseModel):
+    """One setting's value before and after a runtime change."""
+
+    old: float = Field(description="The value in force before, in the setting's unit.")
+    new: float = Field(description="The value in force now.")
+
+
+class LimitsChanged(BaseModel):
+    """The answer to a limits PATCH on one instance."""
+
+    changed: dict[str, LimitChange] = Field(
+        description="Each setting whose value changed (one set to its current value is left out)."
+    )
+    connections: int = Field(description="Live connections of this instance now under them.")
+    cut_off: int = Field(
+        description="Connections cut off at once (backpressure, 1013) because their backlog "
+        "already passed a lowered queue bound."
+    )
+    limits: dict[str, Any] = Field(
+        description="Every limit in force now, as GET /api/dashboard/websocket/limits shows it."
+    )
+
+
+class ConnectionEntry(BaseModel):
+    """One admitted connection of this instance; nothing secret (no token, no address)."""
+
+    connection_id: str = Field(description="The id sent in its connection_established.")
+    subscriptions: list[str] = Field(description="Its subscriptions, sorted.")
+    tokens_left: float = Field(description="Rate-limit tokens it has now (a frame costs one).")
+    backlog_frames: int = Field(description="Frames queued for it, not yet written.")
+    backlog_bytes: int = Field(description="Bytes waiting for it: queue and socket buffer.")
+    idle_seconds: float = Field(description="Seconds since its last valid frame (or accept).")
+
+
+class ConnectionsPage(BaseModel):
+    """One page of the connections listing, in accept order."""
+
+    connections: list[ConnectionEntry] = Field(
+        description="Up to `limit` connections, after the cursor's."
+    )
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+    total: int = Field(description="Admitted connections on this instance now.")
 
 
 def new_uuid() -> str:
@@ -96,15 +160,11 @@ def create_app(
     if broker is None:
         broker = _make_broker(settings, metrics, new_id)
     server = Server(settings, broker, metrics, new_id=new_id)
-    watchdog_period = min(
-        _WATCHDOG_MAX_PERIOD_SECONDS,
-        settings.idle_disconnect_seconds / _WATCHDOG_CHECKS_PER_IDLE_TIMEOUT,
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await server.broker.start(server.hub.deliver)
-        tasks = [asyncio.create_task(server.watchdog(watchdog_period))]
+        tasks = [asyncio.create_task(server.watchdog())]
         if settings.demo:
             tasks.append(
                 asyncio.create_task(run_demo(server.broker, settings.demo_interval_seconds, rng))
@@ -150,9 +210,140 @@ def _routes(app: FastAPI, server: Server) -> None:
     async def health() -> JSONResponse:
         return JSONResponse(server.health())
 
+    def limits_in_force() -> dict[str, Any]:
+        return {**server.settings.public_limits(), "contract_version": messages.CONTRACT_VERSION}
+
+    def admin_refused(request: Request) -> JSONResponse | None:
+        settings = server.settings
+        status = admin_refusal(
+            request.headers.get("authorization", ""),
+            admin_token=settings.admin_token,
+            client_token=settings.auth_token,
+        )
+        if status is None:
+            return None
+        server.log.info("admin_refused", path=request.url.path, status=status)
+        if status == 401:
+            return JSONResponse(
+                {"detail": "Missing or wrong Bearer token: this route needs WS_ADMIN_TOKEN"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        detail = (
+            "The client token cannot use admin routes; use WS_ADMIN_TOKEN"
+            if settings.admin_token
+            else "Admin routes are off: set WS_ADMIN_TOKEN to use them"
+        )
+        return JSONResponse({"detail": detail}, status_code=403)
+
     @app.get("/api/dashboard/websocket/limits", summary="Every limit in force")
     async def limits() -> dict[str, Any]:
-        return {**server.settings.public_limits(), "contract_version": messages.CONTRACT_VERSION}
+        return limits_in_force()
+
+    @app.patch(
+        "/api/dashboard/websocket/limits",
+        summary="Change limits of this running instance",
+        description="Changes, on this instance only, any of "
+        + ", ".join(f"`{key}`" for key in runtime.RUNTIME_LIMITS)
+        + ". Values are checked as at start-up; live connections take them at once (token "
+        "buckets, idle timeouts, queue bounds), and a connection whose backlog already passes "
+        "a lowered queue bound is cut off at once (`disconnect_notice backpressure`, 1013). "
+        "Not kept across a restart: set the `WS_*` settings too. Logged as one "
+        "`limits_changed` line and counted in `leanvibe_ws_limit_changes_total{setting}`.",
+        response_model=LimitsChanged,
+        dependencies=[Depends(_ADMIN_BEARER)],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The limits to change, in their settings' units.",
+                "content": {
+                    "application/json": {
+                        "schema": runtime.schema(),
+                        "example": {"rate_burst": 10, "idle_disconnect_seconds": 300},
+                    }
+                },
+            }
+        },
+        responses={
+            400: {
+                "description": "An empty body, not a JSON object, an unknown key, a wrong type "
+                "or an out-of-range value; `key` names the bad key. Nothing changed.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "detail": "rate_burst must be a number, got 'ten'",
+                            "key": "rate_burst",
+                        }
+                    }
+                },
+            },
+            **_ADMIN_RESPONSES,
+            413: {"description": "The body is larger than max_request_body_bytes."},
+            415: {"description": "A Content-Type other than application/json (or none)."},
+        },
+    )
+    async def change_limits(request: Request) -> Any:
+        refused = admin_refused(request)
+        if refused is not None:
+            return refused
+        try:
+            new, changed = runtime.parse_changes(await request.body(), server.settings)
+        except LimitsError as exc:
+            server.log.info("limits_refused", key=exc.key, detail=str(exc))
+            return JSONResponse({"detail": str(exc), "key": exc.key}, status_code=400)
+        peer = f"{request.client.host}:{request.client.port}" if request.client else ""
+        outcome = server.change_limits(new, changed, peer=peer)
+        return {
+            "changed": {key: {"old": old, "new": now} for key, (old, now) in changed.items()},
+            **outcome,
+            "limits": limits_in_force(),
+        }
+
+    @app.get(
+        "/api/dashboard/websocket/connections",
+        summary="The connections of this instance, one page at a time",
+        description="Each admitted connection of this instance, in accept order: id, "
+        "subscriptions, tokens left, backlog and idle time. Nothing secret. Pages are "
+        "bounded by `connections_page_max`; follow `next_cursor` until it is null. A cursor "
+        "rather than an offset: clients leaving between two pages make an offset skip "
+        "some, never a cursor.",
+        response_model=ConnectionsPage,
+        dependencies=[Depends(_ADMIN_BEARER)],
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "Connections per page, 1 to connections_page_max (its default).",
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "description": "The next_cursor of the previous page; absent for the first.",
+                    "schema": {"type": "string"},
+                },
+            ]
+        },
+        responses={
+            400: {"description": "A `limit` or `cursor` out of range; `key` names it."},
+            **_ADMIN_RESPONSES,
+        },
+    )
+    async def connections(request: Request) -> Any:
+        refused = admin_refused(request)
+        if refused is not None:
+            return refused
+        query = request.query_params
+        try:
+            limit, after = runtime.parse_page(
+                query.get("limit"), query.get("cursor"), server.settings.connections_page_max
+            )
+        except LimitsError as exc:
+            return JSONResponse({"detail": str(exc), "key": exc.key}, status_code=400)
+        return server.connections_page(limit, after)
 
     @app.get("/api/dashboard/websocket/contract", summary="Contract versions this server speaks")
     async def contract() -> dict[str, Any]:

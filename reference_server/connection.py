@@ -54,6 +54,7 @@ class Connection:
         log: where its life is logged.
         open_connections: the server's open connections (keys); it is in it from accept
             until its last frame is read.
+        serial: its accept number on this instance (1 up), the connections listing's order.
     """
 
     def __init__(
@@ -69,9 +70,11 @@ class Connection:
         new_id: IdFactory,
         log: FilteringBoundLogger,
         open_connections: dict[Connection, None],
+        serial: int = 0,
     ) -> None:
         self.websocket = websocket
         self.connection_id = connection_id
+        self.serial = serial
         self.settings = settings
         self.hub = hub
         self.broker = broker

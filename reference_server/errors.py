@@ -4,6 +4,7 @@
     ├── SettingsError      a setting is missing or out of range (start-up refuses to run)
     ├── TextError          JSON text refused where it enters (not UTF-8, lone surrogates, too
     │                      deep, NaN); each edge turns it into its own error (frame, 422, metric)
+    ├── LimitsError        a runtime limit change or listing query is refused; HTTP 400
     ├── FrameError         a client frame is refused; becomes an `error` frame, connection stays
     ├── DataRequestError   `request_data` cannot be answered; becomes a `data_error` frame
     ├── PublishError       a publish is refused (bad subscription, type or data); HTTP 422
@@ -21,6 +22,7 @@ __all__ = [
     "DataRequestError",
     "FrameError",
     "HiveError",
+    "LimitsError",
     "PayloadTooLarge",
     "PublishError",
     "SettingsError",
@@ -54,6 +56,18 @@ class TextError(HiveError, ValueError):
         self.where = where
         self.reason = reason
         self.decoded: object = None
+
+
+class LimitsError(HiveError):
+    """A runtime limit change (or the connections listing's query) is refused; HTTP 400.
+
+    Attributes:
+        key: the body key or query parameter at fault; "" when the body as a whole is.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class FrameError(HiveError):

@@ -57,6 +57,12 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "uri_too_long (414), header_too_large or too_many_headers (431), timeout (408, or "
         "a close when nothing was sent), invalid (400).",
     ),
+    "leanvibe_ws_limit_changes": (
+        "counter",
+        ("setting",),
+        "Runtime changes of a limit (PATCH /api/dashboard/websocket/limits), per setting "
+        "whose value changed.",
+    ),
     "leanvibe_ws_broker_reconnect_attempts": (
         "counter",
         (),
@@ -127,6 +133,7 @@ class Metrics:
         self.publishes_refused = self._counter(p + "publishes_refused")
         self.broker_reconnect_attempts = self._counter(p + "broker_reconnect_attempts")
         self.handshakes_refused = self._counter(p + "handshakes_refused")
+        self.limit_changes = self._counter(p + "limit_changes")
         self.active_connections = self._gauge(p + "active_connections")
         self.subscribers = self._gauge(p + "subscribers")
         self.send_queue_depth_max = self._gauge(p + "send_queue_depth_max")

@@ -126,6 +126,18 @@ class Outbox:
         buffered = self._buffered
         return self.queued_bytes + (buffered() if buffered is not None else 0)
 
+    def retune(self, capacity: int, max_bytes: int) -> bool:
+        """Bound the queue to `capacity` frames and `max_bytes` bytes from now on.
+
+        Returns:
+            True when what waits now passes a new bound (more frames queued than
+            `capacity`, or more bytes waiting than `max_bytes`): the caller cuts the client
+            off at once (close 1013) rather than wait for its next frame.
+        """
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        return len(self.queue) > capacity or self.waiting_bytes() > max_bytes
+
     def _fits(self, size: int) -> bool:
         if len(self.queue) >= self.capacity:
             return False

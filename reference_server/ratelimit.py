@@ -43,6 +43,18 @@ class TokenBucket:
         """Tokens available at `now`, without taking any."""
         return min(self.burst, self._tokens + max(0.0, now - self._last) * self.rate)
 
+    def retune(self, rate: float, burst: float, now: float) -> None:
+        """Refill at `rate` tokens/s up to `burst` tokens from `now` on.
+
+        The tokens earned until `now` are counted at the old rate first; a lower burst
+        takes away what it no longer holds, a higher one grants nothing at once (the
+        bucket fills at the new rate).
+        """
+        self._tokens = min(burst, self.tokens(now))
+        self._last = max(self._last, now)
+        self.rate = rate
+        self.burst = burst
+
 
 class Verdict(enum.Enum):
     """What to do with one inbound frame."""
@@ -82,6 +94,14 @@ class RateLimiter:
         # Drop times within the window; never longer than threshold + 1 entries. Made on
         # the first drop: most clients never get one, and an idle deque costs every connection.
         self._drops: deque[float] | None = None
+
+    def tokens(self, now: float) -> float:
+        """Tokens the connection has left at `now` (each inbound frame costs one)."""
+        return self._bucket.tokens(now)
+
+    def retune(self, rate: float, burst: float, now: float) -> None:
+        """Change the bucket's refill rate (tokens/s) and burst (tokens) at `now`."""
+        self._bucket.retune(rate, burst, now)
 
     def check(self, now: float) -> Verdict:
         """Charge one frame arriving at `now` and return the verdict for it."""

@@ -10,6 +10,7 @@ body with `messages.parse_publish`).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,12 @@ __all__ = ["Server"]
 _DRAIN_POLL_SECONDS = 0.02
 # `/health` and stats round the uptime to milliseconds.
 _UPTIME_DIGITS = 3
+# The watchdog runs at least once a second, and four times per idle timeout, so an idle
+# client is closed at most a quarter of the timeout late (the timeout may change at run time).
+_WATCHDOG_MAX_PERIOD_SECONDS = 1.0
+_WATCHDOG_CHECKS_PER_IDLE_TIMEOUT = 4
+# The connections listing rounds tokens and seconds to milliseconds.
+_LISTING_DIGITS = 3
 
 
 class Server:
@@ -58,6 +65,8 @@ class Server:
         self.log = get_logger()
         # Insertion-ordered, so the watchdog and the drain visit clients oldest first.
         self._open: dict[Connection, None] = {}
+        # Accept numbers, 1 up: the connections listing pages by them (its cursor).
+        self._accepted = 0
 
     def uptime(self) -> float:
         """Seconds since this instance started, rounded to milliseconds."""
@@ -80,6 +89,7 @@ class Server:
 
     async def serve(self, websocket: WebSocket) -> None:
         """Run one WebSocket connection from accept to close."""
+        self._accepted += 1
         await Connection(
             websocket,
             self.new_id(),
@@ -91,12 +101,20 @@ class Server:
             new_id=self.new_id,
             log=self.log,
             open_connections=self._open,
+            serial=self._accepted,
         ).run()
 
-    async def watchdog(self, period: float) -> None:
-        """Every `period` seconds: idle closes, stuck writes and the queue-depth gauges."""
+    def watchdog_period(self) -> float:
+        """Seconds between two watchdog passes under the idle timeout in force."""
+        return min(
+            _WATCHDOG_MAX_PERIOD_SECONDS,
+            self.settings.idle_disconnect_seconds / _WATCHDOG_CHECKS_PER_IDLE_TIMEOUT,
+        )
+
+    async def watchdog(self) -> None:
+        """Every `watchdog_period()` seconds: idle closes, stuck writes, queue-depth gauges."""
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(self.watchdog_period())
             now, wall = time.monotonic(), time.time()
             deepest = 0
             heaviest = 0
@@ -129,6 +147,88 @@ class Server:
             await asyncio.sleep(_DRAIN_POLL_SECONDS)
         for conn in list(self._open):
             abort(conn.websocket)
+
+    # -- runtime limits ----------------------------------------------------------------
+
+    def change_limits(
+        self, settings: Settings, changed: Mapping[str, tuple[float, float]], *, peer: str
+    ) -> dict[str, int]:
+        """Put `settings` in force now, for new connections and live ones; audit and count it.
+
+        Each live connection's token bucket takes the new rate and burst (keeping the tokens
+        it has, down to the new burst), its idle timeout the new one (checked at the next
+        watchdog pass), its outbox the new bounds. A connection whose backlog already passes
+        a lowered bound is cut off at once: `disconnect_notice backpressure`, close 1013.
+
+        Args:
+            settings: the validated new settings (`limits.parse_changes`).
+            changed: each setting whose value changed: (old, new).
+            peer: the admin's address, for the audit line.
+
+        Returns:
+            `{"connections": live connections retuned, "cut_off": those cut off}`.
+        """
+        self.settings = settings
+        now = time.monotonic()
+        live = cut = 0
+        for conn in list(self._open):
+            conn.settings = settings
+            client = conn.client
+            if client is None or client not in self.hub.connections:
+                continue  # refused or closing: it takes nothing more
+            live += 1
+            client.session.apply(settings, now)
+            outbox = client.outbox
+            over = outbox.retune(settings.send_queue_max_messages, settings.send_queue_max_bytes)
+            if over and not outbox.closing:
+                conn.cut_off("backpressure")
+                cut += 1
+        for key in changed:
+            self.metrics.limit_changes.labels(key).inc()
+        self.log.info(
+            "limits_changed",
+            who="admin",
+            peer=peer,
+            changed={key: {"old": old, "new": new} for key, (old, new) in changed.items()},
+            connections=live,
+            cut_off=cut,
+        )
+        return {"connections": live, "cut_off": cut}
+
+    def connections_page(self, limit: int, after: int) -> dict[str, Any]:
+        """One page of the admitted connections, in accept order, after accept number `after`.
+
+        Returns:
+            `{"connections": [...], "next_cursor": str | None, "total": int}`: each entry's
+            `connection_id`, `subscriptions` (sorted), `tokens_left` (tokens),
+            `backlog_frames`, `backlog_bytes` (queue and socket buffer) and `idle_seconds`;
+            `next_cursor` is None on the last page; `total` counts every admitted connection.
+        """
+        now = time.monotonic()
+        admitted = self.hub.connections
+        later = [c for c in self._open if c.serial > after and c.client in admitted]
+        page = heapq.nsmallest(limit + 1, later, key=lambda c: c.serial)
+        entries = []
+        for conn in page[:limit]:
+            client = conn.client
+            assert client is not None  # admitted, so accepted
+            session, outbox = client.session, client.outbox
+            entries.append(
+                {
+                    "connection_id": conn.connection_id,
+                    "subscriptions": sorted(session.subscriptions),
+                    "tokens_left": round(session.tokens_left(now), _LISTING_DIGITS),
+                    "backlog_frames": len(outbox.queue),
+                    "backlog_bytes": outbox.waiting_bytes(),
+                    "idle_seconds": round(session.idle_seconds(now), _LISTING_DIGITS),
+                }
+            )
+        more = len(page) > limit
+        return {
+            "connections": entries,
+            "next_cursor": str(page[limit - 1].serial) if more else None,
+            "total": len(admitted),
+        }
 
     # -- publish and health ------------------------------------------------------------
 

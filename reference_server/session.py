@@ -175,6 +175,26 @@ class Session:
             now=now,
         )
 
+    # -- limits -------------------------------------------------------------------------
+
+    def apply(self, settings: Settings, now: float) -> None:
+        """Use `settings` from `now` on: the token bucket's rate and burst, the idle timeout.
+
+        The tokens earned so far are kept (down to the new burst); idleness is still
+        counted from the last valid frame, so a shorter timeout closes a client that has
+        been quiet longer at the next `tick`.
+        """
+        self._settings = settings
+        self._limiter.retune(settings.rate_tokens_per_sec, settings.rate_burst, now)
+
+    def tokens_left(self, now: float) -> float:
+        """Tokens the client has left at `now` (monotonic seconds)."""
+        return self._limiter.tokens(now)
+
+    def idle_seconds(self, now: float) -> float:
+        """Seconds from the last valid inbound frame (or the accept) to `now`."""
+        return max(0.0, now - self._last_valid)
+
     # -- frames -------------------------------------------------------------------------
 
     def _send(self, kind: str, wall: float, cid: str | None = None, **fields: Any) -> Send:

@@ -25,7 +25,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "port": ("", "TCP port the server listens on (8000 is the port the PWA uses in development)."),
     "auth_required": ("", "Require a token on every WebSocket connection."),
     "auth_token": ("", "The token clients present (Bearer header or `access_token` query)."),
-    "admin_token": ("", "Token for the broadcast endpoint; when unset, `auth_token` is used."),
+    "admin_token": (
+        "",
+        "Token for the broadcast endpoint (when unset, `auth_token` is used) and for the "
+        "admin routes (limit changes, the connections listing; off while unset).",
+    ),
     "allowed_origins": ("", "Exact `Origin` values allowed to connect; empty allows any."),
     "cors_allowed_origins": (
         "",
@@ -68,6 +72,10 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "Deepest nesting of arrays and objects accepted in a client frame, a publish body or "
         "a producer message (the top level is 1); deeper is refused as invalid JSON. "
         "Instances sharing one Redis must use the same value.",
+    "connections_page_max": (
+        "connections",
+        "Most connections one page of `GET /api/dashboard/websocket/connections` lists (its "
+        "`limit` and default).",
     ),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
     "send_queue_max_bytes": (
@@ -154,7 +162,7 @@ class Settings:
     Attributes:
         host/port: where the server listens: the interface, and the TCP port.
         auth_*/admin_token: who may connect (`auth_required`, `auth_token`) and who may
-            publish on the broadcast route (`admin_token`).
+            publish on the broadcast route and use the admin routes (`admin_token`).
         *origins: the `Origin` values allowed to connect, and the web pages that may read
             the REST endpoints (CORS).
         rate_*/flood_*: the per-connection rate limit (tokens per second, a burst in
@@ -164,6 +172,7 @@ class Settings:
             line, request head), header fields per request, subscriptions per
             connection, and JSON nesting in levels.
         http_request_timeout_seconds: the time a client has to send a whole request.
+        connections_page_max: the largest page of the admin connections listing.
         send_*/backpressure_*: the bounded outbound queue (messages, and bytes counting
             the socket's write buffer too), how long one send may block (seconds), and the
             consecutive send failures that close the connection.
@@ -204,6 +213,8 @@ class Settings:
     max_header_bytes: int = 32_768
     http_request_timeout_seconds: float = 10.0
     max_json_depth: int = 32
+    # A page of 500 entries is about 100 KB of JSON: one response, never the whole instance.
+    connections_page_max: int = 500
     send_queue_max_messages: int = 1_024
     # 1 MiB, as Centrifugo's client_queue_max_size: a dashboard frame is a few KiB, so a
     # client that reads at all never comes near it.
@@ -254,6 +265,7 @@ class Settings:
             "max_header_bytes",
             "http_request_timeout_seconds",
             "max_json_depth",
+            "connections_page_max",
             "send_queue_max_messages",
             "send_queue_max_bytes",
             "backpressure_disconnect_threshold",

@@ -366,3 +366,32 @@ def test_the_closing_notice_passes_the_byte_bound_after_a_discard() -> None:
         assert (wire.sent, wire.closed) == (["notice-longer-than-the-bound"], [1013])
 
     run(scenario)
+
+
+def test_retune_below_the_backlog_reports_it_and_keeps_what_is_queued() -> None:
+    async def scenario() -> tuple[bool, bool, int, int]:
+        outbox, _ = make(Wire(), capacity=10)
+        for i in range(5):
+            assert outbox.put(f"frame-{i}")
+        over_frames = outbox.retune(capacity=4, max_bytes=1 << 20)
+        over_bytes = outbox.retune(capacity=10, max_bytes=len("frame-0") * 5 - 1)
+        return over_frames, over_bytes, len(outbox.queue), outbox.capacity
+
+    assert run(scenario) == (True, True, 5, 10)
+
+
+def test_retune_at_or_above_the_backlog_is_not_over_and_binds_the_next_put() -> None:
+    async def scenario() -> tuple[bool, bool, bool]:
+        outbox, _ = make(Wire(), capacity=10)
+        for i in range(3):
+            outbox.put(f"frame-{i}")
+        over = outbox.retune(capacity=3, max_bytes=1 << 20)
+        return over, outbox.put("one more"), outbox.retune(capacity=4, max_bytes=21)
+
+    assert run(scenario) == (False, False, False)
+
+
+def test_retune_counts_the_transport_buffer_as_backlog() -> None:
+    outbox, _ = make(Wire(), buffered=lambda: 5_000)
+    assert outbox.retune(capacity=4, max_bytes=4_999)
+    assert not outbox.retune(capacity=4, max_bytes=5_000)

@@ -60,3 +60,36 @@ def test_drops_spread_beyond_the_window_do_not_disconnect() -> None:
     rl = limiter(rate=0.0001, flood_threshold=5, flood_window=1.0)
     rl.check(0)
     assert all(rl.check(0.5 * i) is not Verdict.DISCONNECT for i in range(1, 50))
+
+
+def test_retune_counts_tokens_earned_at_the_old_rate_first() -> None:
+    bucket = TokenBucket(rate=1, burst=10, now=0)
+    for _ in range(10):
+        bucket.allow(0)
+    bucket.retune(rate=100, burst=10, now=2)
+    assert bucket.tokens(2) == 2  # two seconds at 1 token/s, not at 100
+    assert bucket.tokens(2.05) == pytest.approx(7)  # then 100 tokens/s
+
+
+def test_a_lower_burst_takes_away_what_it_no_longer_holds() -> None:
+    bucket = TokenBucket(rate=1, burst=40, now=0)
+    bucket.retune(rate=1, burst=5, now=1)
+    assert bucket.tokens(1) == 5
+    assert [bucket.allow(1) for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_a_higher_burst_grants_nothing_at_once() -> None:
+    bucket = TokenBucket(rate=1, burst=2, now=0)
+    bucket.allow(0)
+    bucket.allow(0)
+    bucket.retune(rate=1, burst=50, now=0)
+    assert bucket.tokens(0) == 0
+    assert bucket.tokens(10) == 10
+
+
+def test_the_limiter_reports_and_retunes_its_bucket() -> None:
+    lim = limiter(rate=1.0, burst=3.0)
+    assert lim.tokens(0) == 3
+    lim.retune(rate=1.0, burst=1.0, now=0)
+    assert lim.check(0) is Verdict.ALLOW
+    assert lim.check(0) is not Verdict.ALLOW

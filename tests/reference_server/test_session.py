@@ -376,3 +376,29 @@ def test_hostile_query_text_never_breaks_the_first_frames(subscriptions: str, re
     sent = _sent(session.start(subscriptions, resume, WALL))
     assert sent[0]["type"] == "connection_established"
     assert all(f["type"] == "error" for f in sent[1:])
+
+
+def test_apply_gives_the_bucket_its_new_rate_and_burst_from_now() -> None:
+    session = make(Settings(rate_tokens_per_sec=1, rate_burst=40))
+    assert session.tokens_left(0.0) == 40
+    session.apply(Settings(rate_tokens_per_sec=1, rate_burst=2), now=1.0)
+    assert session.tokens_left(1.0) == 2
+    ping = json.dumps({"type": "ping"})
+    kinds = [frames(session.receive(ping, 1.0, WALL)) for _ in range(3)]
+    assert [k[0]["type"] for k in kinds] == ["pong", "pong", "error"]
+    assert session.tokens_left(1.0) == 0
+
+
+def test_apply_with_a_shorter_idle_timeout_closes_at_the_next_tick() -> None:
+    session = make(Settings(idle_disconnect_seconds=600))
+    assert session.tick(100.0, WALL) == []
+    assert session.idle_seconds(100.0) == 100.0
+    session.apply(Settings(idle_disconnect_seconds=50), now=100.0)
+    closes = session.tick(100.0, WALL)
+    assert [(c.reason, c.code) for c in closes if isinstance(c, Close)] == [("idle_timeout", 1000)]
+
+
+def test_apply_with_a_longer_idle_timeout_keeps_a_quiet_client() -> None:
+    session = make(Settings(idle_disconnect_seconds=60))
+    session.apply(Settings(idle_disconnect_seconds=600), now=30.0)
+    assert session.tick(120.0, WALL) == []

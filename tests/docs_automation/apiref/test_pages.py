@@ -244,6 +244,37 @@ def test_rest_page_shows_examples_the_openapi_document_carries() -> None:
 
 
 @pytest.mark.unit
+def test_rest_page_shows_a_secured_call_with_its_header_and_does_not_run_it() -> None:
+    spec: dict[str, Any] = {
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/admin": {
+                "get": {
+                    "summary": "s",
+                    "security": [{"adminToken": []}],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "Entry": {
+                    "description": "One entry.",
+                    "properties": {"n": {"type": "integer", "description": "How many."}},
+                    "required": ["n"],
+                }
+            }
+        },
+    }
+    page = rest.render_openapi(spec, "http://h")
+    assert (
+        f"{ILLUSTRATIVE}\n```bash\n"
+        "curl -fsS -H 'Authorization: Bearer <admin-token>' 'http://h/admin'" in page
+    )
+    assert "One entry." in page and "| `n` | `integer` | yes | How many. |" in page
+
+
+@pytest.mark.unit
 def test_configuration_page_has_every_setting_with_its_default() -> None:
     page = configuration.configuration()
     for name, default in vars(Settings()).items():
