@@ -72,6 +72,7 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "Deepest nesting of arrays and objects accepted in a client frame, a publish body or "
         "a producer message (the top level is 1); deeper is refused as invalid JSON. "
         "Instances sharing one Redis must use the same value.",
+    ),
     "connections_page_max": (
         "connections",
         "Most connections one page of `GET /api/dashboard/websocket/connections` lists (its "
