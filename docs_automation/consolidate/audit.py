@@ -205,12 +205,15 @@ class PageRender:
         units: every block, in page order.
         links: every `a href` and `img src` the author wrote, in page order.
         anchors: element `id` (and `<a name>`) to the element's text.
+        sections: a heading's `id` to the texts of the blocks under it, up to the next
+            heading: what a link to the heading is for.
         text: the page's source text after reading (for line numbers), or "" when not UTF-8.
     """
 
     units: list[Unit] = field(default_factory=list)
     links: list[LinkRef] = field(default_factory=list)
     anchors: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, set[str]] = field(default_factory=dict)
     text: str = ""
 
 
@@ -305,6 +308,7 @@ class _Walker(HTMLParser):
         self.stack: list[_Frame] = [_Frame("body", {}, True)]
         self.out = PageRender()
         self.skip = 0
+        self.section: set[str] | None = None  # the blocks under the last heading with an id
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
@@ -410,6 +414,10 @@ class _Walker(HTMLParser):
         context = tuple(f.context for f in [*self.stack, frame] if f.context)
         unit = Unit(context, kind, text)
         self.out.units.append(unit)
+        if kind == "heading":
+            self.section = self.out.sections.setdefault(frame.id, set()) if frame.id else None
+        elif self.section is not None:
+            self.section.add(text)
         seen: dict[tuple[str, str], int] = defaultdict(int)
         for tag, url, parts in frame.links:
             label = _collapse("".join(parts))
@@ -860,7 +868,8 @@ def _check_links(
             if target_page is None or target.fragment not in target_page.anchors:
                 audit.broken_before += 1
                 continue
-            anchor = target_page.anchors[target.fragment]
+            section = target_page.sections.get(target.fragment, set())
+            anchor = (target_page.anchors[target.fragment], section)
         audit.links_total += 1
         problem = _find_link(path, link, target, anchor, home_of, new, redirects)
         if problem is None:
@@ -874,7 +883,7 @@ def _find_link(
     path: str,
     link: LinkRef,
     target: _Target,
-    anchor: str | None,
+    anchor: tuple[str, set[str]] | None,
     home_of: Mapping[str, Sequence[str]],
     new: _Side,
     redirects: Mapping[str, str],
@@ -912,9 +921,15 @@ def _find_link(
             return None
         dest_page = new.pages.get(found.path)
         text = dest_page.anchors.get(found.fragment) if dest_page else None
-        if text == anchor:
+        blocks = dest_page.sections.get(found.fragment, set()) if dest_page else set()
+        wanted_text, section = anchor
+        if text == wanted_text and (not section or section & blocks):
             return None
-        last = f"anchor #{found.fragment} on {found.path} is {text!r} in DEST, not {anchor!r}"
+        last = f"anchor #{found.fragment} on {found.path} is {text!r} in DEST, not {wanted_text!r}"
+        if text == wanted_text:
+            # The same heading text over none of the blocks it had: another page's heading
+            # (slugs that collided when pages were merged).
+            last = f"anchor #{found.fragment} on {found.path} leads to another {text!r} section"
     return last
 
 

@@ -195,11 +195,17 @@ def test_an_anchor_must_lead_to_the_same_heading_text(tmp_path: Path) -> None:
         "c.md": "# C\n\nSee [B usage](b.md#usage).\n",
     }
     merged = "# A\n\n## Usage\n\nUse A.\n\n## B\n\n## Usage\n\nUse B.\n"
-    dest: dict[str, str | bytes] = {"a.md": merged, "c.md": "# C\n\nSee [B usage](a.md#usage).\n"}
-    assert audit_of(tmp_path, src, dest, {"b.md": "a.md"}).ok  # same heading text: kept
+    # Python-Markdown's toc gives the second "Usage" the id usage_1.
+    dest: dict[str, str | bytes] = {"a.md": merged}
+    dest["c.md"] = "# C\n\nSee [B usage](a.md#usage_1).\n"
+    result = audit_of(tmp_path, src, dest, {"b.md": "a.md"})
+    assert result.ok, problems(result)
     dest["c.md"] = "# C\n\nSee [B usage](a.md#b).\n"  # resolves, to another heading
     found = problems(audit_of(tmp_path / "2", src, dest, {"b.md": "a.md"}))
     assert "anchor #b on a.md is 'B' in DEST, not 'Usage'" in found
+    dest["c.md"] = "# C\n\nSee [B usage](a.md#usage).\n"  # same text, A's section (collision)
+    found = problems(audit_of(tmp_path / "3", src, dest, {"b.md": "a.md"}))
+    assert "anchor #usage on a.md leads to another 'Usage' section" in found
 
 
 def test_links_may_go_through_the_emitted_redirects(tmp_path: Path) -> None:
