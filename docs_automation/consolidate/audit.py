@@ -634,10 +634,17 @@ class _Side:
         self.tree = tree
         self.pages = renders
         self.by_unit: dict[str, dict[Unit, list[LinkRef]]] = {}
+        self.homes: dict[tuple[str, ...], _Home] = {}
 
-    def units(self, path: str) -> set[Unit]:
-        page = self.pages.get(path)
-        return set(page.units) if page else set()
+    def home(self, paths: tuple[str, ...]) -> _Home:
+        """The blocks of these pages, indexed once (a merge target holds many pages)."""
+        if paths not in self.homes:
+            units: list[Unit] = []
+            for path in paths:
+                page = self.pages.get(path)
+                units.extend(page.units if page else ())
+            self.homes[paths] = _Home(units)
+        return self.homes[paths]
 
     def links_of(self, path: str) -> dict[Unit, list[LinkRef]]:
         if path not in self.by_unit:
@@ -771,11 +778,14 @@ class _Home:
         for unit in units:
             self.by_text[unit.text].append(unit)
         # Block boundaries are NUL, so a match must start and end at a block's edge.
-        prose = (unit.text for unit in units if unit.kind in _PROSE)
-        self.stream = "\0" + "\0".join(_tokens(text) for text in prose) + "\0"
+        prose = [_tokens(unit.text) for unit in units if unit.kind in _PROSE]
+        self.stream = "\0" + "\0".join(prose) + "\0"
+        self.pieces = {piece for text in prose for piece in text.split("\0")}
 
     def _run(self, words: str) -> bool:
         """Whether `words` are, word for word, one DEST block or a run of whole blocks."""
+        if words in self.pieces:  # one whole block: most cases, without a scan
+            return True
         pattern = "\0" + "[ \0]".join(re.escape(w) for w in words.split()) + "\0"
         return re.search(pattern, self.stream) is not None
 
@@ -818,11 +828,7 @@ def _pieces(text: str) -> list[str]:
 def _check_blocks(
     path: str, page: PageRender, homes: Sequence[str], kept: bool, new: _Side, audit: Audit
 ) -> None:
-    units: list[Unit] = []
-    for home in homes:
-        target = new.pages.get(home)
-        units.extend(target.units if target else ())
-    found = _Home(units)
+    found = new.home(tuple(homes))
     seen: set[Unit] = set()
     for unit in page.units:
         # A removed page's headings name a page the redirect now replaces; a heading that
