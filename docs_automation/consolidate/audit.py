@@ -731,6 +731,11 @@ def _homes(
     return [*found, *extra.get(path, ())]
 
 
+def _hidden(path: str) -> bool:
+    """Whether MkDocs leaves a page out of the site: its default `exclude_docs` has `.*`."""
+    return any(part.startswith(".") for part in path.split("/"))
+
+
 def _check_files(
     before: _Tree, after: _Tree, redirects: Mapping[str, str], old: _Side, audit: Audit
 ) -> None:
@@ -745,6 +750,15 @@ def _check_files(
                 elif target not in after.files:
                     audit.differences.append(
                         Difference(path, 1, f"redirected to {target}, which is not in DEST")
+                    )
+                elif _hidden(target) and not _hidden(path):
+                    audit.differences.append(
+                        Difference(
+                            path,
+                            1,
+                            f"redirected to {target}, in a folder MkDocs leaves out of the "
+                            "site (its name starts with a dot)",
+                        )
                     )
             elif _decode(after.files[path]) is None:
                 audit.differences.append(Difference(path, 1, "is not UTF-8 in DEST"))

@@ -111,6 +111,10 @@ def test_a_removed_page_must_have_a_redirect_and_its_blocks_on_the_target(
     assert "b.md:3: text lost" in problems(lost)
     gone = audit_of(tmp_path / "3", src, {"a.md": "# A\n\nAlpha fact.\n\nBeta fact.\n"})
     assert "b.md:1: removed without a redirect" in problems(gone)
+    hidden = dict(src, **{".notes/b.md": "# B\n\nBeta fact.\n"})
+    kept_hidden = {".notes/b.md": "# B\n\nBeta fact.\n", "a.md": "# A\n\nAlpha fact.\n"}
+    off_site = audit_of(tmp_path / "4", hidden, kept_hidden, {"b.md": ".notes/b.md"})
+    assert "b.md:1: redirected to .notes/b.md, in a folder MkDocs leaves out" in problems(off_site)
 
 
 @pytest.mark.parametrize(
