@@ -310,6 +310,113 @@ CASES: dict[str, Case] = {
         source="issue 12 item 6",
         xfail="issue 12 item 6: slugs that collide after a merge are not accounted for",
     ),
+    "task-list-states": Case(
+        {
+            "docs/release.md": "# Release checklist\n\n- [x] Tag the release\n- [ ] Publish the "
+            "images\n",
+            "archive/release-old.md": "# Release checklist\n\n- [ ] Tag the release\n- [ ] "
+            "Publish the images\n",
+        },
+        source="issue 12 item 2 (symbols are content); GFM task lists",
+    ),
+    "parentheses-and-titles-in-destinations": Case(
+        family(
+            "wiki",
+            'See [the wiki](Wiki_(old).md) and ![the chart](chart.png "Weekly chart").\n',
+            **{
+                "archive/Wiki_(old).md": "# Old wiki\n\nThe wiki moved in May.\n",
+                "archive/chart.png": b"\x89PNG-chart",
+            },
+        ),
+        moved=(REPORT.format("wiki"),),
+        source="markdown-it/markdown-it#567 and CommonMark §6.3 (balanced parentheses)",
+    ),
+    "links-in-table-cells": Case(
+        family(
+            "matrix",
+            "| Area | Page |\n| --- | --- |\n| Limits | [limits](limits.md) |\n"
+            '| Images | <img src="img/icon.png" alt="icon"> |\n',
+            **{
+                "archive/limits.md": "# Limits\n\nThe cap is 400 requests a second.\n",
+                "archive/img/icon.png": b"\x89PNG-icon",
+            },
+        ),
+        moved=(REPORT.format("matrix"),),
+        source="prettier/prettier markdown tables with links; lychee links in tables",
+        xfail="issue 12 item 1: an <img> in a table cell of a moved page is not rewritten",
+    ),
+    "ordered-list-starting-at-three": Case(
+        family("rollout", "3. Drain the old pool.\n4. Delete the old pool.\n"),
+        moved=(REPORT.format("rollout"),),
+        source="CommonMark §5.2 (start number); Prettier list renumbering reports",
+    ),
+    "escapes-entities-and-code-spans": Case(
+        family(
+            "escape",
+            "Use \\*literal stars\\* and a &lt; b &amp;&amp; c.\n\nRun `` `make` `` then `a|b`.\n",
+        ),
+        moved=(REPORT.format("escape"),),
+        source="markdownlint MD049/MD038 reports (escapes, code spans with backticks)",
+    ),
+    "hard-line-breaks": Case(
+        family("address", "Hive Labs  \n12 Queue Street\\\nRotterdam\n"),
+        moved=(REPORT.format("address"),),
+        source="prettier/prettier#19776 (hard line breaks)",
+    ),
+    "blockquote-with-a-list": Case(
+        family("quote", "> Operators said:\n>\n> - the pager is too loud\n> - nights are long\n"),
+        moved=(REPORT.format("quote"),),
+        source="lazy continuation in block quotes (CommonMark §5.1)",
+    ),
+    "mermaid-and-snippet-lines": Case(
+        family(
+            "flow",
+            '```mermaid\ngraph LR\n  A --> B\n```\n\n--8<-- "includes/abbreviations.md"\n',
+        ),
+        moved=(REPORT.format("flow"),),
+        source="mkdocs-material diagrams; pymdownx.snippets lines in foreign trees",
+    ),
+    "docusaurus-admonitions-and-mdx": Case(
+        family(
+            "plugin",
+            "import Tabs from '@theme/Tabs';\n\n:::note Plugins load once\n\n"
+            "Restart the hive after adding one.\n\n:::\n",
+        ),
+        moved=(REPORT.format("plugin"),),
+        source="facebook/docusaurus admonition syntax (:::note) read by other engines",
+        xfail="issue 12 items 2, 3: the closing `:::` line is dropped as too short to matter",
+    ),
+    "attribute-lists": Case(
+        family(
+            "banner",
+            'Maintenance starts at 02:00 UTC.\n{: .banner }\n\n## Window {#window data-x="1"}\n\n'
+            "Two hours.\n",
+            **{"docs/index.md": "# Home\n\n[Window](../archive/banner_report.md#window).\n"},
+        ),
+        moved=(REPORT.format("banner"),),
+        source="Python-Markdown attr_list (MkDocs Material custom ids)",
+    ),
+    "front-matter-closed-by-dots": Case(
+        family(
+            "token",
+            "Tokens expire after an hour.\n",
+            **{
+                "archive/token_report.md": "---\ntitle: Token report\n...\n# Token report\n\n"
+                "Tokens expire after an hour.\n"
+            },
+        ),
+        moved=(REPORT.format("token"),),
+        present=((GUIDE.format("token"), "title: Token report"),),
+        source="YAML front matter ended by `...` (MkDocs YAML_RE, pandoc)",
+    ),
+    "links-to-folders-and-fragments-only": Case(
+        family(
+            "portal",
+            "Back to [the top](#portal-report), [the archive](./) and [docs](../docs/).\n",
+        ),
+        moved=(REPORT.format("portal"),),
+        source="mkdocs unrecognized relative links to folders; lychee#1751 (folder index)",
+    ),
     # ---- item 4: reading input -------------------------------------------------------------
     "lone-cr-line-endings": Case(
         family("relay", "Relays forward frames in order.\n\nA relay drops idle peers.\n"),
