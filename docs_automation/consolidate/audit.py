@@ -25,7 +25,8 @@ The page that "now holds" a SRC page is itself when it is in DEST, else its redi
 pages the caller names (a deleted page's `covered_by` in the plan).
 
 Pages are read as mkdocs reads them (UTF-8, a BOM dropped, YAML front matter split off with
-mkdocs' own expression), after line endings are made `\\n`, as Python-Markdown does first.
+mkdocs' own expression, valid YAML or not), after line endings are made `\\n`, as
+Python-Markdown does first.
 Two extensions differ from the site, on purpose: `pymdownx.snippets` is left out (it would
 include files from outside the tree; a `--8<--` line is compared as text), and `footnotes` is
 added (GitHub and Material render `[^1]`, so footnotes are compared as footnotes).
@@ -49,7 +50,6 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import markdown
-import yaml
 
 __all__ = [
     "SITE_EXTENSIONS",
@@ -463,15 +463,14 @@ def _kind_of(tag: str, parent: str) -> str:
 
 
 def _front_matter(text: str) -> tuple[str, str]:
-    """Split YAML front matter off a page as mkdocs does: (front matter, the rest)."""
+    """Split YAML front matter off a page, with mkdocs' expression: (front matter, the rest).
+
+    MkDocs keeps a block that is not a YAML mapping as text (a setext heading); GitHub, and
+    the consolidator, read any `---` block at the top as front matter, and so does the audit,
+    so that such a block is compared exactly, as front matter, wherever it goes.
+    """
     match = _FRONT_MATTER_RE.match(text)
     if not match:
-        return "", text
-    try:
-        data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
-        return "", text
-    if not isinstance(data, dict):
         return "", text
     return match.group(1), text[match.end() :].lstrip("\n")
 
