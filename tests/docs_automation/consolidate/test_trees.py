@@ -255,7 +255,7 @@ CASES: dict[str, Case] = {
             "<!--\nan unfinished note\n-->\n\nSpans older than a week are dropped.\n",
         ),
         moved=(REPORT.format("tracing"),),
-        source="DavidAnson/markdownlint inline configuration comments",
+        source="DavidAnson/markdownlint#37, #1267 (HTML comments beside content)",
     ),
     "raw-html-table": Case(
         family(
@@ -407,7 +407,7 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("token"),),
         present=((GUIDE.format("token"), "title: Token report"),),
-        source="YAML front matter ended by `...` (MkDocs YAML_RE, pandoc)",
+        source="jgm/pandoc#2251, #2668 (YAML metadata ended by `...`)",
     ),
     "links-to-folders-and-fragments-only": Case(
         family(
@@ -416,6 +416,29 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("portal"),),
         source="mkdocs unrecognized relative links to folders; lychee#1751 (folder index)",
+    ),
+    "reference-definitions-as-comments": Case(
+        family(
+            "lint",
+            "[//]: # (markdownlint-disable MD053)\n[unused]: https://example.com/unused\n"
+            "[//]: # (markdownlint-enable MD053)\n\nLint runs on every push.\n",
+        ),
+        moved=(REPORT.format("lint"),),
+        source="DavidAnson/markdownlint#1263 (`[//]: # (...)` comments)",
+    ),
+    "html-link-around-an-image": Case(
+        family(
+            "demo",
+            '<a href="video.md">\n  <img width="75%" src="img/thumb.png" alt="demo video">\n'
+            "</a>\n\nThe demo shows one hive with three agents.\n",
+            **{
+                "archive/video.md": "# Video\n\nA three-minute walkthrough.\n",
+                "archive/img/thumb.png": b"\x89PNG-thumb",
+            },
+        ),
+        moved=(REPORT.format("demo"),),
+        source="DavidAnson/markdownlint#467 (<a><img></a> in READMEs)",
+        xfail="issue 12 item 1: a raw HTML block (<a><img></a>) of a merged page vanishes",
     ),
     # ---- item 4: reading input -------------------------------------------------------------
     "lone-cr-line-endings": Case(
