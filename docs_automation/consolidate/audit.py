@@ -531,15 +531,22 @@ class _Tree(NamedTuple):
 
 
 def _read(root: Path) -> _Tree:
-    """Every file under `root` by POSIX path, following symbolic links (not in circles)."""
+    """Every file under `root` by POSIX path, following symbolic links that stay inside it.
+
+    A linked folder is read under its own name too (it is a path links may use), unless it
+    resolves outside `root` (a link to `/` must not make the audit read the whole disk) or to
+    a folder it is already inside (a circle).
+    """
     files: dict[str, bytes] = {}
-    seen: set[str] = set()
+    top = os.path.realpath(root)
+    chains: dict[str, tuple[str, ...]] = {}
     for folder, dirs, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
-        if real in seen:
+        above = chains.get(os.path.dirname(folder), ())
+        if real in above or not (real == top or real.startswith(top + os.sep)):
             dirs[:] = []
             continue
-        seen.add(real)
+        chains[folder] = (*above, real)
         for name in names:
             full = Path(folder, name)
             if full.is_file():

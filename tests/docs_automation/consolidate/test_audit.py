@@ -240,3 +240,23 @@ def test_a_paragraph_cut_into_items_by_the_other_engine_is_kept(tmp_path: Path) 
     dest: dict[str, str | bytes] = {"a.md": "# A\n\nFeatures:\n\n- Alpha one\n\n- Beta two\n"}
     result = audit_of(tmp_path, src, dest)
     assert result.ok, problems(result)
+
+
+def test_linked_folders_are_read_under_their_names_but_never_in_circles(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        "docs/a.md": "# A\n\n[b](../current/b.md)\n",
+        "docs/b.md": "# B\n",
+    }
+    for side in ("src", "dest"):
+        write(tmp_path / side, files)
+        (tmp_path / side / "current").symlink_to("docs", target_is_directory=True)
+        (tmp_path / side / "docs" / "loop").symlink_to("..", target_is_directory=True)
+        (tmp_path / side / "outside").symlink_to("/", target_is_directory=True)
+    (tmp_path / "dest" / "redirects.json").write_text("{}")
+    result = audit_trees(tmp_path / "src", tmp_path / "dest", {}, workers=1)
+    assert result.ok, problems(result)
+    assert result.links_total == 2  # docs/a.md and its alias current/a.md
+    (tmp_path / "dest" / "current").unlink()  # the linked folder left out of DEST
+    found = problems(audit_trees(tmp_path / "src", tmp_path / "dest", {}, workers=1))
+    assert "current/a.md:1: removed without a redirect" in found
+    assert "link '../current/b.md' is broken in DEST (on docs/a.md" in found
