@@ -11,6 +11,10 @@ import yaml
 
 from docs_automation.consolidate import audit
 from docs_automation.consolidate.audit import SITE_EXTENSIONS, Audit, audit_trees, render_page
+from docs_automation.consolidate.engine import analyse, apply
+from docs_automation.consolidate.files import read_tree
+from docs_automation.consolidate.plan import Deletion
+from docs_automation.errors import VerificationError
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.unit  # small trees made in the tests; no sockets
@@ -260,3 +264,25 @@ def test_linked_folders_are_read_under_their_names_but_never_in_circles(tmp_path
     found = problems(audit_trees(tmp_path / "src", tmp_path / "dest", {}, workers=1))
     assert "current/a.md:1: removed without a redirect" in found
     assert "link '../current/b.md' is broken in DEST (on docs/a.md" in found
+
+
+def test_apply_publishes_nothing_when_only_the_audit_finds_a_difference(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "src",
+        {
+            "docs/status.md": "# Status\n\nThe queue drains in four minutes.\n",
+            "archive/ok.md": "# Ok\n\nOK\n",  # one word: not substantive to `verify`
+        },
+    )
+    analysis = analyse(read_tree(src))
+    # A deletion the evidence does not support, of a page `verify` sees nothing to keep in.
+    analysis.plan.deletions.append(Deletion("archive/ok.md", ("docs/status.md",), "wrong"))
+    analysis.plan.redirects["archive/ok.md"] = "docs/status.md"
+    analysis.plan.kept.remove("archive/ok.md")
+    dest = tmp_path / "dest"
+    with pytest.raises(VerificationError) as caught:
+        apply(analysis, dest)
+    found = caught.value.verification
+    assert not found.missing and not found.newly_broken and not found.redirect_problems
+    assert "audit: archive/ok.md:3: text lost" in str(caught.value)
+    assert not dest.exists() and not list(tmp_path.glob(".dest.partial-*"))

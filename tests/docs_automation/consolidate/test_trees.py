@@ -546,7 +546,10 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def consolidate(case: Case, src: Path, work: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def consolidate(
+    case: Case, src: Path, work: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, Path, Path, str]:
+    """Run plan and apply through the command line: (exit status, DEST, PLAN.json, stderr)."""
     dest, plan = work / "dest", work / "plan.json"
     args = [a.replace("{src}", str(src)) for a in case.args]
     if "--plan" not in args:
