@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import markdown
+from pymdownx.superfences import fence_code_format
 
 __all__ = [
     "SITE_EXTENSIONS",
@@ -158,15 +159,12 @@ _BLOCKS = frozenset(
         "thead",
         "tr",
         "ul",
-        "",
     }
 )
 # Elements that close an open <p> (HTML Living Standard §13.2.6.4.7, "in body").
 _CLOSES_P = _BLOCKS - {"body", "html", "li", "dd", "dt", "tr", "tbody", "thead", "tfoot"}
 _SKIPPED = frozenset({"script", "style", "template", "head", "title"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
-#: Differences quoted per kind in `Audit.summary`; `Audit.differences` has them all.
-SUMMARY_LINES = 10
 #: Characters of a block quoted in a difference: enough to find it, one line of a report.
 _QUOTE = 80
 #: Pages per task sent to a render worker (the consolidator's parse uses the same size).
@@ -265,18 +263,12 @@ def _engine() -> markdown.Markdown:
                     {
                         "name": "mermaid",
                         "class": "mermaid",
-                        "format": _fence_code_format(),
+                        "format": fence_code_format,
                     }
                 ]
             },
         },
     )
-
-
-def _fence_code_format() -> Any:
-    from pymdownx.superfences import fence_code_format
-
-    return fence_code_format
 
 
 def _collapse(text: str) -> str:
