@@ -122,7 +122,7 @@ class Analysis:
         profiles: the topic profile of each analysed page, in path order.
         plan: what to keep, merge, delete and redirect, with the evidence.
         timings: wall time of each step, in seconds, by step name (`parse`, `plan`, and
-            `apply` once applied).
+            `audit` and `apply` once applied).
     """
 
     tree: Tree
@@ -263,7 +263,8 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
     `consolidate.audit`; only then is it renamed to `dest`.
 
     Args:
-        analysis: what `analyse` returned; its `timings` gains `apply` (seconds).
+        analysis: what `analyse` returned; its `timings` gains `audit` and `apply`
+            (seconds; `apply` includes `audit`).
         dest: the output folder: new, or empty. Its parent is created when missing.
         exclude: the same globs the tree was read with, so that the output is read back the
             same way.
