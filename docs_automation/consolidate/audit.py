@@ -39,6 +39,8 @@ import json
 import os
 import posixpath
 import re
+import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -167,6 +169,12 @@ _SKIPPED = frozenset({"script", "style", "template", "head", "title"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 #: Characters of a block quoted in a difference: enough to find it, one line of a report.
 _QUOTE = 80
+PAGE_SECONDS = 20.0
+"""Seconds a page may take to render, plus `SECONDS_PER_MB` per megabyte of its text; a
+slower page is reported, not waited for."""
+SECONDS_PER_MB = 30.0
+"""Render time allowed per megabyte of a page: ten times what Python-Markdown needs on one
+idle core (about 3 s per MB, measured on bee-hive), so a busy machine is no reason to fail."""
 #: Pages per task sent to a render worker (the consolidator's parse uses the same size).
 _CHUNK = 50
 
@@ -206,6 +214,7 @@ class PageRender:
         sections: a heading's `id` to the texts of the blocks under it, up to the next
             heading: what a link to the heading is for.
         text: the page's source text after reading (for line numbers), or "" when not UTF-8.
+        error: why the page could not be rendered (too deep, too slow), or "".
     """
 
     units: list[Unit] = field(default_factory=list)
@@ -213,6 +222,7 @@ class PageRender:
     anchors: dict[str, str] = field(default_factory=dict)
     sections: dict[str, set[str]] = field(default_factory=dict)
     text: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -512,9 +522,48 @@ def render_page(text: str, engine: markdown.Markdown | None = None) -> PageRende
     return out
 
 
+class _TooSlow(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise _TooSlow
+
+
+def _bounded(text: str, engine: markdown.Markdown, seconds: float | None = None) -> PageRender:
+    """Render a page within its time bound; a page that cannot be rendered says why.
+
+    The bound is a `SIGALRM` timer, so it holds in a process's main thread (every worker, and
+    the command line); elsewhere the page is rendered without one.
+    """
+    # Python-Markdown recurses per nesting level and backtracks on unbalanced brackets:
+    # hostile input can exhaust the stack or take minutes (style guide, principles 17, 18).
+    timed = threading.current_thread() is threading.main_thread()
+    bound = PAGE_SECONDS + SECONDS_PER_MB * len(text) / 1e6 if seconds is None else seconds
+    if timed:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, bound)
+    try:
+        return render_page(text, engine)
+    except _TooSlow:
+        return PageRender(text=text, error=f"takes over {bound:.3g} s to render")
+    except RecursionError:
+        return PageRender(text=text, error="nests too deep to render")
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
 def _render_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, PageRender]]:
+    done = []
     engine = _engine()
-    return [(digest, render_page(text, engine)) for digest, text in chunk]
+    for digest, text in chunk:
+        page = _bounded(text, engine)
+        if page.error:
+            engine = _engine()  # an interrupted engine may hold half a page
+        done.append((digest, page))
+    return done
 
 
 class _Tree(NamedTuple):
@@ -695,7 +744,15 @@ def audit_trees(
     home_of = {path: _homes(path, after, redirects, extra) for path in before.files}
     _check_files(before, after, redirects, old, audit)
     for path, page in sorted(old.pages.items()):
+        if page.error:  # not checkable: it must be carried byte for byte
+            if after.files.get(path) != before.files[path]:
+                what = f"{page.error}, so it must be carried as it is, and it was not"
+                audit.differences.append(Difference(path, 1, what))
+            continue
         _check_blocks(path, page, home_of[path], path in after.files, new, audit)
+    for path, page in sorted(new.pages.items()):
+        if page.error and before.files.get(path) != after.files[path]:
+            audit.differences.append(Difference(path, 1, f"in DEST {page.error}"))
     for path, page in sorted(old.pages.items()):
         _check_links(path, page, home_of, old, new, redirects, audit)
     audit.seconds = time.perf_counter() - clock

@@ -286,3 +286,15 @@ def test_apply_publishes_nothing_when_only_the_audit_finds_a_difference(tmp_path
     assert not found.missing and not found.newly_broken and not found.redirect_problems
     assert "audit: archive/ok.md:3: text lost" in str(caught.value)
     assert not dest.exists() and not list(tmp_path.glob(".dest.partial-*"))
+
+
+def test_a_page_too_deep_or_too_slow_to_render_must_be_carried_as_it_is(tmp_path: Path) -> None:
+    deep = "# Deep\n\n" + "- " * 3000 + "x\n"  # Python-Markdown recurses once per level
+    files: dict[str, str | bytes] = {"a.md": "# A\n\nAlpha.\n", "deep.md": deep}
+    assert audit_of(tmp_path, files, files).ok
+    changed = dict(files, **{"deep.md": deep + "\nMore.\n"})
+    found = problems(audit_of(tmp_path / "2", files, changed))
+    assert "deep.md:1: nests too deep to render, so it must be carried as it is" in found
+    # Unbalanced brackets make Python-Markdown backtrack for minutes; the bound cuts it short.
+    slow = audit._bounded("[" * 50_000 + "x", audit._engine(), seconds=0.5)
+    assert slow.error == "takes over 0.5 s to render" and not slow.units
