@@ -530,16 +530,22 @@ def _alarm(signum: int, frame: object) -> None:
     raise _TooSlow
 
 
-def _bounded(text: str, engine: markdown.Markdown, seconds: float | None = None) -> PageRender:
+def _bounded(
+    text: str, engine: markdown.Markdown | None = None, seconds: float | None = None
+) -> PageRender:
     """Render a page within its time bound; a page that cannot be rendered says why.
 
-    The bound is a `SIGALRM` timer, so it holds in a process's main thread (every worker, and
-    the command line); elsewhere the page is rendered without one.
+    The bound is a `SIGALRM` timer, so it holds in a process's main thread when no other
+    timer is pending (every render worker, and the command line). Where a timer is already
+    set (pytest-timeout's, say) that timer bounds the render instead and is left alone.
     """
     # Python-Markdown recurses per nesting level and backtracks on unbalanced brackets:
     # hostile input can exhaust the stack or take minutes (style guide, principles 17, 18).
-    timed = threading.current_thread() is threading.main_thread()
     bound = PAGE_SECONDS + SECONDS_PER_MB * len(text) / 1e6 if seconds is None else seconds
+    timed = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    )
     if timed:
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, bound)
