@@ -5,8 +5,9 @@
 
 The steps: read the tree (`files`), parse pages into units (`corpus`), profile their topics
 (`topics`) and find near copies (`nearcopies`), decide (`plan`), render the output
-(`render`, with `links`) and verify it (`verify`), and report (`report`); `engine` runs
-them. Only the command line here and `files` touch files.
+(`render`, with `links`), verify it (`verify`, with the consolidator's parser) and audit it
+(`audit`, rendered like the site, sharing nothing with the rest), and report (`report`);
+`engine` runs them. Only the command line here and `files` touch files.
 
 Exit status: 0 done, 1 the output failed verification and was not published (the report is
 still written), 2 bad input or an unreadable file (one message says why).

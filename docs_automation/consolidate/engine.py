@@ -24,6 +24,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ..errors import InputError, SettingsError, VerificationError
+from .audit import audit_trees
 from .corpus import Page, parse_page
 from .files import Tree, matches, publish, read_tree, staging_dir, write_tree
 from .links import LinkRewriter
@@ -122,7 +123,7 @@ class Analysis:
         profiles: the topic profile of each analysed page, in path order.
         plan: what to keep, merge, delete and redirect, with the evidence.
         timings: wall time of each step, in seconds, by step name (`parse`, `plan`, and
-            `apply` once applied).
+            `audit` and `apply` once applied).
     """
 
     tree: Tree
@@ -275,10 +276,12 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
     """Write the consolidated tree to `dest`, verify it from disk, and publish it if sound.
 
     The output is built in a staging folder beside `dest`, read back, parsed and checked
-    with `consolidate.verify`; only then is it renamed to `dest`.
+    with `consolidate.verify`, then rendered like the site and compared with SRC by
+    `consolidate.audit`; only then is it renamed to `dest`.
 
     Args:
-        analysis: what `analyse` returned; its `timings` gains `apply` (seconds).
+        analysis: what `analyse` returned; its `timings` gains `audit` and `apply`
+            (seconds; `apply` includes `audit`).
         dest: the output folder: new, or empty (a symbolic link to an empty folder means
             that folder). Its parent is created when missing.
         exclude: the same globs the tree was read with, so that the output is read back the
@@ -290,8 +293,8 @@ def apply(analysis: Analysis, dest: Path, exclude: Sequence[str] = ()) -> Verifi
     Raises:
         InputError: `dest` exists and is not empty, SRC has a `redirects.json` file, or a
             file to copy from SRC cannot be read (the message names it).
-        VerificationError: a unit would be lost, a link broken or a redirect unsound; the
-            staging folder is removed and `dest` is not created.
+        VerificationError: a unit would be lost, a link broken or a redirect unsound, or the
+            audit found a difference; the staging folder is removed and `dest` is not created.
     """
     with _without_cycle_collection():
         return _apply(analysis, dest, exclude)
@@ -338,6 +341,11 @@ def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verificati
             dest_pages[page.path] = page
         dest_files = written.all_paths() - {REDIRECTS_FILE}
         result = verify(analysis.pages, plan, dest_pages, src_files, dest_files)
+        # The independent check (it shares no parser, key or link code with the writer).
+        covered = {deletion.path: deletion.covered_by for deletion in plan.deletions}
+        audit = audit_trees(tree.root, staging, covered, analysis.settings.workers)
+        result.differences = [str(difference) for difference in audit.differences]
+        analysis.timings["audit"] = audit.seconds
     except BaseException:
         publish(staging, dest, ok=False)  # a half-written output is never left behind
         raise
@@ -355,4 +363,5 @@ def _failure(result: Verification) -> str:
     for path, href in result.newly_broken[:_FAILURE_LINES]:
         lines.append(f"  link broken: {path} -> {href}")
     lines.extend(f"  redirect: {problem}" for problem in result.redirect_problems[:_FAILURE_LINES])
+    lines.extend(f"  audit: {difference}" for difference in result.differences[:_FAILURE_LINES])
     return "\n".join(lines)

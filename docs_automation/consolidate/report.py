@@ -64,6 +64,7 @@ def figures(
                 f"{result.broken_after} of {result.links_total_after}",
             ),
             ("links newly broken", str(len(result.newly_broken))),
+            ("audit differences (rendered like the site)", str(len(result.differences))),
         ]
     rows += [(f"time: {step}", f"{seconds:.2f} s") for step, seconds in timings.items()]
     return rows
@@ -123,6 +124,7 @@ def markdown(
         ]
         out += [f"- link newly broken: `{p}` → `{href}`" for p, href in result.newly_broken[:rows]]
         out += [f"- {problem}" for problem in result.redirect_problems[:rows]]
+        out += [f"- audit: {_cell(problem)}" for problem in result.differences[:rows]]
     out += [
         "",
         "## Proposed information architecture",

@@ -41,6 +41,8 @@ class Verification:
             `(output path, href as written)`.
         redirect_problems: one sentence per unsound redirect (a redirected page still
             exists, a redirect to nothing, or a page removed without a redirect).
+        differences: what the independent audit (`consolidate.audit`, the pages rendered
+            like the site) found, one `SRC path:line: problem` each.
     """
 
     units_total: int = 0
@@ -52,11 +54,12 @@ class Verification:
     broken_after: int = 0
     newly_broken: list[tuple[str, str]] = field(default_factory=list)
     redirect_problems: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """No unit lost, no link newly broken, every redirect sound."""
-        return not (self.missing or self.newly_broken or self.redirect_problems)
+        """No unit lost, no link newly broken, every redirect sound, no audit difference."""
+        return not (self.missing or self.newly_broken or self.redirect_problems or self.differences)
 
 
 def verify(
