@@ -19,15 +19,31 @@ __all__ = ["DashboardState"]
 class DashboardState:
     """Latest agent states and update counts, observed from delivered updates.
 
+    Memory is bounded in bytes: each remembered agent costs the UTF-8 length of the update
+    frame it came in, and the least recently updated agents are forgotten once the total
+    passes `max_bytes` (or their number passes `max_agents`). An `agent_status` answer that
+    lists every agent is cut to `answer_bytes`, so it always fits in one frame; the client
+    asks for the next page with `params.after`.
+
     Args:
-        max_agents: agents remembered at most; the least recently updated are forgotten.
+        max_agents: agents remembered at most.
+        max_bytes: bytes of agent state remembered at most (`WS_DASHBOARD_STATE_MAX_BYTES`).
+        answer_bytes: bytes of agent state one `agent_status` answer lists at most (one agent
+            always, however large).
     """
 
     # Enough for any fleet the dashboard shows, while bounding memory against a publisher
     # that invents a new agent id per update.
-    def __init__(self, max_agents: int = 10_000) -> None:
+    def __init__(
+        self, max_agents: int = 10_000, max_bytes: int = 4_194_304, answer_bytes: int = 262_144
+    ) -> None:
         self._max_agents = max_agents
+        self._max_bytes = max_bytes
+        self._answer_bytes = answer_bytes
         self._agents: dict[str, dict[str, Any]] = {}
+        self._sizes: dict[str, int] = {}
+        self.agent_bytes = 0
+        """Bytes of agent state held now (the sum of the remembered frames' UTF-8 lengths)."""
         self.latest_seq: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
         self.delivered: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
 
@@ -39,14 +55,44 @@ class DashboardState:
         if sub == "agents":
             agent_id = update.data.get("agent_id")
             if isinstance(agent_id, str):
-                self._agents.pop(agent_id, None)
+                self._forget(agent_id)
                 self._agents[agent_id] = {
                     **update.data,
                     "seq": update.seq,
                     "updated_at": messages.utc_timestamp(update.published_at),
                 }
-                if len(self._agents) > self._max_agents:
-                    del self._agents[next(iter(self._agents))]
+                size = messages.utf8_length(update.text)
+                self._sizes[agent_id] = size
+                self.agent_bytes += size
+                while len(self._agents) > 1 and (
+                    self.agent_bytes > self._max_bytes or len(self._agents) > self._max_agents
+                ):
+                    self._forget(next(iter(self._agents)))
+
+    def _forget(self, agent_id: str) -> None:
+        if self._agents.pop(agent_id, None) is not None:
+            self.agent_bytes -= self._sizes.pop(agent_id)
+
+    def _listing(self, after: object) -> dict[str, Any]:
+        if after is not None and not isinstance(after, str):
+            raise DataRequestError("params.after must be a string (an agent_id)")
+        ids = sorted(i for i in self._agents if after is None or i > after)
+        listed: list[dict[str, Any]] = []
+        used = 0
+        for agent_id in ids:
+            used += self._sizes[agent_id]
+            if listed and used > self._answer_bytes:
+                break
+            listed.append(self._agents[agent_id])
+        data: dict[str, Any] = {
+            "agents": listed,
+            "count": len(listed),
+            "total": len(self._agents),
+            "truncated": len(listed) < len(ids),
+        }
+        if data["truncated"]:
+            data["next_after"] = listed[-1]["agent_id"]
+        return data
 
     def answer(
         self,
@@ -71,8 +117,7 @@ class DashboardState:
                 if agent_id not in self._agents:
                     raise DataRequestError(f"Unknown agent: {str(agent_id)[: messages.ECHO_CHARS]}")
                 return {"agents": [self._agents[agent_id]], "count": 1}
-            agents = sorted(self._agents.values(), key=lambda a: str(a.get("agent_id")))
-            return {"agents": agents, "count": len(agents)}
+            return self._listing(params.get("after"))
         if data_type == "coordination_metrics":
             return {
                 "latest_seq": dict(self.latest_seq),

@@ -57,7 +57,11 @@ class Server:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.dashboard = DashboardState()
+        self.dashboard = DashboardState(
+            max_bytes=settings.dashboard_state_max_bytes,
+            # The frame around the listing (type, ids, timestamp) fits in the last KiB.
+            answer_bytes=max(1, settings.max_frame_bytes - 1_024),
+        )
         self.hub = Hub(self.metrics, self.dashboard)
         self.broker = broker
         self.new_id = new_id

@@ -78,6 +78,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "Most connections one page of `GET /api/dashboard/websocket/connections` lists (its "
         "`limit` and default).",
     ),
+    "dashboard_state_max_bytes": (
+        "bytes",
+        "Agent state kept for `request_data` `agent_status` answers; past it the least "
+        "recently updated agents are forgotten.",
+    ),
     "send_queue_max_messages": ("messages", "Per-connection outbound queue cap."),
     "send_queue_max_bytes": (
         "bytes",
@@ -174,6 +179,7 @@ class Settings:
             connection, and JSON nesting in levels.
         http_request_timeout_seconds: the time a client has to send a whole request.
         connections_page_max: the largest page of the admin connections listing.
+        dashboard_state_max_bytes: the agent state kept for `agent_status` answers, in bytes.
         send_*/backpressure_*: the bounded outbound queue (messages, and bytes counting
             the socket's write buffer too), how long one send may block (seconds), and the
             consecutive send failures that close the connection.
@@ -216,6 +222,9 @@ class Settings:
     max_json_depth: int = 32
     # A page of 500 entries is about 100 KB of JSON: one response, never the whole instance.
     connections_page_max: int = 500
+    # 4 MiB: a thousand agents at 4 KiB each, while a publisher inventing an agent id per
+    # update (64 KiB bodies) cannot make the instance hold more.
+    dashboard_state_max_bytes: int = 4_194_304
     send_queue_max_messages: int = 1_024
     # 1 MiB, as Centrifugo's client_queue_max_size: a dashboard frame is a few KiB, so a
     # client that reads at all never comes near it.
@@ -267,6 +276,7 @@ class Settings:
             "http_request_timeout_seconds",
             "max_json_depth",
             "connections_page_max",
+            "dashboard_state_max_bytes",
             "send_queue_max_messages",
             "send_queue_max_bytes",
             "backpressure_disconnect_threshold",
