@@ -74,5 +74,5 @@ def test_a_long_listing_comes_in_pages_that_fit_the_answer_bound() -> None:
 
 
 def test_a_cursor_that_is_not_a_string_is_refused() -> None:
-    with pytest.raises(DataRequestError, match="params.after"):
+    with pytest.raises(DataRequestError, match=r"params\.after"):
         listing(DashboardState(), after=3)
