@@ -446,7 +446,6 @@ CASES: dict[str, Case] = {
         prepare=_lone_cr,
         moved=(REPORT.format("relay"),),
         source="issue 12 item 4 (classic Mac line endings)",
-        xfail="issue 12 item 4: lone CR line endings crash apply with IndexError",
     ),
     "crlf-line-endings": Case(
         {
@@ -467,7 +466,6 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("billing"),),
         present=((GUIDE.format("billing"), "title: Billing report"),),
         source="issue 12 item 4; mkdocs reads pages as utf-8-sig",
-        xfail="issue 12 item 4: a BOM before front matter makes the metadata vanish",
     ),
     "symlinked-page-and-folder": Case(
         family(
@@ -477,7 +475,6 @@ CASES: dict[str, Case] = {
         ),
         prepare=_symlinks,
         source="issue 12 item 4",
-        xfail="issue 12 item 4: symlinked pages and folders are left out, links to them break",
     ),
     "non-utf8-page": Case(
         family(
@@ -486,7 +483,6 @@ CASES: dict[str, Case] = {
             **{"archive/legacy_report.md": b"# Legacy report\n\nCaf\xe9 exports use Latin-1.\n"},
         ),
         source="issue 12 item 4",
-        xfail="issue 12 item 4: a page that is not UTF-8 is spliced into a UTF-8 page",
     ),
     # ---- item 5: options mean what they say ------------------------------------------------
     "protect-is-never-a-destination": Case(
@@ -499,21 +495,18 @@ CASES: dict[str, Case] = {
         args=("--protect", "versions/**"),
         present=(("docs/upload-retries.md", "Uploads retry 3 times."),),
         source="issue 12 item 5",
-        xfail="issue 12 item 5: the live page is redirected into its protected copy",
     ),
     "plan-inside-src-is-refused": Case(
         family("audit", "Audit logs are kept 90 days.\n"),
         args=("--plan", "{src}/plan.json"),
         refused="--plan",
         source="issue 12 item 5",
-        xfail="issue 12 item 5: --plan inside SRC writes into SRC",
     ),
     "report-inside-src-is-refused": Case(
         family("audit", "Audit logs are kept 90 days.\n"),
         args=("--report", "{src}/report.md"),
         refused="--report",
         source="issue 12 item 5",
-        xfail="issue 12 item 5: --report inside SRC writes into SRC",
     ),
 }
 
@@ -640,12 +633,7 @@ def _bytes_or_none(path: Path) -> bytes | None:
     "unreadable",
     [
         "archive/locked.md",
-        pytest.param(
-            "archive/locked",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 12 item 4: an unreadable folder is silently skipped"
-            ),
-        ),
+        "archive/locked",
     ],
 )
 def test_an_unreadable_file_or_folder_is_an_error_naming_it(
@@ -665,7 +653,6 @@ def test_an_unreadable_file_or_folder_is_an_error_naming_it(
 
 
 @pytest.mark.unit
-@pytest.mark.xfail(strict=True, reason="issue 12 item 5: the published DEST is 0700")
 def test_the_published_tree_gets_the_usual_permissions(workdir: Path) -> None:
     src = build(workdir / "src", family("perm", "Permissions follow the umask.\n"))
     assert main(["consolidate", str(src), "--apply", "--out", str(workdir / "d"), "--quiet"]) == 0
