@@ -35,7 +35,6 @@ import bisect
 import html
 import posixpath
 import re
-import textwrap
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ __all__ = [
     "Section",
     "Unit",
     "code_key",
+    "dedent",
     "fence",
     "link_path",
     "normalize",
@@ -714,7 +714,9 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             info = token.info.strip() if kind == "fence" else ""
             raw = fence(token.content, info)
             builder.add("code", code_key(token.content), raw, start, end)
-            if kind == "code_block" and token.level == 0:
+            if token.level == 0:
+                # Re-fenced, so that a fence left open at the end of its page (it runs to
+                # the end of the document) cannot swallow what follows it on the target.
                 builder.spans[-1] = (start, end - 1, -1, raw)
         elif kind == "html_block":
             builder.code_lines.update(range(start + offset + 1, end + offset + 1))
@@ -814,6 +816,20 @@ def _closer(tokens: list[Token], lines: list[str]) -> str:
     return ""
 
 
+def dedent(lines: list[str]) -> str:
+    """Join lines, removing the indentation they all share.
+
+    Unlike `textwrap.dedent`, a line of only spaces keeps what it has past the margin: in
+    code, `"    "` and `""` are different lines, and code keys are exact.
+    """
+    margin = min(
+        (len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0
+    )
+    if not margin:
+        return "\n".join(lines)
+    return "\n".join(line[margin:] for line in lines)
+
+
 def unit_sources(page: Page) -> list[str]:
     """The Markdown of each unit of `page`, in order, each re-parsing to a unit with its key.
 
@@ -825,7 +841,7 @@ def unit_sources(page: Page) -> list[str]:
     def cut(first: int, last: int) -> str:
         if first == last:
             return lines[first - 1].lstrip()  # what dedent does to one line, much faster
-        return textwrap.dedent("\n".join(lines[first - 1 : last]))
+        return dedent(lines[first - 1 : last])
 
     sources = []
     for unit in page.units:

@@ -13,12 +13,11 @@ link and `#anchor` where its target went. `verify` checks the result.
 from __future__ import annotations
 
 import re
-import textwrap
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .corpus import Block, Page, Unit, normalize, slugify, unique_anchor, unit_sources
+from .corpus import Block, Page, Unit, dedent, normalize, slugify, unique_anchor, unit_sources
 from .links import LinkRewriter, carry_references, defined_labels, relabel
 from .plan import Merge, MergeSource, Plan
 
@@ -167,7 +166,7 @@ def _block_text(lines: list[str], block: Block, renames: Mapping[str, str]) -> s
             rows.append(lines[block.first - 1].strip())
         text = "\n".join(rows)
     else:
-        text = textwrap.dedent("\n".join(lines[block.first - 1 : block.last])).strip("\n")
+        text = dedent(lines[block.first - 1 : block.last]).strip("\n")
     return relabel(text, renames) if renames else text
 
 
