@@ -75,9 +75,16 @@ _UNIQUE_RE = re.compile(r"^(.*)_([0-9]+)$")
 # Elements whose end tag is forbidden (HTML living standard, "void elements"): they never
 # leave a block open.
 _VOID = frozenset(
-    "area base br col embed hr img input link meta source track wbr param keygen".split()
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+    | {"track", "wbr", "param", "keygen"}
 )
 _LINK_ATTRS = frozenset({"href", "src"})
+# Top-level tokens that are not a block of their own: a heading starts a section, a list
+# is cut into its items, a table into its rows.
+_NOT_BLOCKS = frozenset(
+    {"heading_open", "table_open", "thead_open", "tbody_open", "bullet_list_open"}
+    | {"ordered_list_open"}
+)
 _ID_ATTRS = frozenset({"id", "name"})
 
 
@@ -663,7 +670,9 @@ def _container_heads(
     """First lines (with their indent) of admonitions, tabs and footnote definitions not yet
     dedented: the first line of a paragraph or definition that starts like one."""
     firsts = [t.map[0] for t in tokens if t.type == "paragraph_open" and t.map]
-    firsts += [ref["map"][0] for label, ref in env.get("references", {}).items() if label[:1] == "^"]
+    firsts += [
+        ref["map"][0] for label, ref in env.get("references", {}).items() if label[:1] == "^"
+    ]
     heads = []
     for first in sorted(set(firsts) - done):
         match = _CONTAINER_HEAD_RE.match(source.lines[first])
@@ -683,9 +692,8 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
     for index, token in enumerate(tokens):
         kind = token.type
         top = token.level == 0 or (token.level == 1 and kind == "list_item_open")
-        if top and token.map and kind not in ("heading_open", "table_open", "thead_open"):
-            if kind not in ("bullet_list_open", "ordered_list_open", "tbody_open"):
-                builder.spans.append((token.map[0], token.map[1] - 1, -1, ""))
+        if top and token.map and kind not in _NOT_BLOCKS:
+            builder.spans.append((token.map[0], token.map[1] - 1, -1, ""))
         if kind.endswith("_open") and kind not in ("paragraph_open", "heading_open", "tr_open"):
             containers.append(kind)
             continue
@@ -703,7 +711,9 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
                 title = title[: explicit.start()].rstrip()
             anchor = unique_anchor(anchor, used)
             if token.level == 0:
-                builder.sections.append(Section(title, int(token.tag[1:]), start + offset + 1, anchor))
+                builder.sections.append(
+                    Section(title, int(token.tag[1:]), start + offset + 1, anchor)
+                )
             builder.anchors.add(anchor)
         elif kind == "paragraph_open":
             key = builder.inline(tokens[index + 1], cells)
@@ -722,7 +732,9 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             builder.code_lines.update(range(start + offset + 1, end + offset + 1))
             raw = token.content.rstrip("\n")
             first_line = token.content.split("\n", 1)[0]
-            depth = builder.html(token.content, start, _place(builder.source.lines[start], first_line, 0))
+            depth = builder.html(
+                token.content, start, _place(builder.source.lines[start], first_line, 0)
+            )
             closer = _html_closer(raw)
             builder.add("html", "html: " + _blank_links(raw), raw + closer, start, end)
             if token.level == 0 and closer:
@@ -822,9 +834,7 @@ def dedent(lines: list[str]) -> str:
     Unlike `textwrap.dedent`, a line of only spaces keeps what it has past the margin: in
     code, `"    "` and `""` are different lines, and code keys are exact.
     """
-    margin = min(
-        (len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0
-    )
+    margin = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
     if not margin:
         return "\n".join(lines)
     return "\n".join(line[margin:] for line in lines)

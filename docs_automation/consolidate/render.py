@@ -67,71 +67,68 @@ def _layout(
     parts = []
     for source in merge.sources:
         page = pages[source.path]
-        sources = unit_sources(page)
-        renames, skip = carry_references(page.units, sources, labels)
-        by_block: dict[int, list[tuple[int, Unit]]] = defaultdict(list)
-        for number, unit in enumerate(page.units):
-            by_block[unit.block].append((number, unit))
+        renames, skip = carry_references(page.units, unit_sources(page), labels)
         part = _Part(source, page, renames)
-        lines = page.text.split("\n")
-        emitted: set[int] = set()
-        for index in range(len(page.blocks)):
-            members = by_block.get(index, [])
-            new = any(
-                (unit.kind == "reference" and number not in skip)
-                or (unit.kind != "reference" and unit.key and unit.key not in seen)
-                for number, unit in members
-            )
-            if new:
-                emitted.add(index)
-                seen.update(unit.key for _, unit in members)
-                if any(unit.kind not in ("code", "html") for _, unit in members):
-                    part.prose.add(index)
-        title_section = next(
+        emitted = _new_blocks(part, skip, seen)
+        part.title_section = next(
             (n for n, s in enumerate(page.sections) if s.level and s.heading == page.title), -1
         )
         wanted = {
-            n
-            for n, s in enumerate(page.sections)
-            if s.level and n != title_section and (page.path, s.anchor) in linked
+            n for n, s in enumerate(page.sections) if s.level and (page.path, s.anchor) in linked
         }
-        section_of = {
-            index: min((unit.section for _, unit in by_block.get(index, [])), default=0)
-            for index in emitted
-        }
-        title_linked = title_section >= 0 and (page.path, page.sections[title_section].anchor) in linked
-        if not emitted and not wanted and not title_linked:
-            parts.append(part)
-            continue
-        part.title_section = title_section
-        base = (
-            _anchor_base(page, lines, title_section)
-            if title_section >= 0
-            else slugify(normalize(page.title))
-        )
-        part.title_anchor = unique_anchor(base, used)
-        if title_section >= 0:
-            anchors[(page.path, page.sections[title_section].anchor)] = (
-                merge.target,
-                part.title_anchor,
-            )
-        current = -1
-        order = sorted([("block", i, section_of[i]) for i in emitted] + [
-            ("heading", n, n) for n in wanted
-        ], key=lambda item: (page.sections[item[2]].line if item[0] == "heading" else page.blocks[item[1]].first))  # fmt: skip
-        for kind, index, section in order:
-            if section != current:
-                current = section
-                heading = page.sections[section]
-                if heading.level and heading.heading and section != title_section:
-                    new_id = unique_anchor(_anchor_base(page, lines, section), used)
-                    part.headings[section] = new_id
-                    anchors[(page.path, heading.anchor)] = (merge.target, new_id)
-                    part.chunks.append(("heading", section))
-            if kind == "block":
-                part.chunks.append(("block", index))
+        if emitted or wanted:
+            _place(part, emitted, wanted - {part.title_section}, used)
+            for section, new_id in part.headings.items():
+                anchors[(page.path, page.sections[section].anchor)] = (merge.target, new_id)
         parts.append(part)
     return parts
+
+
+def _new_blocks(part: _Part, skip: set[int], seen: set[str]) -> dict[int, int]:
+    """The blocks of `part`'s page that bring a unit not `seen` yet, each with its section.
+
+    A block comes whole or not at all; `seen` gains every key of the blocks that come.
+    """
+    by_block: dict[int, list[tuple[int, Unit]]] = defaultdict(list)
+    for number, unit in enumerate(part.page.units):
+        by_block[unit.block].append((number, unit))
+    emitted: dict[int, int] = {}
+    for index, members in sorted(by_block.items()):
+        if any(
+            (unit.kind == "reference" and number not in skip)
+            or (unit.kind != "reference" and unit.key and unit.key not in seen)
+            for number, unit in members
+        ):
+            emitted[index] = min(unit.section for _, unit in members)
+            seen.update(unit.key for _, unit in members)
+            if any(unit.kind not in ("code", "html") for _, unit in members):
+                part.prose.add(index)
+    return emitted
+
+
+def _place(part: _Part, emitted: dict[int, int], wanted: set[int], used: set[str]) -> None:
+    """Order `part`'s blocks and headings, and give each heading its id on the target
+    (`used` holds the ids taken there so far, in document order, as `toc` assigns them)."""
+    page = part.page
+    lines = page.text.split("\n")
+    title = part.title_section
+    base = _anchor_base(page, lines, title) if title >= 0 else slugify(normalize(page.title))
+    part.title_anchor = unique_anchor(base, used)
+    if title >= 0:
+        part.headings[title] = part.title_anchor
+    order = sorted(
+        [(page.blocks[index].first, "block", index, section) for index, section in emitted.items()]
+        + [(page.sections[n].line, "heading", n, n) for n in wanted]
+    )
+    current = -1
+    for _, kind, index, section in order:
+        heading = page.sections[section]
+        if section != current and heading.level and heading.heading and section != title:
+            part.headings[section] = unique_anchor(_anchor_base(page, lines, section), used)
+            part.chunks.append(("heading", section))
+        current = section
+        if kind == "block":
+            part.chunks.append(("block", index))
 
 
 def _anchor_base(page: Page, lines: list[str], section: int) -> str:

@@ -116,11 +116,14 @@ def verify(
                 result.broken_after += 1
                 if link.target in src_exists:
                     result.newly_broken.append((page.path, link.href))
-            elif link.fragment and link.target in dest:
-                if link.fragment not in dest[link.target].anchors:
-                    result.broken_after += 1
-                    if link.fragment in had.get(link.target, set()):
-                        result.newly_broken.append((page.path, link.href))
+            elif (
+                link.fragment
+                and link.target in dest
+                and link.fragment not in dest[link.target].anchors
+            ):
+                result.broken_after += 1
+                if link.fragment in had.get(link.target, set()):
+                    result.newly_broken.append((page.path, link.href))
     for old, new in plan.redirects.items():
         if old in dest_files:
             result.redirect_problems.append(f"{old} is redirected but still exists")

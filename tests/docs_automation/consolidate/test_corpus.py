@@ -69,9 +69,7 @@ def test_unit_keys_ignore_markup_case_and_link_targets() -> None:
         ("Retries: 3", "Retries: 3!"),
     ],
 )
-def test_symbols_are_content_so_different_facts_get_different_keys(
-    first: str, second: str
-) -> None:
+def test_symbols_are_content_so_different_facts_get_different_keys(first: str, second: str) -> None:
     def keys(line: str) -> set[str]:
         text = f"| OS | Supported |\n| --- | --- |\n{line}\n" if line.startswith("|") else line
         return {unit.key for unit in parse_page("p.md", text).units}
