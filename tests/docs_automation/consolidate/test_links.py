@@ -17,6 +17,8 @@ from docs_automation.consolidate.engine import analyse, apply
 from docs_automation.consolidate.files import read_tree
 from docs_automation.consolidate.links import LinkRewriter
 from docs_automation.consolidate.plan import Plan
+from docs_automation.consolidate.render import render
+from docs_automation.consolidate.verify import verify
 from docs_automation.errors import InputError
 
 pytestmark = pytest.mark.unit  # small trees in a temp folder; no sockets
@@ -138,3 +140,22 @@ def test_a_link_that_must_change_but_cannot_be_located_is_refused() -> None:
     with pytest.raises(InputError, match=r"reports/a.md:3: cannot locate"):
         rewriter.rewrite(broken, "docs/a.md")
     assert isinstance(lost, Link)
+
+
+def test_verify_reports_an_anchor_that_no_longer_resolves(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = {
+        "a.md": "# A\n\n## Limits\n\nThe cap is 60 s.\n\nSee [b](b.md#start) and [gone](b.md#nowhere).\n",
+        "b.md": "# B\n\n## Start\n\nRun the client.\n",
+    }
+    for path, text in files.items():
+        src.mkdir(exist_ok=True)
+        (src / path).write_text(text, encoding="utf-8")
+    tree = read_tree(src)
+    analysis = analyse(tree)
+    out = render(analysis.pages, analysis.plan, tree.all_paths(), set(tree.copied))
+    out["b.md"] = out["b.md"].replace("## Start", "## Begin")
+    pages = {path: parse_page(path, text) for path, text in out.items()}
+    result = verify(analysis.pages, analysis.plan, pages, tree.all_paths(), set(out))
+    assert result.newly_broken == [("a.md", "b.md#start")]  # `#nowhere` was broken before
+    assert result.broken_before == 1 and result.broken_after == 2
