@@ -145,7 +145,8 @@ def test_a_link_that_must_change_but_cannot_be_located_is_refused() -> None:
 def test_verify_reports_an_anchor_that_no_longer_resolves(tmp_path: Path) -> None:
     src = tmp_path / "src"
     files = {
-        "a.md": "# A\n\n## Limits\n\nThe cap is 60 s.\n\nSee [b](b.md#start) and [gone](b.md#nowhere).\n",
+        "a.md": "# A\n\n## Limits\n\nThe cap is 60 s.\n\n"
+        "See [b](b.md#start) and [gone](b.md#nowhere).\n",
         "b.md": "# B\n\n## Start\n\nRun the client.\n",
     }
     for path, text in files.items():
