@@ -79,6 +79,7 @@ _VOID = frozenset(
     | {"track", "wbr", "param", "keygen"}
 )
 _LINK_ATTRS = frozenset({"href", "src"})
+_MARKED_SECTION_RE = re.compile(r"<!\[(?!CDATA\[)")
 # Characters that start an inline rule of markdown-it's CommonMark preset: `\\` escape,
 # backticks, `*`/`_` emphasis, `[`/`![` links and images, `<` autolinks and HTML, `&` entities
 # (`~` too, for the strikethrough rule when a preset enables it).
@@ -382,8 +383,17 @@ def _advance(raw: str, offset: int, line: int, column: int) -> tuple[int, int]:
 def _html_values(content: str) -> tuple[list[tuple[int, int, int, str, str]], int]:
     """Link and id attribute values of an HTML snippet, and how many elements it leaves open."""
     parser = _Tags()
-    parser.feed(content)
-    parser.close()
+    try:
+        parser.feed(content)
+        parser.close()
+    except AssertionError:
+        # `<![name]>` that is not CDATA makes the standard library's parser raise
+        # AssertionError("unknown status keyword ...") (CPython issue 81928; MkDocs #3929
+        # met it in generated API docs). Read it as text instead: same length, so every
+        # position found stays right.
+        parser = _Tags()
+        parser.feed(_MARKED_SECTION_RE.sub("&![", content))
+        parser.close()
     return parser.values, parser.depth
 
 

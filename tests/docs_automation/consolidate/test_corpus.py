@@ -171,3 +171,11 @@ def test_reference_definitions_are_units_keyed_by_destination() -> None:
     ]
     assert page.units[0].key == "see x."  # the label is not part of the fact
     assert [link.target for link in page.links] == ["x.md"]
+
+
+def test_html_with_a_marked_section_the_stdlib_parser_rejects_still_parses() -> None:
+    # CPython issue 81928, met by MkDocs (#3929) in generated C++ API docs.
+    text = '<div>\nstd::enable_if_t<![ns::is_x](x.md)< U >\n<a href="y.md">y</a>\n</div>\n'
+    page = parse_page("docs/p.md", text)
+    assert [link.target for link in page.links] == ["docs/y.md"]
+    assert [unit.kind for unit in page.units] == ["html"]
