@@ -160,3 +160,57 @@ def test_verify_reports_an_anchor_that_no_longer_resolves(tmp_path: Path) -> Non
     result = verify(analysis.pages, analysis.plan, pages, tree.all_paths(), set(out))
     assert result.newly_broken == [("a.md", "b.md#start")]  # `#nowhere` was broken before
     assert result.broken_before == 1 and result.broken_after == 2
+
+
+# Link forms that line-based rewriters are reported to miss: link text wrapped onto the
+# next line inside a list item (rvben/rumdl#878, benbalter/jekyll-relative-links#61), two
+# links on one line (jekyll-relative-links#22), links in indented text and lists
+# (tektoncd/website#248), plus destinations with parentheses, angle brackets, escapes and
+# entities, badges, table cells with an escaped pipe, and a definition over three lines.
+TRICKY = """# T
+
+A [paren](foo(bar).md) and [angle](<my file.md>) and [esc](a\\_b.md) and [ent](a&amp;b.md).
+
+> quoted [q](q.md) and
+> second [q2](q.md "title")
+
+1. item [wrapped
+   link](i.md)
+
+   !!! note
+       inside [n](n.md)
+
+| a | [t](t.md) \\| x | [u](u.md) |
+|---|---|---|
+| [v](v.md) | w | x |
+
+[![badge](img/b.svg)](b.md)
+
+<img src="img/x.png"><a href='z.md'>z</a>
+
+[ref]:
+  r.md
+  "Title"
+"""
+
+
+def test_every_link_form_is_rewritten_in_place_and_nothing_else_changes() -> None:
+    page = parse_page("reports/p.md", TRICKY)
+    names = ["foo(bar).md", "my file.md", "a_b.md", "a&b.md", "q.md", "i.md", "n.md", "t.md"]
+    names += ["u.md", "v.md", "img/b.svg", "b.md", "img/x.png", "z.md", "r.md"]
+    files = {f"reports/{name}" for name in names} | {"reports/p.md"}
+    plan = Plan(redirects={"reports/p.md": "docs/p.md"})
+    moved = LinkRewriter(plan, files, set()).rewrite(page, "docs/p.md")
+    assert len(page.links) == 16
+    expected = (
+        TRICKY.replace("](<my file.md>)", "](../reports/my%20file.md)")
+        .replace("](a&amp;b.md)", "](../reports/a%26b.md)")
+        .replace("](foo(bar).md)", "](../reports/foo%28bar%29.md)")
+        .replace("](a\\_b.md)", "](../reports/a_b.md)")
+        .replace('src="img/x.png"', 'src="../reports/img/x.png"')
+        .replace("href='z.md'", "href='../reports/z.md'")
+        .replace("  r.md\n", "  ../reports/r.md\n")
+    )
+    for name in ["q.md", "i.md", "n.md", "t.md", "u.md", "v.md", "img/b.svg", "b.md"]:
+        expected = expected.replace(f"]({name}", f"](../reports/{name}")
+    assert moved == expected
