@@ -179,3 +179,19 @@ def test_html_with_a_marked_section_the_stdlib_parser_rejects_still_parses() -> 
     page = parse_page("docs/p.md", text)
     assert [link.target for link in page.links] == ["docs/y.md"]
     assert [unit.kind for unit in page.units] == ["html"]
+
+
+def test_text_without_inline_markup_gets_the_key_the_inline_parser_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    from docs_automation.consolidate import corpus
+
+    text = (
+        PAGE
+        + "\nTwo spaces  \nmake a hard break; tabs\tand ✅ stay.\n\n| a | b |\n|---|---|\n| c | d |\n"
+    )
+    fast = [unit.key for unit in parse_page("docs/broker.md", text).units]
+    monkeypatch.setattr(corpus, "_MARKUP_RE", re.compile(r"[\s\S]"))  # parse every text
+    assert [unit.key for unit in parse_page("docs/broker.md", text).units] == fast
