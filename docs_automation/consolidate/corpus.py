@@ -25,8 +25,8 @@ blocks and inline HTML alike. Each link carries the line and column of its desti
 page, so the apply step rewrites exactly those characters.
 
 Anchors are the ids a site gives a page: heading slugs (Python-Markdown's `toc` slugify,
-with its `_1` suffix for a repeated slug), attr_list ids (`## Setup {#install}`) and HTML
-`id`/`name` attributes.
+with its `_1` suffix for a repeated slug), attr_list ids (`## Setup {#install}`, and
+`{: #id }` as the last line of a paragraph) and HTML `id`/`name` attributes.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ _FRONT_MATTER_END = re.compile(r"^(---|\.\.\.)\s*$")
 # `pymdownx.details`), content tabs (`pymdownx.tabbed`) and footnote definitions.
 _CONTAINER_HEAD_RE = re.compile(r"^( *)(?:!!!|\?\?\?\+?|===\+?|\[\^[^\]\n]+\]:)(?:[ \t]|$)")
 _ATTR_ID_RE = re.compile(r"\s*\{[^{}\n]*?#([\w:.-]+)[^{}\n]*\}\s*$")  # `## Title {#id .x}`
+_BLOCK_ATTR_RE = re.compile(r"(?:^|\n)\{:?[^{}\n]*?#([\w:.-]+)[^{}\n]*\}\s*$")
 _SLUG_DROP_RE = re.compile(r"[^\w\s-]")
 _SLUG_JOIN_RE = re.compile(r"[-\s]+")
 _UNIQUE_RE = re.compile(r"^(.*)_([0-9]+)$")
@@ -745,6 +746,9 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             builder.anchors.add(anchor)
         elif kind == "paragraph_open":
             key = builder.inline(tokens[index + 1], cells)
+            block_id = _BLOCK_ATTR_RE.search(tokens[index + 1].content)
+            if block_id:  # attr_list's `{: #id }` as the last line of a block
+                builder.anchors.add(block_id.group(1))
             in_item = bool(containers) and containers[-1] == "list_item_open"
             builder.add("item" if in_item else "paragraph", key, "", start, end)
         elif kind in ("fence", "code_block"):

@@ -193,3 +193,13 @@ def test_text_without_inline_markup_gets_the_key_the_inline_parser_would_give(
     fast = [unit.key for unit in parse_page("docs/broker.md", text).units]
     monkeypatch.setattr(corpus, "_MARKUP_RE", re.compile(r"[\s\S]"))  # parse every text
     assert [unit.key for unit in parse_page("docs/broker.md", text).units] == fast
+
+
+def test_anchors_are_heading_slugs_attr_list_ids_and_html_ids() -> None:
+    text = (
+        "# Retry guide\n\n## Setup\n\n## Setup\n\n## Limits {#caps}\n\n"
+        'The cap.\n{: #cap-note }\n\n<a id="raw"></a>\n\nSee <span id="inline">here</span>.\n'
+    )
+    assert parse_page("p.md", text).anchors == {
+        "retry-guide", "setup", "setup_1", "caps", "cap-note", "raw", "inline",
+    }  # fmt: skip
