@@ -9,7 +9,10 @@ others, so a copy behaves like another project's docs in the same tree rather th
 
 For each size it times `plan` (read the tree, parse, analyse; wall and CPU seconds, with the
 machine's load average, since other work on the machine stretches wall time) and `apply`
-(render, write, re-read, verify). As the baseline measured in the same run, it times
+(render, write, re-read, verify), each also as a ratio to a bare single-process parse of the
+same files measured in the same run (`MarkdownIt("commonmark").enable("table").parse` of
+every page; issue 12's floors: plan at most 0.5, apply at most 1.0). As the baseline for
+near-duplicate search, measured in the same run, it times
 near-duplicate search by comparing every pair of pages' MinHash signatures (numpy,
 vectorised) against the LSH lookup the consolidator uses. The growth exponent between two
 sizes is log(t2/t1) / log(n2/n1): 1 is linear, 2 is quadratic. Results print as a table
@@ -29,11 +32,12 @@ import shutil
 import string
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from markdown_it import MarkdownIt
 from rich.console import Console
 from rich.table import Table
 
@@ -41,7 +45,7 @@ from docs_automation.consolidate.engine import Settings, analyse, apply
 from docs_automation.consolidate.files import read_tree
 from docs_automation.consolidate.nearcopies import near_duplicates
 
-__all__ = ["all_pairs", "grow", "main", "measure"]
+__all__ = ["all_pairs", "bare_parse", "grow", "main", "measure"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = ROOT.parent / "shared" / "corpus" / "bee-hive"
@@ -90,6 +94,16 @@ def all_pairs(pages: Sequence[tuple[str, np.ndarray]], threshold: float) -> int:
     return found
 
 
+def bare_parse(texts: Iterable[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a bare single-process markdown-it parse of every text (the
+    baseline). CPU seconds compare fairly when other work on the machine takes cores."""
+    md = MarkdownIt("commonmark").enable("table")
+    clock, cpu = time.perf_counter(), time.process_time()
+    for text in texts:
+        md.parse(text)
+    return time.perf_counter() - clock, time.process_time() - cpu
+
+
 def _cpu() -> float:
     """CPU seconds used so far by this process and its finished children (the parse workers)."""
     own, children = (
@@ -109,7 +123,9 @@ def _write(root: Path, pages: dict[str, str]) -> None:
 def measure(pages: dict[str, str], size: int, work: Path, settings: Settings) -> dict[str, Any]:
     """Grow to `size`, then time plan, apply and both near-duplicate searches (seconds)."""
     src, dest = work / f"src-{size}", work / f"dest-{size}"
-    _write(src, grow(pages, size))
+    grown = grow(pages, size)
+    _write(src, grown)
+    bare_s, bare_cpu = bare_parse(grown.values())
     clock, cpu, load = time.perf_counter(), _cpu(), os.getloadavg()[0]
     analysis = analyse(read_tree(src), settings)
     plan_s, plan_cpu = time.perf_counter() - clock, _cpu() - cpu
@@ -142,6 +158,11 @@ def measure(pages: dict[str, str], size: int, work: Path, settings: Settings) ->
         "plan_cpu_s": round(plan_cpu, 4),
         "load_average_before_plan": round(load, 2),
         "apply_s": round(apply_s, 4),
+        "bare_parse_s": round(bare_s, 4),
+        "plan_over_bare_parse": round(plan_s / bare_s, 3),
+        "apply_over_bare_parse": round(apply_s / bare_s, 3),
+        "bare_parse_cpu_s": round(bare_cpu, 4),
+        "plan_cpu_over_bare_parse_cpu": round(plan_cpu / bare_cpu, 3),
         "near_dup_lsh_s": round(lsh_s, 4),
         "near_dup_all_pairs_s": round(baseline_s, 4),
         "all_pairs_over_lsh": round(baseline_s / lsh_s, 1) if lsh_s else None,
@@ -159,6 +180,9 @@ _COLUMNS = (
     ("plan_cpu_s", "plan CPU"),
     ("load_average_before_plan", "load"),
     ("apply_s", "apply"),
+    ("bare_parse_s", "bare parse"),
+    ("plan_over_bare_parse", "plan/parse"),
+    ("apply_over_bare_parse", "apply/parse"),
     ("near_dup_lsh_s", "LSH"),
     ("near_dup_all_pairs_s", "all pairs"),
     ("all_pairs_over_lsh", "ratio"),

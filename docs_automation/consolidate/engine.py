@@ -64,8 +64,9 @@ class Settings:
     `Settings()`, the defaults (shown in the signature), is what the command line uses.
 
     Attributes:
-        min_unit_words: words a prose unit needs to be substantive (must be kept); shorter
-            prose, such as `✅ Done`, may be dropped.
+        min_unit_words: words a prose unit needs to be substantive (must be kept). The
+            default, 1, keeps every unit with any content, however short (`- Azure`, `✅`);
+            with more, shorter prose may be dropped.
         shingle_words: words per shingle for near-copy detection.
         num_perm: MinHash permutations per page; the Jaccard estimate's standard error is
             about 1/sqrt(num_perm), 0.125 at 64. At least `MIN_NUM_PERM` (16).
@@ -85,7 +86,7 @@ class Settings:
             `InputError` rather than parsed.
     """
 
-    min_unit_words: int = 2  # words: shorter prose ("✅ Done") is not a substantive unit
+    min_unit_words: int = 1  # words: 1 keeps every unit, however short ("- Azure")
     shingle_words: int = 3  # words per shingle for near-copy detection
     num_perm: int = 64  # MinHash permutations (accuracy about 1/sqrt(64) = 0.125)
     near_duplicate_threshold: float = 0.5  # estimated Jaccard of shingles
@@ -318,7 +319,7 @@ def _apply(analysis: Analysis, dest: Path, exclude: Sequence[str]) -> Verificati
         for alias in staying:
             text = tree.pages[tree.aliases[alias]]
             page = parse_page(alias, text, analysis.settings.min_unit_words)
-            rendered[alias] = links.page(page)
+            rendered[alias] = links.rewrite(page, page.path)
     redirects = json.dumps(dict(sorted(plan.redirects.items())), indent=2) + "\n"
     staging = staging_dir(dest)
     try:

@@ -1,7 +1,10 @@
 """Links of a consolidated tree: rewritten to where their target went, and carried safely.
 
 `LinkRewriter` points every relative link of a kept or merged page at the page that now
-holds its target's content (or that folder's former index page).
+holds its target's content (or that folder's former index page), and every `#anchor` at the
+id its heading or element has there. It edits the page at the line and column where the
+parser found each destination (`corpus.Link`), so link text over several lines, links in
+HTML attributes and links beside code are handled alike, and nothing else is touched.
 
 Link reference definitions (`[label]: url`) are carried into another page without clashes.
 Labels are page-wide, and the first definition of a label wins (CommonMark). Two READMEs that
@@ -13,12 +16,14 @@ page that uses it. Unit keys ignore reference labels, so the rename loses nothin
 
 from __future__ import annotations
 
+import html
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from .corpus import LINK_RE, REFERENCE_RE, Page, Unit, link_path
+from ..errors import InputError
+from .corpus import Link, Page, Unit
 from .plan import Plan
 
 __all__ = [
@@ -105,13 +110,29 @@ def folders(paths: Iterable[str]) -> set[str]:
 
 
 class LinkRewriter:
-    """Rewrites relative links so that they point where their target's content went."""
+    """Rewrites relative links so that they point where their target's content went.
 
-    def __init__(self, plan: Plan, src_files: set[str], dest_files: set[str]) -> None:
+    Args:
+        plan: the plan whose redirects say where each page went.
+        src_files: every file of SRC (relative paths).
+        dest_files: every file the output will have.
+        anchors: `(SRC page, anchor)` to `(output page, anchor)` for every anchor whose page
+            moved or whose id changed (a heading merged under a slug already taken); an
+            anchor not listed keeps its id on the page its content went to.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        src_files: set[str],
+        dest_files: set[str],
+        anchors: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+    ) -> None:
         self.plan = plan
         self.src_files = src_files
         self.src_dirs = folders(src_files)
         self.dest_dirs = folders(dest_files)
+        self.anchors = dict(anchors or {})
         pages_by_dir: dict[str, list[str]] = {}
         for path in sorted(src_files):
             pages_by_dir.setdefault(posixpath.dirname(path), []).append(path)
@@ -134,14 +155,13 @@ class LinkRewriter:
         self.folder_homes[folder] = home
         return home
 
-    def href(self, href: str, source: str, dest: str) -> str:
-        """Return `href` as it must be written on page `dest`, moved there from `source`."""
-        target = link_path(source, href)
-        if target is None:
-            return href
-        bare = href.strip().strip("<>")
-        cut = min((i for i in (bare.find("#"), bare.find("?")) if i >= 0), default=len(bare))
-        suffix, is_dir = bare[cut:], False
+    def href(self, link: Link, source: str, dest: str) -> str:
+        """Return the destination `link` of page `source` must have on page `dest`.
+
+        Returns `link.href` itself when nothing changes.
+        """
+        bare = link.href
+        target, is_dir = link.target, False
         if target in self.src_files:
             final = self.plan.final(target)
         elif target in self.src_dirs and target not in self.dest_dirs:
@@ -149,35 +169,50 @@ class LinkRewriter:
         else:
             # A folder that survives, or a link already broken in SRC: same place as before.
             final, is_dir = target, target in self.src_dirs
-        if source == dest and final == target:
-            return href
+        fragment = link.fragment
+        if fragment and (target, fragment) in self.anchors:
+            final, fragment = self.anchors[(target, fragment)]
+        if source == dest and final == target and fragment == link.fragment:
+            return bare
+        anchor = "#" + quote(fragment, safe="/._-~+:") if fragment else ""
+        if bare.startswith("#") and final == dest:
+            return anchor or bare
+        cut = min((i for i in (bare.find("#"), bare.find("?")) if i >= 0), default=len(bare))
+        query = bare[cut:].split("#", 1)[0] if bare[cut:].startswith("?") else ""
+        if bare.startswith("#"):
+            query = ""
         relative = posixpath.relpath(final, posixpath.dirname(dest) or ".")
         if is_dir and bare[:cut].endswith("/"):
             relative += "/"
-        return quote(relative, safe="/._-~+") + suffix
+        return quote(relative, safe="/._-~+") + query + (anchor if "#" in bare else "")
 
-    def text(self, text: str, source: str, dest: str) -> str:
-        """Rewrite every inline link and reference definition of a Markdown snippet (not code)
-        moved to `dest`."""
-        if "]" not in text:
-            return text
+    def rewrite(self, page: Page, dest: str) -> str:
+        """`page`'s text with every link rewritten as it must read on page `dest`.
 
-        def replace(match: re.Match[str]) -> str:
-            new = self.href(match.group(2), source, dest)
-            if new == match.group(2):
-                return match.group(0)
-            return f"{match.group(1)}({new}{match.group(3) or ''})"
+        Only the characters of each destination the parser found change (code, and text
+        that merely looks like a link, are never touched).
 
-        def define(match: re.Match[str]) -> str:
-            return match.group(1) + self.href(match.group(2), source, dest)
-
-        if "](" in text:
-            text = LINK_RE.sub(replace, text)
-        return REFERENCE_RE.sub(define, text) if "]:" in text else text
-
-    def page(self, page: Page) -> str:
-        """A kept page's text with the links to moved pages rewritten; code is left alone."""
+        Raises:
+            InputError: a link that must change could not be located in the page (the
+                message names the page, line and destination).
+        """
+        edits: list[tuple[int, int, int, str]] = []
+        for link in page.links:
+            new = self.href(link, page.path, dest)
+            if new == link.href:
+                continue
+            if link.column < 0:
+                raise InputError(
+                    f"{page.path}:{link.line}: cannot locate the link to {link.href!r} "
+                    "in the page to rewrite it; write it on one line and run again"
+                )
+            if link.html:
+                new = html.escape(new, quote=True)
+            edits.append((link.line, link.column, link.length, new))
+        if not edits:
+            return page.text
         lines = page.text.split("\n")
-        for number in sorted({link.line for link in page.links} - page.code_lines):
-            lines[number - 1] = self.text(lines[number - 1], page.path, page.path)
+        for line, column, length, new in sorted(edits, reverse=True):
+            text = lines[line - 1]
+            lines[line - 1] = text[:column] + new + text[column + length :]
         return "\n".join(lines)

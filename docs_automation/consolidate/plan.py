@@ -3,8 +3,9 @@
 `make_plan` is pure: it takes parsed pages and their topic profiles and returns a `Plan`,
 whose `to_json` is the PLAN.json contract (paths relative to SRC). The rules it enforces:
 
-- a page is deleted only when every substantive unit of it is already in its `covered_by`
-  pages (exact duplicates and contained pages);
+- a page is deleted only when every unit of it, however short, is already in its
+  `covered_by` pages (exact duplicates and contained pages), and every anchor of it that a
+  link points at is an anchor of the page that covers it too;
 - a family's sources merge into its target (the most live page), which then carries every
   unit of theirs that it lacked;
 - protected pages are never deleted or merged away, and are never merge targets or the
@@ -214,6 +215,21 @@ def _overlaps(
     return sorted(found, key=lambda o: (-o.shared_units, o.first, o.second))
 
 
+def _lost_anchors(
+    path: str,
+    home: str,
+    linked: Mapping[str, set[str]],
+    by_path: Mapping[str, int],
+    pages: Sequence[Page],
+) -> set[str]:
+    """Anchors of `path` that links point at and that page `home` does not have: deleting
+    `path` would break them (it is merged instead, which carries its linked headings)."""
+    wanted = linked.get(path, set())
+    if not wanted or home not in by_path:
+        return set()
+    return wanted - pages[by_path[home]].anchors
+
+
 def make_plan(
     pages: Sequence[Page],
     profiles: Sequence[Profile],
@@ -237,6 +253,11 @@ def make_plan(
     """
     by_path = {page.path: number for number, page in enumerate(pages)}
     keys = [page.substantive_keys() for page in pages]
+    linked: dict[str, set[str]] = defaultdict(set)  # page -> the anchors links point at
+    for page in pages:
+        for link in page.links:
+            if link.fragment:
+                linked[link.target].add(link.fragment)
     index = _index(keys)
     plan = Plan(protected=sorted(protected), near_duplicates=list(near))
     exact: dict[frozenset[str], list[str]] = defaultdict(list)
@@ -263,7 +284,7 @@ def make_plan(
             own = keys[by_path[path]]
             unique = own - carried
             profile = profiles[by_path[path]]
-            if not unique:
+            if not unique and not _lost_anchors(path, target, linked, by_path, pages):
                 if own == keys[by_path[target]]:
                     why = "exact duplicate"
                 elif own <= keys[by_path[target]]:
@@ -306,6 +327,8 @@ def make_plan(
             continue
         best = min(holders, key=lambda other: profiles[other].rank())
         home = plan.final(pages[best].path)
+        if _lost_anchors(path, home, linked, by_path, pages):
+            continue  # a link points at an id of this page that its home does not have
         same = keys[best] == keys[number]
         reason = "exact duplicate" if same else "every unit is also in a larger page"
         plan.deletions.append(Deletion(path, (home,), f"{reason} ({pages[best].path})"))

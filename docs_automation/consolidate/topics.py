@@ -72,6 +72,7 @@ _NOT_TOPICS = _words(
     transformation pattern work capability"""
 )
 _WORD_RE = re.compile(r"[a-z][a-z0-9]*|[0-9]+[a-z]*")
+_BODY_WORD_RE = re.compile(r"[^\W_]+")
 _CAMEL_RE = re.compile(r"([a-z0-9])([A-Z])")
 _NUMERIC_RE = re.compile(r"[0-9].*|v[0-9]+|phase[0-9a-z]*|week[0-9]*|day[0-9]*")
 _EPIC_RE = re.compile(r"\bepic[\s_.-]*([0-9]+|[a-h])(?![a-z0-9])")
@@ -206,8 +207,9 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
         signature.add(f"epic-{epic.group(1)}")
     words: list[str] = []
     for unit in page.units:
-        if unit.kind != "code":
-            words.extend(unit.key.split())
+        if unit.kind not in ("code", "html", "front_matter", "reference", "footnote"):
+            # Keys keep symbols (they are facts); topics and near copies are about words.
+            words.extend(_BODY_WORD_RE.findall(unit.key))
     counts: Counter[str] = Counter()
     for word, count in Counter(words).items():  # stem each distinct word once
         if len(word) > 2:  # one- and two-letter words name no topic

@@ -26,8 +26,10 @@ _QUOTE_CHARS = 80
 class Verification:
     """What `verify` found. The apply step publishes the output only when `ok`.
 
-    Links count once per occurrence; a link is broken when its target (a file or folder,
-    fragments ignored) does not exist in its tree.
+    Links count once per occurrence; a link is broken when its target (a file or folder)
+    does not exist in its tree, or when its `#anchor` is not an id of its target page. An
+    anchor link is newly broken when the anchor was an id, in SRC, of a page whose content
+    the target now holds.
 
     Attributes:
         units_total: substantive units in the analysed SRC pages.
@@ -99,13 +101,31 @@ def verify(
     dest_exists = dest_files | folders(dest_files)
     for page in src.values():
         result.links_total_before += len(page.links)
-        result.broken_before += sum(link.target not in src_exists for link in page.links)
+        for link in page.links:
+            if link.target not in src_exists or (
+                link.fragment
+                and link.target in src
+                and link.fragment not in src[link.target].anchors
+            ):
+                result.broken_before += 1
+    # The anchors each output page had in SRC: its own, and those of the pages merged into it.
+    had: dict[str, set[str]] = {}
+    for path, page in src.items():
+        had.setdefault(plan.final(path), set()).update(page.anchors)
     for page in dest.values():
         result.links_total_after += len(page.links)
         for link in page.links:
             if link.target not in dest_exists:
                 result.broken_after += 1
                 if link.target in src_exists:
+                    result.newly_broken.append((page.path, link.href))
+            elif (
+                link.fragment
+                and link.target in dest
+                and link.fragment not in dest[link.target].anchors
+            ):
+                result.broken_after += 1
+                if link.fragment in had.get(link.target, set()):
                     result.newly_broken.append((page.path, link.href))
     for old, new in plan.redirects.items():
         if old in dest_files:

@@ -18,6 +18,12 @@ def test_smoke_run_writes_a_row_per_size_with_every_unit_kept() -> None:
     for row in summary["rows"]:
         kept, total = row["units_kept"].split("/")
         assert kept == total and row["newly_broken_links"] == 0
+        # Both of issue 12's speed ratios are measured against a parse of the same run.
+        assert row["bare_parse_s"] > 0
+        assert row["plan_over_bare_parse"] == pytest.approx(
+            row["plan_s"] / row["bare_parse_s"], rel=0.01
+        )
+        assert row["apply_over_bare_parse"] > 0
         # LSH finds what comparing every pair finds, bar a rare miss near the threshold.
         lsh, every = row["near_dup_pairs_lsh"], row["near_dup_pairs_all_pairs"]
         assert 0.9 * every <= lsh <= every

@@ -55,19 +55,42 @@ def test_units_cover_paragraphs_items_rows_code_html_and_front_matter() -> None:
 
 def test_unit_keys_ignore_markup_case_and_link_targets() -> None:
     page = parse_page("docs/broker.md", PAGE)
-    assert page.units[1].key == "the broker keeps every update for resume"
+    assert page.units[1].key == "the broker keeps every update for resume."
     assert normalize("The **Broker** keeps [every](a.md) update!") == normalize(
-        "the broker keeps [every](elsewhere/b.md) update"
+        "the broker keeps [every](elsewhere/b.md) update!"
     )
 
 
-def test_short_prose_is_not_substantive_but_code_is() -> None:
-    page = parse_page("p.md", "✅ Done\n\n```\nx\n```\n\nTwo words\n")
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("| Windows | ✅ |", "| Windows | ❌ |"),
+        ("Requires Python >= 3.11.", "Requires Python < 3.11."),
+        ("Retries: 3", "Retries: 3!"),
+    ],
+)
+def test_symbols_are_content_so_different_facts_get_different_keys(first: str, second: str) -> None:
+    def keys(line: str) -> set[str]:
+        text = f"| OS | Supported |\n| --- | --- |\n{line}\n" if line.startswith("|") else line
+        return {unit.key for unit in parse_page("p.md", text).units}
+
+    assert keys(first) != keys(second)
+
+
+def test_code_keys_are_exact_so_indentation_keeps_yaml_blocks_apart() -> None:
+    flat = parse_page("a.md", "```yaml\nretry:\n  cap: 60\nlimit: 5\n```\n")
+    nested = parse_page("b.md", "```yaml\nretry:\n  cap: 60\n  limit: 5\n```\n")
+    assert flat.units[0].key != nested.units[0].key
+
+
+def test_every_unit_is_substantive_however_short() -> None:
+    page = parse_page("p.md", "✅ Done\n\n```\nx\n```\n\n- Azure\n")
     assert [(u.kind, u.substantive) for u in page.units] == [
-        ("paragraph", False),
-        ("code", True),
         ("paragraph", True),
+        ("code", True),
+        ("item", True),
     ]
+    assert not parse_page("p.md", "✅ Done\n", min_words=3).units[0].substantive
 
 
 def test_every_unit_raw_parses_back_to_the_same_key() -> None:
@@ -146,5 +169,37 @@ def test_reference_definitions_are_units_keyed_by_destination() -> None:
         ("reference: https://example.org", True),
         ("reference: ../x.md", False),  # a tree path: checked as a link, rewritten when moved
     ]
-    assert page.units[0].key == "see x"  # the label is not part of the fact
+    assert page.units[0].key == "see x."  # the label is not part of the fact
     assert [link.target for link in page.links] == ["x.md"]
+
+
+def test_html_with_a_marked_section_the_stdlib_parser_rejects_still_parses() -> None:
+    # CPython issue 81928, met by MkDocs (#3929) in generated C++ API docs.
+    text = '<div>\nstd::enable_if_t<![ns::is_x](x.md)< U >\n<a href="y.md">y</a>\n</div>\n'
+    page = parse_page("docs/p.md", text)
+    assert [link.target for link in page.links] == ["docs/y.md"]
+    assert [unit.kind for unit in page.units] == ["html"]
+
+
+def test_text_without_inline_markup_gets_the_key_the_inline_parser_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    from docs_automation.consolidate import corpus
+
+    text = PAGE + "\nTwo spaces  \nmake a hard break; tabs\tand ✅ stay.\n\n"
+    text += "| a | b |\n|---|---|\n| c | d |\n"
+    fast = [unit.key for unit in parse_page("docs/broker.md", text).units]
+    monkeypatch.setattr(corpus, "_MARKUP_RE", re.compile(r"[\s\S]"))  # parse every text
+    assert [unit.key for unit in parse_page("docs/broker.md", text).units] == fast
+
+
+def test_anchors_are_heading_slugs_attr_list_ids_and_html_ids() -> None:
+    text = (
+        "# Retry guide\n\n## Setup\n\n## Setup\n\n## Limits {#caps}\n\n"
+        'The cap.\n{: #cap-note }\n\n<a id="raw"></a>\n\nSee <span id="inline">here</span>.\n'
+    )
+    assert parse_page("p.md", text).anchors == {
+        "retry-guide", "setup", "setup_1", "caps", "cap-note", "raw", "inline",
+    }  # fmt: skip
