@@ -93,14 +93,12 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("gateway"),),
         present=((GUIDE.format("gateway"), "../archive/limits.md"),),
         source="issue 12 item 1; prettier/prettier#15713 (line breaks between links)",
-        xfail="issue 12 item 1: a link whose text spans two lines is not rewritten",
     ),
     "footnote-in-a-moved-page": Case(
         family("ledger", "Latency was 40 ms[^1].\n\n[^1]: Measured on the staging cluster.\n"),
         moved=(REPORT.format("ledger"),),
         present=((GUIDE.format("ledger"), "[^1]: Measured on the staging cluster."),),
         source="issue 12 item 1",
-        xfail="issue 12 item 1: a footnote definition is rewritten as a link",
     ),
     "html-img-and-a-in-a-moved-page": Case(
         family(
@@ -112,7 +110,6 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("curve"),),
         present=((GUIDE.format("curve"), 'src="../archive/img/curve.png"'),),
         source="issue 12 item 1; mkdocs/mkdocs#1908 (images relative to a moved page)",
-        xfail="issue 12 item 1: a raw HTML image block vanishes, <a href> is not rewritten",
     ),
     "reference-style-links": Case(
         family(
@@ -160,7 +157,6 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("deploy"),),
         present=((GUIDE.format("deploy"), "replicas:\nport: 80\n"),),
         source="issue 12 item 2",
-        xfail="issue 12 item 2: code that differs only in indentation is taken as a duplicate",
     ),
     "symbols-in-a-table": Case(
         {
@@ -170,7 +166,6 @@ CASES: dict[str, Case] = {
         },
         present=(("docs/support.md", "✅"),),
         source="issue 12 item 2",
-        xfail="issue 12 item 2: ✅ and ❌ rows compare equal; the second page is deleted",
     ),
     "comparison-operators": Case(
         {
@@ -178,7 +173,6 @@ CASES: dict[str, Case] = {
             "archive/install-old.md": "# Install\n\nRequires Python < 3.11.\n",
         },
         source="issue 12 item 2",
-        xfail="issue 12 item 2: `>=` and `<` compare equal; the second page is deleted",
     ),
     "short-unique-list-item": Case(
         {
@@ -188,7 +182,6 @@ CASES: dict[str, Case] = {
             "- AWS\n- Google Cloud\n- Azure\n",
         },
         source="issue 12 item 2",
-        xfail="issue 12 item 2: a one-word item is not substantive; the near copy is deleted",
     ),
     # ---- item 3: containers stay whole -----------------------------------------------------
     "admonition": Case(
@@ -200,7 +193,6 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("backoff"),),
         present=((GUIDE.format("backoff"), '!!! warning "Keep the cap above one minute"'),),
         source="issue 12 item 3",
-        xfail="issue 12 item 3: an admonition comes out empty, its body as a code block",
     ),
     "details": Case(
         family(
@@ -211,7 +203,6 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("soak"),),
         present=((GUIDE.format("soak"), "</details>"),),
         source="issue 12 item 3",
-        xfail="issue 12 item 3: <details> loses its closing tag",
     ),
     "content-tabs": Case(
         family(
@@ -221,7 +212,6 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("install"),),
         source="issue 12 item 3 (pymdownx.tabbed)",
-        xfail="issue 12 item 3: content tabs are cut apart",
     ),
     "list-item-with-nested-blocks": Case(
         family(
@@ -240,7 +230,6 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("quota"),),
         source="issue 12 item 3",
-        xfail="issue 12 item 3: a footnote definition's second paragraph leaves it",
     ),
     # ---- kinds from other tools' bug reports -----------------------------------------------
     "setext-headings": Case(
@@ -308,7 +297,6 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("queue"),),
         source="issue 12 item 6",
-        xfail="issue 12 item 6: slugs that collide after a merge are not accounted for",
     ),
     "task-list-states": Case(
         {
@@ -343,7 +331,6 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("matrix"),),
         source="prettier/prettier markdown tables with links; lychee links in tables",
-        xfail="issue 12 item 1: an <img> in a table cell of a moved page is not rewritten",
     ),
     "ordered-list-starting-at-three": Case(
         family("rollout", "3. Drain the old pool.\n4. Delete the old pool.\n"),
@@ -384,7 +371,6 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("plugin"),),
         source="facebook/docusaurus admonition syntax (:::note) read by other engines",
-        xfail="issue 12 items 2, 3: the closing `:::` line is dropped as too short to matter",
     ),
     "attribute-lists": Case(
         family(
@@ -438,7 +424,6 @@ CASES: dict[str, Case] = {
         ),
         moved=(REPORT.format("demo"),),
         source="DavidAnson/markdownlint#467 (<a><img></a> in READMEs)",
-        xfail="issue 12 item 1: a raw HTML block (<a><img></a>) of a merged page vanishes",
     ),
     # ---- item 4: reading input -------------------------------------------------------------
     "lone-cr-line-endings": Case(
