@@ -65,6 +65,11 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "Longest a publish waits for every live instance to take it before a 503.",
     ),
     "redis_max_connections": ("connections", "Redis connections one instance may open."),
+    "redis_producer_dedupe_seconds": (
+        "s",
+        "How long Redis remembers a republished producer message, so that the other instances "
+        "that heard it do not append it again; must exceed 3 heartbeats.",
+    ),
     "redis_key_prefix": ("", "Prefix of every Redis key and channel the broker owns."),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
@@ -74,6 +79,9 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
 generated from it, so a setting without a line here fails the tests."""
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_MISSED_HEARTBEATS = 3
+"""Heartbeats an instance may miss before the others stop counting it live (the Redis
+broker's liveness TTL is this many `redis_heartbeat_seconds`)."""
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -149,6 +157,7 @@ class Settings:
     redis_heartbeat_seconds: float = 1.0
     redis_ack_timeout_seconds: float = 5.0
     redis_max_connections: int = 32
+    redis_producer_dedupe_seconds: float = 30.0
     redis_key_prefix: str = "hive:ws:"
     demo: bool = False
     demo_interval_seconds: float = 0.5
@@ -180,6 +189,7 @@ class Settings:
             "redis_heartbeat_seconds",
             "redis_ack_timeout_seconds",
             "redis_max_connections",
+            "redis_producer_dedupe_seconds",
             "demo_interval_seconds",
         )
         for name in positive:
@@ -198,8 +208,22 @@ class Settings:
             raise SettingsError("WS_AUTH_TOKEN must be set when WS_AUTH_REQUIRED is true")
         if self.log_level not in _LOG_LEVELS:
             raise SettingsError(f"WS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        # An instance may republish a message up to its liveness TTL (3 heartbeats) after
+        # another did; a shorter memory would let that late copy through as a duplicate.
+        liveness = self.redis_liveness_seconds
+        if self.redis_producer_dedupe_seconds <= liveness:
+            raise SettingsError(
+                "WS_REDIS_PRODUCER_DEDUPE_SECONDS must be greater than 3 x "
+                f"WS_REDIS_HEARTBEAT_SECONDS ({liveness:g} s), got "
+                f"{self.redis_producer_dedupe_seconds:g}"
+            )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+
+    @property
+    def redis_liveness_seconds(self) -> float:
+        """Seconds an instance stays live in Redis after its last heartbeat (3 heartbeats)."""
+        return _MISSED_HEARTBEATS * self.redis_heartbeat_seconds
 
     @staticmethod
     def env_name(name: str) -> str:
