@@ -30,7 +30,7 @@ from reference_server.errors import BrokerUnavailable
 from reference_server.metrics import Metrics
 from reference_server.settings import Settings
 from tests.procs import RedisProcess, ServerProcess, free_port
-from tests.wsclient import check_server_frame
+from tests.wsclient import Client, check_server_frame
 
 pytestmark = pytest.mark.integration
 
@@ -434,6 +434,32 @@ def test_a_publish_and_a_close_while_redis_hangs_end_within_their_bounds(
             redis_server.resume()
 
     run(scenario)
+
+
+def test_a_server_stops_within_its_bound_while_its_redis_hangs(
+    redis_server: RedisProcess, server_factory: Callable[..., ServerProcess]
+) -> None:
+    """The shutdown path end to end: SIGTERM while Redis is stopped (SIGSTOP) and a client is
+    connected; the server exits within its grace plus the broker's close bound."""
+    env = {
+        "REDIS_URL": redis_server.url,
+        "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+        "WS_SHUTDOWN_GRACE_SECONDS": "1",
+        "WS_LOG_LEVEL": "warning",
+    }
+    server = server_factory(env)
+    with Client(server.ws) as client:
+        assert client.recv()["type"] == "connection_established"
+        redis_server.pause()
+        try:
+            began = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            assert client.recv_until("disconnect_notice", timeout=10)["reason"] == "server_shutdown"
+            server.proc.wait(30)
+            # drain (1 s) + its tasks (1 s) + the broker's close (5 x 0.5 s) + uvicorn's own
+            assert time.monotonic() - began < 1 + 1 + 2.5 + 3
+        finally:
+            redis_server.resume()
 
 
 def test_after_refused_reconnects_every_instance_hears_producers_again(
