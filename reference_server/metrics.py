@@ -59,8 +59,8 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "counter",
         ("reason",),
         "Producer-channel messages this instance did not append: `invalid` (not a JSON object, "
-        "or over the size limit), `unnamed` (heard before its first marker), `lapsed` (its "
-        "liveness had lapsed), `redis_failed`. Another instance may have appended them.",
+        "or over the size limit), `unnamed` (heard before its first marker), `stale` (its "
+        "last heartbeat was too old), `redis_failed`. Another instance may have appended them.",
     ),
     "leanvibe_ws_broker_reconnect_attempts": (
         "counter",

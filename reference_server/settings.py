@@ -68,7 +68,8 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "redis_producer_dedupe_seconds": (
         "s",
         "How long Redis remembers a republished producer message, so that the other instances "
-        "that heard it do not append it again; must exceed 3 heartbeats.",
+        "that heard it do not append it again; an instance without a heartbeat for half of it "
+        "rebuilds its link. Must exceed 6 heartbeats.",
     ),
     "redis_key_prefix": ("", "Prefix of every Redis key and channel the broker owns."),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
@@ -208,13 +209,14 @@ class Settings:
             raise SettingsError("WS_AUTH_TOKEN must be set when WS_AUTH_REQUIRED is true")
         if self.log_level not in _LOG_LEVELS:
             raise SettingsError(f"WS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
-        # An instance may republish a message up to its liveness TTL (3 heartbeats) after
-        # another did; a shorter memory would let that late copy through as a duplicate.
+        # An instance republishes for up to half the dedupe memory after its last heartbeat
+        # (the other half covers its listener's lag); that half must outlast the liveness
+        # TTL, or an instance that merely missed a beat or two would rebuild its link.
         liveness = self.redis_liveness_seconds
-        if self.redis_producer_dedupe_seconds <= liveness:
+        if self.redis_producer_dedupe_seconds <= 2 * liveness:
             raise SettingsError(
-                "WS_REDIS_PRODUCER_DEDUPE_SECONDS must be greater than 3 x "
-                f"WS_REDIS_HEARTBEAT_SECONDS ({liveness:g} s), got "
+                "WS_REDIS_PRODUCER_DEDUPE_SECONDS must be greater than 6 x "
+                f"WS_REDIS_HEARTBEAT_SECONDS ({2 * liveness:g} s), got "
                 f"{self.redis_producer_dedupe_seconds:g}"
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

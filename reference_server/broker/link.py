@@ -7,6 +7,7 @@ Keys (`P` is `redis_key_prefix`, `E` the epoch):
 - `P E:s:<sub>`: the stream of `<sub>`, trimmed to about `history_max_messages`. Entry id
   `<n>-0`; fields `t` (type), `d` (data), `c` (correlation id), `w` (publish wall time).
 - `P E:instances`: live instances, id -> heartbeat expiry (ms, Redis clock).
+- `P E:beats`: id -> time of the instance's last heartbeat (ms, Redis clock).
 - `P E:progress`: the pub/sub channel of read-progress notes (see `acks`).
 - `P E:marks`: the pub/sub channel of markers that name producer messages (see `marks`).
 - `P E:once:<name>`: a producer message already appended, by name; expires after
@@ -49,20 +50,22 @@ from .feed import Feed
 from .marks import Marks
 from .producers import PRODUCER_CHANNELS, PRODUCER_PATTERNS, route
 
-__all__ = ["DUPLICATE", "LAPSED", "LinkLapsed", "RedisLink", "finish_within"]
+__all__ = ["DUPLICATE", "STALE", "LinkStale", "RedisLink", "finish_within"]
 
 DUPLICATE = 0
 """What `RedisLink.append` returns for a producer message another instance appended already."""
-LAPSED = -1
-"""What `RedisLink.append` returns when this instance's liveness has lapsed: not appended."""
+STALE = -1
+"""What `RedisLink.append` returns when this instance's last heartbeat is older than half
+of `redis_producer_dedupe_seconds`: nothing appended."""
 
 
-class LinkLapsed(ConnectionError):
-    """This instance stopped heartbeating long enough for the others to drop it.
+class LinkStale(ConnectionError):
+    """This instance went without a heartbeat for half of `redis_producer_dedupe_seconds`.
 
-    The link must end: what its pub/sub connection buffered meanwhile may be older than the
-    dedupe memory, so a new link (new connections) starts afresh and catches up from the
-    streams instead.
+    It was stalled (stopped, swapped out, starved of CPU). The link must end: what its
+    pub/sub connection buffered meanwhile may be older than the names Redis remembers, and
+    would be appended twice. A new link (new connections) starts afresh and catches up from
+    the streams, where the other instances put every message.
     """
 
 
@@ -89,9 +92,10 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 # Seq assignment and append in one atomic step, so stream order is seq order. Refused when
 # the epoch is not the caller's (Redis restarted under it). A producer message (ARGV[7] is
-# the caller's instance id) is appended only while the caller is live (else -1), and only
-# by the first instance to bring it (its name in KEYS[5], else 0): every instance that
-# heard it brings it, so any one of them dying or stalling loses nothing.
+# the caller's instance id) is appended only by the first instance to bring it (its name in
+# KEYS[5], else 0): every instance that heard it brings it, so any one of them dying or
+# stalling loses nothing. An instance whose last heartbeat (KEYS[4]) is older than ARGV[9]
+# ms is refused (-1): what it brings now may be older than the names Redis remembers.
 _APPEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('HIVEEPOCH epoch changed; reconnecting')
@@ -99,8 +103,8 @@ end
 if ARGV[7] ~= '' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local expiry = redis.call('ZSCORE', KEYS[4], ARGV[7])
-  if not expiry or tonumber(expiry) < now then return -1 end
+  local beat = redis.call('HGET', KEYS[4], ARGV[7])
+  if not beat or now - tonumber(beat) > tonumber(ARGV[9]) then return -1 end
   if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then return 0 end
 end
 local n = redis.call('INCR', KEYS[2])
@@ -109,10 +113,11 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], tostring(n) .. '-0',
 return n
 """
 
-# Renew this instance's liveness and drop expired ones; return the live instances. A link
-# joins with ARGV[4] = '1'; on every later beat, an instance that is no longer live (it
-# stalled past the TTL, and may have been dropped) is refused: its link must end (see
-# LinkLapsed). Times come from Redis's clock, so the instances' clocks need not agree.
+# Renew this instance's liveness, drop expired ones, note the beat's time (KEYS[3], which
+# outlives a short lapse from the live set); return the live instances. A link joins with
+# ARGV[4] = '1'; a later beat more than ARGV[5] ms after the previous one is refused: the
+# instance stalled too long to keep this link (see LinkStale). Times come from Redis's
+# clock, so the instances' clocks need not agree.
 _HEARTBEAT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('HIVEEPOCH epoch changed; reconnecting')
@@ -120,26 +125,37 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
+local stale = tonumber(ARGV[5])
 if ARGV[4] ~= '1' then
-  local expiry = redis.call('ZSCORE', KEYS[2], ARGV[2])
-  if not expiry or tonumber(expiry) < now then
-    return redis.error_reply('HIVELAPSED liveness lapsed; rejoining')
+  local beat = redis.call('HGET', KEYS[3], ARGV[2])
+  if not beat or now - tonumber(beat) > stale then
+    return redis.error_reply('HIVESTALE no heartbeat for too long; rejoining')
   end
 end
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
--- The set itself expires after ten TTLs without any heartbeat (every instance gone).
+local beats = redis.call('HGETALL', KEYS[3])
+for i = 1, #beats, 2 do
+  if now - tonumber(beats[i + 1]) > stale then redis.call('HDEL', KEYS[3], beats[i]) end
+end
+redis.call('HSET', KEYS[3], ARGV[2], now)
+-- Both expire after ten TTLs without any heartbeat (every instance gone).
 redis.call('PEXPIRE', KEYS[2], ttl * 10)
+redis.call('PEXPIRE', KEYS[3], ttl * 10)
 return redis.call('ZRANGE', KEYS[2], 0, -1)
 """
 
 # A graceful exit: leave the live set at once, so no publish waits for this instance.
 _LEAVE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
 
 _MS_PER_SECOND = 1000
+# An instance whose last heartbeat is older than the dedupe memory divided by this may no
+# longer republish; the other half of the memory covers its listener's own lag.
+_STALE_PER_DEDUPE = 2
 _US_PER_SECOND = 1_000_000
 # XREAD blocks for half the Redis timeout (in ms), so a blocked read returns well before
 # the socket timeout would call the connection dead.
@@ -260,6 +276,7 @@ class RedisLink:
         stopped, and their connections closed if they do not stop in time (`_stop`).
         """
         block_ms = max(1, int(self._s.redis_timeout_seconds * _BLOCK_MS_PER_TIMEOUT_SECOND))
+        self._last_pong = time.monotonic()  # the PONG deadline counts from here, not `open`
         tasks = [
             asyncio.create_task(self._read_forever(block_ms), name="redis-read"),
             asyncio.create_task(self._listen(), name="redis-listen"),
@@ -288,11 +305,11 @@ class RedisLink:
         Args:
             once: a producer message's name (`marks`): append it only if no instance has
                 appended it under that name within `redis_producer_dedupe_seconds`, and
-                only while this instance is live.
+                only while this instance's last heartbeat is recent (see `LinkStale`).
 
         Returns:
             `n` (at least 1); with `once`, `DUPLICATE` (0) when it was appended already, or
-            `LAPSED` (-1) when this instance is no longer live (nothing appended).
+            `STALE` (-1) when this instance's last heartbeat is too old (nothing appended).
 
         Raises:
             RedisError, OSError: Redis failed or changed epoch; the update may or may not
@@ -304,7 +321,7 @@ class RedisLink:
                 self.key("epoch"),
                 self.key(self.epoch, "n", subscription),
                 self.key(self.epoch, "s", subscription),
-                self.key(self.epoch, "instances"),
+                self.key(self.epoch, "beats"),
                 self.key(self.epoch, "once", once or ""),
             ],
             args=[
@@ -316,6 +333,7 @@ class RedisLink:
                 repr(wall),
                 self.instance_id if once is not None else "",
                 dedupe_ms,
+                dedupe_ms // _STALE_PER_DEDUPE,
             ],
         )
         return int(n)
@@ -445,7 +463,7 @@ class RedisLink:
         """Append one producer message unless another instance has (see `marks`).
 
         Raises:
-            LinkLapsed: this instance is no longer live; the link must end.
+            LinkStale: this instance went too long without a heartbeat; the link must end.
             RedisError, OSError: Redis failed; the link must end.
         """
         dropped = self._metrics.producer_dropped
@@ -469,9 +487,9 @@ class RedisLink:
         except (RedisError, OSError):
             dropped.labels("redis_failed").inc()
             raise
-        if n == LAPSED:
-            dropped.labels("lapsed").inc()
-            raise LinkLapsed("this instance's liveness lapsed; rejoining")
+        if n == STALE:
+            dropped.labels("stale").inc()
+            raise LinkStale("no heartbeat for too long to republish; rejoining")
         self._metrics.producer_messages.labels("duplicate" if n == DUPLICATE else "appended").inc()
 
     async def _publish_mark(self) -> None:
@@ -486,18 +504,23 @@ class RedisLink:
         """Renew this instance's liveness; refresh the live set.
 
         Raises:
-            LinkLapsed: not `joining`, and the instance was no longer live.
+            LinkStale: not `joining`, and the previous beat is too old (see `LinkStale`).
             RedisError, OSError: Redis failed.
         """
         ttl_ms = int(self._s.redis_liveness_seconds * _MS_PER_SECOND)
+        stale_ms = int(self._s.redis_producer_dedupe_seconds * _MS_PER_SECOND) // _STALE_PER_DEDUPE
         try:
             live = await self._heartbeat(
-                keys=[self.key("epoch"), self.key(self.epoch, "instances")],
-                args=[self.epoch, self.instance_id, ttl_ms, "1" if joining else "0"],
+                keys=[
+                    self.key("epoch"),
+                    self.key(self.epoch, "instances"),
+                    self.key(self.epoch, "beats"),
+                ],
+                args=[self.epoch, self.instance_id, ttl_ms, "1" if joining else "0", stale_ms],
             )
         except RedisError as exc:
-            if str(exc).startswith("HIVELAPSED"):
-                raise LinkLapsed(str(exc)) from None
+            if str(exc).startswith("HIVESTALE"):
+                raise LinkStale(str(exc)) from None
             raise
         self._acks.set_live(live)
 

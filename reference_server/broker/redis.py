@@ -230,9 +230,10 @@ class RedisBroker:
 
     async def _supervise(self, first: asyncio.Future[None]) -> None:
         attempt = 0
-        # `_closing` as well as the cancellation ends this loop: a cancellation swallowed
-        # inside redis-py (see `link`) must not let it go on.
-        while not self._closing:
+        me = asyncio.current_task()
+        # `_closing` and a pending cancellation (`cancelling()`) end this loop too: a
+        # cancellation swallowed inside redis-py (see `link`) must not let it go on.
+        while not self._closing and not (me and me.cancelling()):
             link = RedisLink(
                 self._s,
                 self.instance_id,
@@ -245,7 +246,7 @@ class RedisBroker:
             )
             try:
                 await link.open()
-                if self._closing:
+                if self._closing or (me and me.cancelling()):
                     break
                 self._up(link)
                 attempt = 0  # the backoff restarts after every link that got up

@@ -58,10 +58,10 @@ def test_redis_url_and_overrides() -> None:
         ({"WS_RATE_BRUST": "3"}, "WS_RATE_BRUST"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"WS_LOG_LEVEL": "loud"}, "WS_LOG_LEVEL"),
-        # Shorter than the liveness TTL (3 heartbeats): a stalled instance's late copy of a
-        # producer message would no longer be recognised as a duplicate.
-        ({"WS_REDIS_HEARTBEAT_SECONDS": "10"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
-        ({"WS_REDIS_PRODUCER_DEDUPE_SECONDS": "3"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
+        # Half of it must outlast the liveness TTL (3 heartbeats): else an instance that
+        # missed a beat would already count as too stale to republish producer messages.
+        ({"WS_REDIS_HEARTBEAT_SECONDS": "5"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
+        ({"WS_REDIS_PRODUCER_DEDUPE_SECONDS": "6"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(env: dict[str, str], key: str) -> None:

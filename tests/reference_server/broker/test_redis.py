@@ -600,9 +600,11 @@ def test_producer_events_survive_one_instance_stopping_or_dying(
     env = {
         "REDIS_URL": redis_server.url,
         "WS_LOG_LEVEL": "warning",
-        # Shorter than the stop: only the lapse rule (a stalled instance's link ends) keeps
-        # the stopped instance from appending its stale copies once its memory expired.
+        # Shorter than the stop: only the staleness rule (an instance without a heartbeat
+        # for 2 s rebuilds its link) keeps the stopped instance from appending copies whose
+        # names Redis no longer remembers. 6 heartbeats must fit in it.
         "WS_REDIS_PRODUCER_DEDUPE_SECONDS": "4",
+        "WS_REDIS_HEARTBEAT_SECONDS": "0.5",
     }
     # The first instance up is the one that republished alone before (it took the lease).
     victim = server_factory(env)
