@@ -462,6 +462,22 @@ def test_a_server_stops_within_its_bound_while_its_redis_hangs(
             redis_server.resume()
 
 
+def test_an_idle_link_stays_up_past_several_redis_timeouts(redis_server: RedisProcess) -> None:
+    """redis-py#3138 and #2807: a blocking XREAD whose BLOCK reaches the socket timeout fails
+    with a timeout error. Nothing published for 4 timeouts: the link must stay up."""
+
+    async def scenario() -> None:
+        (a,) = await started(redis_server.url, "a", redis_timeout_seconds=1.0)
+        idle = 4 * a.settings.redis_timeout_seconds
+        await asyncio.sleep(idle)  # the idleness under test, not a synchronisation
+        assert a.connected
+        assert a.metric("leanvibe_ws_broker_reconnect_attempts_total") == 0
+        assert a.broker.status().details["last_error"] == ""
+        await close_all(a)
+
+    run(scenario)
+
+
 def test_after_refused_reconnects_every_instance_hears_producers_again(
     redis_server: RedisProcess,
 ) -> None:
