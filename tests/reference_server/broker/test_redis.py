@@ -509,7 +509,10 @@ def test_producer_messages_sent_while_one_listener_reconnects_are_not_lost(
     published while it reconnects. Another instance that heard it appends it for everyone."""
 
     async def scenario() -> None:
-        a, b = await started(redis_server.url, "a", "b")
+        # Default-like timeouts: on a machine whose cores are all busy, the fast ones can end
+        # b's link too, and a message published while both listeners are away is lost.
+        slower = {"redis_timeout_seconds": 2.0, "redis_heartbeat_seconds": 0.5}
+        a, b = await started(redis_server.url, "a", "b", **slower)
         await settled(a, b)
         raw = aioredis.from_url(redis_server.url, decode_responses=True)
         sent = 40
@@ -525,10 +528,18 @@ def test_producer_messages_sent_while_one_listener_reconnects_are_not_lost(
         (mine,) = [c["id"] for c in listeners if c["name"] == "hive-ws-a"]
         await raw.client_kill_filter(_id=mine)  # only a's listener; b keeps hearing
         await producer
-        await eventually(lambda: all(len(i.updates("system")) == sent for i in (a, b)), 10)
+        with contextlib.suppress(AssertionError):  # what is missing shows below
+            await eventually(lambda: all(len(i.updates("system")) >= sent for i in (a, b)), 20)
         await asyncio.sleep(0.2)  # room for a duplicate to show up, if any were made
         for inst in (a, b):
-            assert [u.data["n"] for u in inst.updates("system")] == list(range(sent))
+            dropped = {
+                reason: inst.metrics.registry.get_sample_value(
+                    "leanvibe_ws_producer_messages_dropped_total", {"reason": reason}
+                )
+                for reason in ("unnamed", "stale", "redis_failed")
+            }
+            got = [u.data["n"] for u in inst.updates("system")]
+            assert got == list(range(sent)), (inst.broker.status().details, dropped)
         assert a.metric("leanvibe_ws_broker_reconnect_attempts_total") >= 1
         await raw.aclose()
         await close_all(a, b)
