@@ -83,8 +83,13 @@ class Instance:
         return 0.0 if value is None else value
 
 
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> float:
-    """Wait until `check()` holds; return how long it took. Fails after `within` s."""
+async def eventually(check: Callable[[], bool], within: float = 15.0) -> float:
+    """Wait until `check()` holds; return how long it took. Fails after `within` s.
+
+    The default is generous: on a machine whose cores are all busy (the flake lane), a
+    reconnect (stop the link's tasks, close, back off, join, catch up) can take seconds.
+    Tests that assert a speed pass their own bound.
+    """
     start = time.monotonic()
     while not check():
         if time.monotonic() - start > within:
@@ -368,7 +373,7 @@ def test_a_server_says_degraded_and_answers_503_while_its_redis_is_down(
     assert metric("leanvibe_ws_broker_up") == 0
     assert metric("leanvibe_ws_publishes_refused_total", reason="broker_unavailable") == 1
     redis_server.restart()
-    asyncio.run(eventually(lambda: status() == "healthy", 5.0))
+    asyncio.run(eventually(lambda: status() == "healthy", 15.0))  # backoff cap 5 s + a join
     again = httpx.post(publish_url, json=alert)
     assert again.status_code == 200 and again.json()["seq"] > first.json()["seq"]
     attempts = metric("leanvibe_ws_broker_reconnect_attempts_total")
