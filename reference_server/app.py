@@ -176,7 +176,9 @@ def create_app(
             await server.drain()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded: a task whose cancellation is swallowed inside a Redis call (CPython
+            # gh-86296, Python 3.11) must not hold the shutdown; the broker closes it below.
+            await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds)
             await server.broker.close()
 
     app = FastAPI(

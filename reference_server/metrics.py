@@ -63,6 +63,19 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "Runtime changes of a limit (PATCH /api/dashboard/websocket/limits), per setting "
         "whose value changed.",
     ),
+    "leanvibe_ws_producer_messages": (
+        "counter",
+        ("outcome",),
+        "Producer-channel messages this instance republished: `appended` to their stream, or "
+        "`duplicate` (another instance that heard it too had appended it already).",
+    ),
+    "leanvibe_ws_producer_messages_dropped": (
+        "counter",
+        ("reason",),
+        "Producer-channel messages this instance did not append: `invalid` (not a JSON object, "
+        "or over the size limit), `unnamed` (heard before its first marker), `stale` (its "
+        "last heartbeat was too old), `redis_failed`. Another instance may have appended them.",
+    ),
     "leanvibe_ws_broker_reconnect_attempts": (
         "counter",
         (),
@@ -134,6 +147,8 @@ class Metrics:
         self.broker_reconnect_attempts = self._counter(p + "broker_reconnect_attempts")
         self.handshakes_refused = self._counter(p + "handshakes_refused")
         self.limit_changes = self._counter(p + "limit_changes")
+        self.producer_messages = self._counter(p + "producer_messages")
+        self.producer_dropped = self._counter(p + "producer_messages_dropped")
         self.active_connections = self._gauge(p + "active_connections")
         self.subscribers = self._gauge(p + "subscribers")
         self.send_queue_depth_max = self._gauge(p + "send_queue_depth_max")

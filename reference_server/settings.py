@@ -116,6 +116,12 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "Longest a publish waits for every live instance to take it before a 503.",
     ),
     "redis_max_connections": ("connections", "Redis connections one instance may open."),
+    "redis_producer_dedupe_seconds": (
+        "s",
+        "How long Redis remembers a republished producer message, so that the other instances "
+        "that heard it do not append it again; an instance without a heartbeat for half of it "
+        "rebuilds its link. Must exceed 6 heartbeats.",
+    ),
     "redis_key_prefix": ("", "Prefix of every Redis key and channel the broker owns."),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
@@ -145,6 +151,11 @@ def _is_utf8_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_MISSED_HEARTBEATS = 3
+"""Heartbeats an instance may miss before the others stop counting it live (the Redis
+broker's liveness TTL is this many `redis_heartbeat_seconds`)."""
 
 
 def _parse_bool(key: str, raw: str) -> bool:
@@ -243,6 +254,7 @@ class Settings:
     redis_heartbeat_seconds: float = 1.0
     redis_ack_timeout_seconds: float = 5.0
     redis_max_connections: int = 32
+    redis_producer_dedupe_seconds: float = 30.0
     redis_key_prefix: str = "hive:ws:"
     demo: bool = False
     demo_interval_seconds: float = 0.5
@@ -290,6 +302,7 @@ class Settings:
             "redis_heartbeat_seconds",
             "redis_ack_timeout_seconds",
             "redis_max_connections",
+            "redis_producer_dedupe_seconds",
             "demo_interval_seconds",
             "log_repeat_window_seconds",
         )
@@ -324,8 +337,23 @@ class Settings:
             raise SettingsError("WS_AUTH_TOKEN must be set when WS_AUTH_REQUIRED is true")
         if self.log_level not in _LOG_LEVELS:
             raise SettingsError(f"WS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        # An instance republishes for up to half the dedupe memory after its last heartbeat
+        # (the other half covers its listener's lag); that half must outlast the liveness
+        # TTL, or an instance that merely missed a beat or two would rebuild its link.
+        liveness = self.redis_liveness_seconds
+        if self.redis_producer_dedupe_seconds <= 2 * liveness:
+            raise SettingsError(
+                "WS_REDIS_PRODUCER_DEDUPE_SECONDS must be greater than 6 x "
+                f"WS_REDIS_HEARTBEAT_SECONDS ({2 * liveness:g} s), got "
+                f"{self.redis_producer_dedupe_seconds:g}"
+            )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+
+    @property
+    def redis_liveness_seconds(self) -> float:
+        """Seconds an instance stays live in Redis after its last heartbeat (3 heartbeats)."""
+        return _MISSED_HEARTBEATS * self.redis_heartbeat_seconds
 
     @staticmethod
     def env_name(name: str) -> str:

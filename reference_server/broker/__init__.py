@@ -7,7 +7,8 @@ through Redis Streams. Pass either to `create_app(broker=...)`, or let the setti
 
 Modules: `base` (the interface and what it carries), `retained` (the bounded history
 both brokers keep), `memory`, and the Redis broker's parts: `redis` (supervisor), `link`
-(one Redis session), `feed` (order and gaps), `acks`, `producers`, `backoff`.
+(one Redis session), `feed` (order and gaps), `acks`, `producers`, `marks` (names of
+producer messages), `backoff`.
 """
 
 from __future__ import annotations

@@ -7,11 +7,22 @@ Keys (`P` is `redis_key_prefix`, `E` the epoch):
 - `P E:s:<sub>`: the stream of `<sub>`, trimmed to about `history_max_messages`. Entry id
   `<n>-0`; fields `t` (type), `d` (data), `c` (correlation id), `w` (publish wall time).
 - `P E:instances`: live instances, id -> heartbeat expiry (ms, Redis clock).
-- `P E:republisher`: the instance that republishes producer channels (a lease).
+- `P E:beats`: id -> time of the instance's last heartbeat (ms, Redis clock).
 - `P E:progress`: the pub/sub channel of read-progress notes (see `acks`).
+- `P E:marks`: the pub/sub channel of markers that name producer messages (see `marks`).
+- `P E:once:<name>`: a producer message already appended, by name; expires after
+  `redis_producer_dedupe_seconds`.
 
 Every key but `P epoch` lives under its epoch, so a new epoch never mixes with the remains
 of an old one.
+
+**Bounded waits.** Every Redis call is bounded by `redis_timeout_seconds` (connect, pool,
+read and write timeouts of redis-py). Cancellation is not relied on to stop a link: on
+Python 3.11, `asyncio.wait_for` (which redis-py uses for every write) can swallow a
+cancellation that arrives as the write completes (CPython gh-86296, fixed in 3.12 by
+gh-96764), and the task then carries on. So `run` stops its tasks with a flag as well as a
+cancel, closes the connections under any task still stuck, and waits for each step at most
+`redis_timeout_seconds` (`finish_within`); `aclose` is bounded the same way.
 """
 
 from __future__ import annotations
@@ -19,34 +30,81 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from .. import messages
+from ..logs import get_logger
 from ..messages import IdFactory
 from ..metrics import Metrics
 from ..settings import Settings
 from .acks import Acks, format_progress, parse_progress
 from .base import Deliver, Update, make_update
 from .feed import Feed
+from .marks import Marks
 from .producers import PRODUCER_CHANNELS, PRODUCER_PATTERNS, route
 
-__all__ = ["RedisLink"]
+__all__ = ["DUPLICATE", "STALE", "LinkStale", "RedisLink", "finish_within"]
+
+DUPLICATE = 0
+"""What `RedisLink.append` returns for a producer message another instance appended already."""
+STALE = -1
+"""What `RedisLink.append` returns when this instance's last heartbeat is older than half
+of `redis_producer_dedupe_seconds`: nothing appended."""
+
+
+class LinkStale(ConnectionError):
+    """This instance went without a heartbeat for half of `redis_producer_dedupe_seconds`.
+
+    It was stalled (stopped, swapped out, starved of CPU). The link must end: what its
+    pub/sub connection buffered meanwhile may be older than the names Redis remembers, and
+    would be appended twice. A new link (new connections) starts afresh and catches up from
+    the streams, where the other instances put every message.
+    """
+
+
+async def finish_within(seconds: float, work: Coroutine[Any, Any, object]) -> bool:
+    """Run `work` for at most `seconds`; return whether it finished (failures included).
+
+    Work still running then is cancelled and left behind, never awaited: code that swallows
+    a cancellation (CPython gh-86296, inside redis-py on Python 3.11) must not hold the
+    caller. Its failure, if any, is retrieved and dropped; callers that need it await the
+    work themselves.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+    task.add_done_callback(_retrieve)
+    return bool(done)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # marks it retrieved: a dead connection's error is expected here
+
 
 # Seq assignment and append in one atomic step, so stream order is seq order. Refused when
-# the epoch is not the caller's (Redis restarted under it); skipped (0) for a republish
-# when the caller no longer holds the republisher lease, so two instances never both
-# republish one producer message.
+# the epoch is not the caller's (Redis restarted under it). A producer message (ARGV[7] is
+# the caller's instance id) is appended only by the first instance to bring it (its name in
+# KEYS[5], else 0): every instance that heard it brings it, so any one of them dying or
+# stalling loses nothing. An instance whose last heartbeat (KEYS[4]) is older than ARGV[9]
+# ms is refused (-1): what it brings now may be older than the names Redis remembers.
 _APPEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('HIVEEPOCH epoch changed; reconnecting')
 end
-if ARGV[7] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[7] then
-  return 0
+if ARGV[7] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local beat = redis.call('HGET', KEYS[4], ARGV[7])
+  if not beat or now - tonumber(beat) > tonumber(ARGV[9]) then return -1 end
+  if not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[8]) then return 0 end
 end
 local n = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], tostring(n) .. '-0',
@@ -54,9 +112,11 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], tostring(n) .. '-0',
 return n
 """
 
-# Renew this instance's liveness, drop expired ones, take or renew the republisher lease;
-# return {lease holder, live instances}. Times come from Redis's clock, so the instances'
-# clocks need not agree.
+# Renew this instance's liveness, drop expired ones, note the beat's time (KEYS[3], which
+# outlives a short lapse from the live set); return the live instances. A link joins with
+# ARGV[4] = '1'; a later beat more than ARGV[5] ms after the previous one is refused: the
+# instance stalled too long to keep this link (see LinkStale). Times come from Redis's
+# clock, so the instances' clocks need not agree.
 _HEARTBEAT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('HIVEEPOCH epoch changed; reconnecting')
@@ -64,30 +124,37 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
+local stale = tonumber(ARGV[5])
+if ARGV[4] ~= '1' then
+  local beat = redis.call('HGET', KEYS[3], ARGV[2])
+  if not beat or now - tonumber(beat) > stale then
+    return redis.error_reply('HIVESTALE no heartbeat for too long; rejoining')
+  end
+end
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
--- The set itself expires after ten TTLs without any heartbeat (every instance gone).
-redis.call('PEXPIRE', KEYS[2], ttl * 10)
-local holder = redis.call('GET', KEYS[3])
-if not holder then
-  redis.call('SET', KEYS[3], ARGV[2], 'PX', ttl)
-  holder = ARGV[2]
-elseif holder == ARGV[2] then
-  redis.call('PEXPIRE', KEYS[3], ttl)
+local beats = redis.call('HGETALL', KEYS[3])
+for i = 1, #beats, 2 do
+  if now - tonumber(beats[i + 1]) > stale then redis.call('HDEL', KEYS[3], beats[i]) end
 end
-return {holder, redis.call('ZRANGE', KEYS[2], 0, -1)}
+redis.call('HSET', KEYS[3], ARGV[2], now)
+-- Both expire after ten TTLs without any heartbeat (every instance gone).
+redis.call('PEXPIRE', KEYS[2], ttl * 10)
+redis.call('PEXPIRE', KEYS[3], ttl * 10)
+return redis.call('ZRANGE', KEYS[2], 0, -1)
 """
 
-# A graceful exit: leave the live set and hand the lease over at once.
+# A graceful exit: leave the live set at once, so no publish waits for this instance.
 _LEAVE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
 
-# An instance missing this many heartbeats in a row is no longer waited for.
-_MISSED_HEARTBEATS = 3
 _MS_PER_SECOND = 1000
+# An instance whose last heartbeat is older than the dedupe memory divided by this may no
+# longer republish; the other half of the memory covers its listener's own lag.
+_STALE_PER_DEDUPE = 2
 _US_PER_SECOND = 1_000_000
 # XREAD blocks for half the Redis timeout (in ms), so a blocked read returns well before
 # the socket timeout would call the connection dead.
@@ -109,9 +176,10 @@ class RedisLink:
         feed: the instance's ordered copy of every subscription (kept across links).
         acks: live instances and read positions (emptied when a link ends).
         deliver: called with every update and notice to hand to the fan-out, in order.
-        metrics: refused producer messages are counted here.
+        metrics: producer messages appended, found duplicate or dropped are counted here.
         clock: wall-clock source in seconds since the epoch.
-        new_id: makes the correlation id of a producer message that carries none.
+        new_id: makes the correlation id of a producer message that carries none, and this
+            link's marker prefix.
     """
 
     def __init__(
@@ -134,6 +202,7 @@ class RedisLink:
         self._metrics = metrics
         self._clock = clock
         self._new_id = new_id
+        self._log = get_logger(instance=instance_id)
         timeout = settings.redis_timeout_seconds
         self.client = Redis(
             connection_pool=BlockingConnectionPool.from_url(
@@ -161,10 +230,14 @@ class RedisLink:
         self._heartbeat = self.client.register_script(_HEARTBEAT)
         self.epoch = 0
         """The epoch joined by `open`."""
-        self.republisher = False
-        """Whether this instance holds the republisher lease (as of the last heartbeat)."""
         self._positions: dict[str, str] = {}
         self._last_pong = time.monotonic()
+        self._marks = Marks()
+        self._mark_prefix = new_id()
+        self._marks_sent = 0
+        # Cleared when the link stops: every loop checks it, so a task whose cancellation
+        # was swallowed (see the module docstring) still ends at its next turn.
+        self._running = True
 
     def key(self, *parts: object) -> str:
         """The Redis key (or channel) named by `parts`, under the configured prefix."""
@@ -180,23 +253,43 @@ class RedisLink:
         # Read on after the last update delivered (entry ids are `<n>-0`, n = seq - epoch).
         start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
         self._positions = {self.key(self.epoch, "s", sub): f"{n}-0" for sub, n in start.items()}
-        await self._pubsub.subscribe(self.key(self.epoch, "progress"), *PRODUCER_CHANNELS)
+        await self._pubsub.subscribe(
+            self.key(self.epoch, "progress"), self.key(self.epoch, "marks"), *PRODUCER_CHANNELS
+        )
         await self._pubsub.psubscribe(*PRODUCER_PATTERNS)
-        await self._beat()
+        await self._beat(joining=True)
+        # Name producer messages from now on (marks); the first marker follows the
+        # subscription by one round trip.
+        await self._publish_mark()
         # Announce where this instance starts reading: from now on, publishes wait for it.
         await self.client.publish(
             self.key(self.epoch, "progress"), format_progress(self.instance_id, start)
         )
         while await self._read(block_ms=None):
             pass  # what the streams retain is delivered before the link says it is up
+        # Catching up may have taken longer than the liveness TTL: renew before running.
+        await self._beat(joining=True)
 
     async def run(self) -> None:
-        """Read, listen and heartbeat until one of them fails; raise that failure."""
+        """Read, listen and heartbeat until one of them fails; raise that failure.
+
+        Also when cancelled, returns within about 2 x `redis_timeout_seconds`: its tasks are
+        stopped, and their connections closed if they do not stop in time (`_stop`).
+        """
         block_ms = max(1, int(self._s.redis_timeout_seconds * _BLOCK_MS_PER_TIMEOUT_SECOND))
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._read_forever(block_ms))
-            tasks.create_task(self._listen())
-            tasks.create_task(self._beat_forever())
+        self._last_pong = time.monotonic()  # the PONG deadline counts from here, not `open`
+        tasks = [
+            asyncio.create_task(self._read_forever(block_ms), name="redis-read"),
+            asyncio.create_task(self._listen(), name="redis-listen"),
+            asyncio.create_task(self._beat_forever(), name="redis-heartbeat"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+            raise ConnectionError("a Redis link task ended")  # they loop until they fail
+        finally:
+            await self._stop(tasks)
 
     async def append(
         self,
@@ -206,23 +299,31 @@ class RedisLink:
         correlation_id: str,
         wall: float,
         *,
-        lease: bool = False,
+        once: str | None = None,
     ) -> int:
         """Append one update to its stream; return its number `n` (seq - epoch).
 
-        With `lease`, append only while this instance holds the republisher lease, and
-        return 0 when it does not.
+        Args:
+            once: a producer message's name (`marks`): append it only if no instance has
+                appended it under that name within `redis_producer_dedupe_seconds`, and
+                only while this instance's last heartbeat is recent (see `LinkStale`).
+
+        Returns:
+            `n` (at least 1); with `once`, `DUPLICATE` (0) when it was appended already, or
+            `STALE` (-1) when this instance's last heartbeat is too old (nothing appended).
 
         Raises:
             RedisError, OSError: Redis failed or changed epoch; the update may or may not
                 have been appended.
         """
+        dedupe_ms = int(self._s.redis_producer_dedupe_seconds * _MS_PER_SECOND)
         n = await self._append(
             keys=[
                 self.key("epoch"),
                 self.key(self.epoch, "n", subscription),
                 self.key(self.epoch, "s", subscription),
-                self.key(self.epoch, "republisher"),
+                self.key(self.epoch, "beats"),
+                self.key(self.epoch, "once", once or ""),
             ],
             args=[
                 self.epoch,
@@ -231,27 +332,44 @@ class RedisLink:
                 messages.encode(data),
                 correlation_id,
                 repr(wall),
-                self.instance_id if lease else "",
+                self.instance_id if once is not None else "",
+                dedupe_ms,
+                dedupe_ms // _STALE_PER_DEDUPE,
             ],
         )
         return int(n)
 
     async def leave(self) -> None:
-        """Leave the live set and release the republisher lease (a graceful exit)."""
-        await self.client.eval(
-            _LEAVE,
-            2,
-            self.key(self.epoch, "instances"),
-            self.key(self.epoch, "republisher"),
-            self.instance_id,
-        )
+        """Leave the live set (a graceful exit): no publish waits for this instance."""
+        await self.client.eval(_LEAVE, 1, self.key(self.epoch, "instances"), self.instance_id)
 
     async def aclose(self) -> None:
-        """Close every connection of the link; errors from dead connections are ignored."""
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        with contextlib.suppress(Exception):
-            await self.client.aclose(close_connection_pool=True)
+        """Close every connection of the link, each within `redis_timeout_seconds`.
+
+        Errors from dead connections are ignored; a close that does not finish in time is
+        abandoned (redis-py#3941: closing a pub/sub connection can wait forever).
+        """
+        self._running = False
+        timeout = self._s.redis_timeout_seconds
+        await finish_within(timeout, self._pubsub.aclose())  # type: ignore[no-untyped-call]
+        await finish_within(timeout, self.client.aclose(close_connection_pool=True))
+
+    async def _stop(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        """End the link's tasks; wait at most about 2 x `redis_timeout_seconds`."""
+        self._running = False
+        for task in tasks:
+            task.cancel()
+        timeout = self._s.redis_timeout_seconds
+        _, stuck = await asyncio.wait(tasks, timeout=timeout)
+        if stuck:
+            # A task that ignored its cancellation waits on a socket: closing it ends the wait.
+            await self.aclose()
+            _, stuck = await asyncio.wait(stuck, timeout=timeout)
+        for task in tasks:
+            task.add_done_callback(_retrieve)
+        if stuck:
+            names = sorted(task.get_name() for task in stuck)
+            self._log.warning("redis_link_tasks_abandoned", tasks=names)
 
     # -- joining -----------------------------------------------------------------------
 
@@ -314,14 +432,15 @@ class RedisLink:
             return None
 
     async def _read_forever(self, block_ms: int) -> None:
-        while True:
+        while self._running:
             await self._read(block_ms)
 
-    # -- pub/sub: progress notes and producer channels ---------------------------------
+    # -- pub/sub: progress notes, markers and producer channels ------------------------
 
     async def _listen(self) -> None:
         progress = self.key(self.epoch, "progress")
-        while True:
+        marks = self.key(self.epoch, "marks")
+        while self._running:
             message = await self._pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=_LISTEN_POLL_SECONDS
             )
@@ -331,13 +450,24 @@ class RedisLink:
                 self._last_pong = time.monotonic()
             elif message["channel"] == progress:
                 with contextlib.suppress(ValueError):  # a malformed note confirms nothing
-                    instance, marks = parse_progress(message["data"])
+                    instance, notes = parse_progress(message["data"])
                     if instance != self.instance_id:
-                        self._acks.record(instance, marks)
-            elif self.republisher:
-                await self._republish(message["channel"], message["data"])
+                        self._acks.record(instance, notes)
+            elif message["channel"] == marks:
+                self._marks.mark(message["data"])
+            else:
+                # Named before it is validated: every instance must count the same messages.
+                name = self._marks.name()
+                await self._republish(message["channel"], message["data"], name)
 
-    async def _republish(self, channel: str, payload: str) -> None:
+    async def _republish(self, channel: str, payload: str, name: str | None) -> None:
+        """Append one producer message unless another instance has (see `marks`).
+
+        Raises:
+            LinkStale: this instance went too long without a heartbeat; the link must end.
+            RedisError, OSError: Redis failed; the link must end.
+        """
+        dropped = self._metrics.producer_dropped
         try:
             routed = route(
                 channel,
@@ -346,37 +476,67 @@ class RedisLink:
                 max_depth=self._s.max_json_depth,
             )
         except ValueError:
-            self._metrics.publishes_refused.labels("producer_invalid").inc()
+            dropped.labels("invalid").inc()
             return
-        await self.append(
-            routed.subscription,
-            routed.type,
-            routed.data,
-            routed.correlation_id or self._new_id(),
-            self._clock(),
-            lease=True,
+        if name is None:
+            dropped.labels("unnamed").inc()
+            return
+        try:
+            n = await self.append(
+                routed.subscription,
+                routed.type,
+                routed.data,
+                routed.correlation_id or self._new_id(),
+                self._clock(),
+                once=name,
+            )
+        except (RedisError, OSError):
+            dropped.labels("redis_failed").inc()
+            raise
+        if n == STALE:
+            dropped.labels("stale").inc()
+            raise LinkStale("no heartbeat for too long to republish; rejoining")
+        self._metrics.producer_messages.labels("duplicate" if n == DUPLICATE else "appended").inc()
+
+    async def _publish_mark(self) -> None:
+        self._marks_sent += 1
+        await self.client.publish(
+            self.key(self.epoch, "marks"), f"{self._mark_prefix}.{self._marks_sent}"
         )
 
     # -- heartbeat ---------------------------------------------------------------------
 
-    async def _beat(self) -> None:
-        ttl_ms = int(self._s.redis_heartbeat_seconds * _MISSED_HEARTBEATS * _MS_PER_SECOND)
-        holder, live = await self._heartbeat(
-            keys=[
-                self.key("epoch"),
-                self.key(self.epoch, "instances"),
-                self.key(self.epoch, "republisher"),
-            ],
-            args=[self.epoch, self.instance_id, ttl_ms],
-        )
-        self.republisher = holder == self.instance_id
+    async def _beat(self, *, joining: bool = False) -> None:
+        """Renew this instance's liveness; refresh the live set.
+
+        Raises:
+            LinkStale: not `joining`, and the previous beat is too old (see `LinkStale`).
+            RedisError, OSError: Redis failed.
+        """
+        ttl_ms = int(self._s.redis_liveness_seconds * _MS_PER_SECOND)
+        stale_ms = int(self._s.redis_producer_dedupe_seconds * _MS_PER_SECOND) // _STALE_PER_DEDUPE
+        try:
+            live = await self._heartbeat(
+                keys=[
+                    self.key("epoch"),
+                    self.key(self.epoch, "instances"),
+                    self.key(self.epoch, "beats"),
+                ],
+                args=[self.epoch, self.instance_id, ttl_ms, "1" if joining else "0", stale_ms],
+            )
+        except RedisError as exc:
+            if str(exc).startswith("HIVESTALE"):
+                raise LinkStale(str(exc)) from None
+            raise
         self._acks.set_live(live)
 
     async def _beat_forever(self) -> None:
         period = self._s.redis_heartbeat_seconds
-        while True:
+        while self._running:
             await asyncio.sleep(period)
             await self._beat()
+            # Each heartbeat is also a marker, so that names keep being agreed on.
+            await self._publish_mark()
             # A pub/sub connection can die silently (a proxy or NAT drops it) while the
             # others work. Unchecked, the instance would stop hearing producers and progress
             # notes while reporting healthy: the "deaf node".

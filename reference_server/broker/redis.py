@@ -21,12 +21,18 @@ Redis crash cannot take an acknowledged update from any subscriber. While Redis 
 unreachable they are refused with `BrokerUnavailable` (HTTP 503 + Retry-After). Nothing is
 buffered: a buffered publish would be acknowledged before Redis had it, and lost with the
 instance.
+
+**Producer messages** are republished by every instance that hears them; Redis appends
+each once (`marks`, `link`), so no single instance's death or stall loses one.
+
+**Closing** is bounded: every step waits at most `redis_timeout_seconds`, and a step that
+overruns is abandoned rather than awaited (see `link` for why cancellation alone is not
+enough on Python 3.11).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,13 +49,16 @@ from .acks import Acks
 from .backoff import Backoff
 from .base import BrokerStatus, Deliver, History, Update, make_update
 from .feed import Feed
-from .link import RedisLink
+from .link import RedisLink, finish_within
 
 __all__ = ["RedisBroker"]
 
 # `start` waits this many Redis timeouts for the first link (connect, join, subscribe,
 # catch up: a few round trips each) before the instance starts degraded.
 _FIRST_LINK_TIMEOUTS = 4
+# `close` waits this many Redis timeouts for the supervisor to end: stopping the link's
+# tasks, then closing its connections under any still stuck, then the link's close.
+_STOP_TIMEOUTS = 4
 MIN_RETRY_AFTER_SECONDS = 1
 """The shortest Retry-After sent with a 503, in seconds: HTTP counts whole seconds
 (RFC 9110 §10.2.3), and 0 would invite an immediate retry of a broker that is down."""
@@ -110,6 +119,7 @@ class RedisBroker:
         self._link: RedisLink | None = None
         self._retry_at = 0.0
         self._last_error = ""
+        self._closing = False
 
     # -- Broker ------------------------------------------------------------------------
 
@@ -144,7 +154,10 @@ class RedisBroker:
         try:
             n = await link.append(subscription, message_type, data, correlation_id, wall)
             confirmed = self._acks.wait(subscription, n)
-            await asyncio.wait_for(confirmed, self._s.redis_ack_timeout_seconds)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # caller's cancellation (CPython gh-86296).
+            async with asyncio.timeout(self._s.redis_ack_timeout_seconds):
+                await confirmed
         except TimeoutError:
             raise BrokerUnavailable(
                 "The update was not confirmed by every instance in time; it may still be delivered",
@@ -183,22 +196,27 @@ class RedisBroker:
                 "instance": self.instance_id,
                 "epoch": self._feed.epoch,
                 "live_instances": len(self._acks.live) if link is not None else 0,
-                "republisher": link is not None and link.republisher,
                 "last_error": self._last_error,
             },
         )
 
     async def close(self) -> None:
-        """Leave the live set, hand the republisher lease over, and disconnect."""
+        """Leave the live set and disconnect, in at most 5 x `redis_timeout_seconds`.
+
+        Never waits longer, even when Redis hangs: a step that overruns its bound is
+        abandoned (and logged), not awaited.
+        """
+        self._closing = True
+        timeout = self._s.redis_timeout_seconds
         link = self._link
         if link is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await asyncio.wait_for(link.leave(), self._s.redis_timeout_seconds)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            await finish_within(timeout, link.leave())
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=_STOP_TIMEOUTS * timeout)
+            if not done:
+                self._log.warning("redis_close_abandoned", waited_seconds=_STOP_TIMEOUTS * timeout)
         self._deliver = None
 
     # -- supervisor --------------------------------------------------------------------
@@ -212,7 +230,10 @@ class RedisBroker:
 
     async def _supervise(self, first: asyncio.Future[None]) -> None:
         attempt = 0
-        while True:
+        me = asyncio.current_task()
+        # `_closing` and a pending cancellation (`cancelling()`) end this loop too: a
+        # cancellation swallowed inside redis-py (see `link`) must not let it go on.
+        while not self._closing and not (me and me.cancelling()):
             link = RedisLink(
                 self._s,
                 self.instance_id,
@@ -225,6 +246,8 @@ class RedisBroker:
             )
             try:
                 await link.open()
+                if self._closing or (me and me.cancelling()):
+                    break
                 self._up(link)
                 attempt = 0  # the backoff restarts after every link that got up
                 if not first.done():

@@ -309,7 +309,12 @@ def test_no_acknowledged_update_is_lost_through_ten_rounds_of_redis_failures() -
         f"resync_required {sum(s.resyncs for s in subs)}, reconnect attempts {attempts}"
     )
     assert tally.errors == []
-    assert len(tally.acked) >= 200 and tally.refused, "the run must publish through the faults"
+    # Not vacuous: many updates acknowledged, some refused. A share, not a count: on a
+    # machine whose cores are all busy (the flake lane's CPU hog), recoveries take longer and
+    # fewer of the ~480 publishes land in healthy time (170 to 220 acknowledged, measured).
+    published = len(tally.acked) + len(tally.refused)
+    assert len(tally.acked) >= max(100, published // 4), "the run must publish through the faults"
+    assert tally.refused, "the run must publish through the faults"
     assert all(not ids for ids in lost.values()), f"acknowledged but lost: {lost}"
     assert all(not ids for ids in twice.values()), f"delivered twice: {twice}"
     assert [p for s in subs for p in s.problems] == []

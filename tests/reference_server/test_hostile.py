@@ -224,9 +224,9 @@ def test_producer_messages_that_are_not_valid_text_are_refused_counted_and_skipp
 
 
 def _refused(server: ServerProcess) -> float:
-    labels: dict[str, Any] = {"reason": "producer_invalid"}
+    labels: dict[str, Any] = {"reason": "invalid"}
     try:
-        return metric(server, "leanvibe_ws_publishes_refused_total", labels)
+        return metric(server, "leanvibe_ws_producer_messages_dropped_total", labels)
     except AssertionError:
         return 0.0  # not counted yet: the labelled sample appears with its first increment
 

@@ -66,6 +66,10 @@ def test_redis_url_and_overrides() -> None:
             "WS_AUTH_TOKEN",
         ),
         ({"WS_ALLOWED_ORIGINS": "http://a,http://\udcff"}, "WS_ALLOWED_ORIGINS"),
+        # Half of it must outlast the liveness TTL (3 heartbeats): else an instance that
+        # missed a beat would already count as too stale to republish producer messages.
+        ({"WS_REDIS_HEARTBEAT_SECONDS": "5"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
+        ({"WS_REDIS_PRODUCER_DEDUPE_SECONDS": "6"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(env: dict[str, str], key: str) -> None:
