@@ -138,6 +138,11 @@ class Unit(NamedTuple):
         substantive: whether the unit must be kept (it has content; see `parse_page`).
         header: for a table row, the 1-based line of its table's header row, else 0.
         block: index of the block that holds the unit in `Page.blocks`.
+        targets: where each link and image of the unit leads, in order: `(root-relative
+            path, fragment)` for a relative link (`(page, fragment)` for `#anchor`), or
+            `("", url)` for any other. The key leaves them out (a rewritten link is the
+            same text); whether two units are the same fact also asks where their links
+            lead (`plan.identity`).
     """
 
     kind: str
@@ -149,6 +154,7 @@ class Unit(NamedTuple):
     end: int = 0
     header: int = 0
     block: int = 0
+    targets: tuple[tuple[str, str], ...] = ()
 
 
 class Link(NamedTuple):
@@ -495,6 +501,13 @@ class _Builder:
         self.links: list[Link] = []
         self.anchors: set[str] = set()
         self.code_lines: set[int] = set(range(1, source.offset + 1))
+        self.pending: list[tuple[str, str]] = []  # targets of the unit being read
+
+    def lead(self, href: str) -> None:
+        """Note where a link of the unit being read leads (see `Unit.targets`)."""
+        href = href.strip()
+        target = self.path if href.startswith("#") else link_path(self.path, href)
+        self.pending.append((target, _fragment(href)) if target is not None else ("", href))
 
     def add(self, kind: str, key: str, raw: str, start: int, end: int, header: int = -1) -> None:
         # Maps are 0-based, end-exclusive, in body lines (after front matter).
@@ -505,7 +518,8 @@ class _Builder:
         section = len(self.sections) - 1
         first, last = start + offset + 1, max(end + offset, start + offset + 1)
         top = header + offset + 1 if header >= 0 else 0
-        self.units.append(Unit(kind, key, raw, section, first, substantive, last, top))
+        targets, self.pending = tuple(self.pending), []
+        self.units.append(Unit(kind, key, raw, section, first, substantive, last, top, 0, targets))
 
     def link(self, href: str, body_line: int, column: int, length: int, is_html: bool) -> None:
         """Record a link whose destination text starts at (`body_line`, `column`)."""
@@ -563,6 +577,7 @@ class _Builder:
                 href = str(child.attrGet("href" if child.type == "link_open" else "src") or "")
                 if dest is None or not href:
                     continue  # a footnote reference, or an empty destination
+                self.lead(href)
                 if dest == (-1, -1):
                     continue  # a reference link: the definition is the link to rewrite
                 body_line, column = where(dest[0])
@@ -596,6 +611,7 @@ class _Builder:
             if name in _ID_ATTRS:
                 self.anchors.add(value)
             else:
+                self.lead(value)
                 self.link(value, at_line, at_col, length, True)
         return depth
 
@@ -735,6 +751,7 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             title = inline.content.strip()
             explicit = _ATTR_ID_RE.search(title)
             key = builder.inline(inline, cells)
+            builder.pending.clear()  # a heading is a section, not a unit
             anchor = explicit.group(1) if explicit else slugify(key if key else title)
             if explicit:
                 title = title[: explicit.start()].rstrip()
