@@ -4,8 +4,9 @@
 whose `to_json` is the PLAN.json contract (paths relative to SRC). The rules it enforces:
 
 - a page is deleted only when every unit of it, however short, is already in its
-  `covered_by` pages (exact duplicates and contained pages), and every anchor of it that a
-  link points at is an anchor of the page that covers it too;
+  `covered_by` pages (exact duplicates and contained pages), with links that lead to the
+  same place (`identity`), and every anchor of it that a link points at is an anchor of
+  the page that covers it too, on the same heading over some of the same content;
 - a family's sources merge into its target (the most live page), which then carries every
   unit of theirs that it lacked;
 - protected pages are never deleted or merged away, and are never merge targets or the
