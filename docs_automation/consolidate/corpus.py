@@ -734,11 +734,21 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
     cells: dict[int, int] = {}
     used: set[str] = set()
     html_open: tuple[int, int] | None = None  # first line and depth of an open HTML element
+    paragraph = (-1, -1)  # lines of the last top-level paragraph
     for index, token in enumerate(tokens):
         kind = token.type
         top = token.level == 0 or (token.level == 1 and kind == "list_item_open")
         if top and token.map and kind not in _NOT_BLOCKS:
             builder.spans.append((token.map[0], token.map[1] - 1, -1, ""))
+        if token.level == 0 and token.map and kind == "paragraph_open":
+            paragraph = (token.map[0], token.map[1])
+        elif token.level == 0 and token.map and kind.endswith("list_open"):
+            if token.map[0] == paragraph[1]:  # noqa: SIM102 (the comment is about this one)
+                # A list right under a paragraph line, with no blank line between, is part of
+                # the paragraph to Python-Markdown (the site engine), though CommonMark starts
+                # a list there: the two move as one block, or a carried item would turn
+                # `- >20x faster` into a quote and lose its `>`.
+                builder.source.groups.append((paragraph[0], token.map[1] - 1))
         if kind.endswith("_open") and kind not in ("paragraph_open", "heading_open", "tr_open"):
             containers.append(kind)
             continue
@@ -751,7 +761,11 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             title = inline.content.strip()
             explicit = _ATTR_ID_RE.search(title)
             key = builder.inline(inline, cells)
-            builder.pending.clear()  # a heading is a section, not a unit
+            if token.level:
+                # A heading inside a quote or list item is no section (`> ---` under a quoted
+                # line makes one); it is content of its container, a unit like a paragraph.
+                builder.add("paragraph", key, "", start, end)
+            builder.pending.clear()  # a top-level heading is a section, not a unit
             anchor = explicit.group(1) if explicit else slugify(key if key else title)
             if explicit:
                 title = title[: explicit.start()].rstrip()
