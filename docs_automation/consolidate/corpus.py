@@ -742,13 +742,17 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             builder.spans.append((token.map[0], token.map[1] - 1, -1, ""))
         if token.level == 0 and token.map and kind == "paragraph_open":
             paragraph = (token.map[0], token.map[1])
-        elif token.level == 0 and token.map and kind.endswith("list_open"):
-            if token.map[0] == paragraph[1]:  # noqa: SIM102 (the comment is about this one)
-                # A list right under a paragraph line, with no blank line between, is part of
-                # the paragraph to Python-Markdown (the site engine), though CommonMark starts
-                # a list there: the two move as one block, or a carried item would turn
-                # `- >20x faster` into a quote and lose its `>`.
-                builder.source.groups.append((paragraph[0], token.map[1] - 1))
+        elif (
+            token.level == 0
+            and token.map
+            and kind.endswith("list_open")
+            and (token.map[0] == paragraph[1])
+        ):
+            # A list right under a paragraph line, with no blank line between, is part of
+            # the paragraph to Python-Markdown (the site engine), though CommonMark starts
+            # a list there: the two move as one block, or a carried item would turn
+            # `- >20x faster` into a quote and lose its `>`.
+            builder.source.groups.append((paragraph[0], token.map[1] - 1))
         if kind.endswith("_open") and kind not in ("paragraph_open", "heading_open", "tr_open"):
             containers.append(kind)
             continue
