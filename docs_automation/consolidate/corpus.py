@@ -3,10 +3,10 @@
 A *unit* is the smallest piece of content the consolidator must never lose: a paragraph, a
 list item's text, a table row, a code block, an HTML block, a front-matter block or a link
 reference definition. Each unit has a `key` that identifies its fact across pages: prose is
-reduced to the text markdown-it's inline parser sees (emphasis markers and link targets go,
-symbols such as `✅`, `>=` and `<` stay, case is folded); code, HTML and front matter are
-compared exactly (indentation is meaning), HTML with its `href`/`src` values left out so that
-a rewritten link is the same fact.
+reduced to the text markdown-it's inline parser sees (emphasis markers and link targets go;
+symbols such as `✅`, `>=` and `<` stay, and so does letter case: `GET` is not `get`); code,
+HTML and front matter are compared exactly (indentation is meaning), HTML with its
+`href`/`src` values left out so that a rewritten link is the same fact.
 
 A *block* is what moves as a whole when a page is merged into another: a top-level paragraph,
 list item (with everything nested in it), blockquote, code block, HTML block, table row (with
@@ -276,7 +276,7 @@ _MD = _markdown()
 
 
 def normalize(inline: str) -> str:
-    """The key of a piece of inline Markdown: its text as a reader sees it, case folded.
+    """The key of a piece of inline Markdown: its text as a reader sees it, letter case kept.
 
     Markup (emphasis, code backticks, link and image syntax) and link destinations go;
     every other character, symbols included, stays. Whitespace runs become one space.
@@ -302,7 +302,7 @@ def _inline_key(children: Iterable[Token]) -> str:
             parts.append(" " + _blank_links(child.content) + " ")
         elif kind in ("softbreak", "hardbreak"):
             parts.append(" ")
-    return " ".join("".join(parts).lower().split())
+    return " ".join("".join(parts).split())
 
 
 def code_key(content: str) -> str:
@@ -542,7 +542,7 @@ class _Builder:
             # code, emphasis, link, image, autolink, HTML, entity): the parser would return
             # the text itself with line breaks, so the key is the text (a third of all
             # parse time saved on the bee-hive tree).
-            return " ".join(token.content.lower().split())
+            return " ".join(token.content.split())
         children = _inline_tokens(token.content, self.env)
         if token.map is None:
             return _inline_key(children)
@@ -745,12 +745,12 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
         elif (
             token.level == 0
             and token.map
-            and kind.endswith("list_open")
+            and kind.endswith(("list_open", "table_open"))
             and (token.map[0] == paragraph[1])
         ):
-            # A list right under a paragraph line, with no blank line between, is part of
-            # the paragraph to Python-Markdown (the site engine), though CommonMark starts
-            # a list there: the two move as one block, or a carried item would turn
+            # A list or table right under a paragraph line, with no blank line between, is
+            # part of the paragraph to Python-Markdown (the site engine), though CommonMark
+            # starts one there: the two move as one block, or a carried item would turn
             # `- >20x faster` into a quote and lose its `>`.
             builder.source.groups.append((paragraph[0], token.map[1] - 1))
         if kind.endswith("_open") and kind not in ("paragraph_open", "heading_open", "tr_open"):

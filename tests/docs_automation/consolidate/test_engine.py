@@ -283,7 +283,7 @@ def test_a_target_ending_in_an_open_fence_does_not_swallow_merged_units(tmp_path
     dest = tmp_path / "dest"
     assert apply_to(make_tree(tmp_path / "src", files), dest) == 0
     page = parse_page("docs/setup-guide.md", (dest / "docs/setup-guide.md").read_text())
-    assert "setup took four minutes on a laptop." in {u.key for u in page.units}
+    assert "Setup took four minutes on a laptop." in {u.key for u in page.units}
 
 
 def test_bad_input_gets_a_clear_error_and_exit_status_2(src: Path, tmp_path: Path, capsys):
