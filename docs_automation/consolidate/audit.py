@@ -91,6 +91,8 @@ REDIRECTS_NAME = "redirects.json"
 # mkdocs/utils/meta.py YAML_RE: the front matter mkdocs strips before rendering a page.
 _FRONT_MATTER_RE = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+# markdown/preprocessors.py NormalizeWhitespace: a line of spaces becomes an empty line.
+_BLANK_LINE_RE = re.compile(r"(?<=\n) +\n")
 _MARKER_RE = re.compile(r"^(?:[-*+]|[0-9]{1,9}[.)])$")
 # Containers whose blocks mean something else outside them (a warning, a collapsed block,
 # one tab of several, a footnote); lists, quotes and tables are cut differently by engines.
@@ -517,7 +519,11 @@ def render_page(text: str, engine: markdown.Markdown | None = None) -> PageRende
     walker.close()
     out = walker.out
     if meta:
-        out.units.insert(0, Unit((), "meta", meta.strip("\n")))
+        # Front matter is never rendered, but a merged page's travels as a code block, which
+        # Python-Markdown reads as it reads all text first (`NormalizeWhitespace`: tabs
+        # expanded, lines of spaces made empty, in code too): compared as it would show.
+        shown = _BLANK_LINE_RE.sub("\n", meta.expandtabs(md.tab_length))
+        out.units.insert(0, Unit((), "meta", shown.strip("\n")))
     out.text = source
     return out
 
