@@ -210,7 +210,9 @@ def _merged_block(part: _Part, merge: Merge, links: LinkRewriter) -> str:
             last.append(chunk[2])  # the next row of the same table
             continue
         marker = _marker(raw)
-        tight = "\n\n" not in raw
+        # An item that had a blank line before it in its page keeps one: joined to the item
+        # above, an item after a fenced block reads differently to Python-Markdown.
+        tight = "\n\n" not in raw and block.first > 1 and bool(lines[block.first - 2].strip())
         if marker and marker == previous and tight:
             # The next item of the same kind of list stays in one tight list; an item of
             # another kind after a blank line, or "1986." would continue the paragraph.
