@@ -91,6 +91,8 @@ REDIRECTS_NAME = "redirects.json"
 # mkdocs/utils/meta.py YAML_RE: the front matter mkdocs strips before rendering a page.
 _FRONT_MATTER_RE = re.compile(r"^-{3}[ \t]*\n(.*?\n)(?:\.{3}|-{3})[ \t]*\n", re.DOTALL)
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+# markdown/preprocessors.py NormalizeWhitespace: a line of spaces becomes an empty line.
+_BLANK_LINE_RE = re.compile(r"(?<=\n) +\n")
 _MARKER_RE = re.compile(r"^(?:[-*+]|[0-9]{1,9}[.)])$")
 # Containers whose blocks mean something else outside them (a warning, a collapsed block,
 # one tab of several, a footnote); lists, quotes and tables are cut differently by engines.
@@ -517,7 +519,11 @@ def render_page(text: str, engine: markdown.Markdown | None = None) -> PageRende
     walker.close()
     out = walker.out
     if meta:
-        out.units.insert(0, Unit((), "meta", meta.strip("\n")))
+        # Front matter is never rendered, but a merged page's travels as a code block, which
+        # Python-Markdown reads as it reads all text first (`NormalizeWhitespace`: tabs
+        # expanded, lines of spaces made empty, in code too): compared as it would show.
+        shown = _BLANK_LINE_RE.sub("\n", meta.expandtabs(md.tab_length))
+        out.units.insert(0, Unit((), "meta", shown.strip("\n")))
     out.text = source
     return out
 
@@ -700,13 +706,16 @@ class _Side:
         return self.homes[paths]
 
     def links_of(self, path: str) -> dict[tuple[Unit, str, str], list[LinkRef]]:
-        """The links of page `path` by (unit, tag, label): a lookup per link, not a scan of
-        its unit (a 600 KB line of 20,000 links made that scan quadratic)."""
+        """A page's links by the block, tag and label they have (what pairs two links).
+
+        Indexed by all three, not by block alone: a generated line of 20,000 links is one
+        block, and pairing each link by scanning its block's links took minutes.
+        """
         if path not in self.by_unit:
             grouped: dict[tuple[Unit, str, str], list[LinkRef]] = defaultdict(list)
             page = self.pages.get(path)
             for link in page.links if page else ():
-                grouped[link.unit, link.tag, link.label].append(link)
+                grouped[(link.unit, link.tag, link.label)].append(link)
             self.by_unit[path] = grouped
         return self.by_unit[path]
 
@@ -959,7 +968,9 @@ def _check_links(
             audit.links_kept += 1
         else:
             line = _line_of(page.text, link.url)
-            audit.differences.append(Difference(path, line, f"link {link.url!r} {problem}"))
+            # A link and an image with the same URL on one line are two reports, named apart.
+            kind = "image" if link.tag == "img" else "link"
+            audit.differences.append(Difference(path, line, f"{kind} {link.url!r} {problem}"))
 
 
 def _find_link(

@@ -3,10 +3,10 @@
 A *unit* is the smallest piece of content the consolidator must never lose: a paragraph, a
 list item's text, a table row, a code block, an HTML block, a front-matter block or a link
 reference definition. Each unit has a `key` that identifies its fact across pages: prose is
-reduced to the text markdown-it's inline parser sees (emphasis markers and link targets go,
-symbols such as `✅`, `>=` and `<` stay, case is folded); code, HTML and front matter are
-compared exactly (indentation is meaning), HTML with its `href`/`src` values left out so that
-a rewritten link is the same fact.
+reduced to the text markdown-it's inline parser sees (emphasis markers and link targets go;
+symbols such as `✅`, `>=` and `<` stay, and so does letter case: `GET` is not `get`); code,
+HTML and front matter are compared exactly (indentation is meaning), HTML with its
+`href`/`src` values left out so that a rewritten link is the same fact.
 
 A *block* is what moves as a whole when a page is merged into another: a top-level paragraph,
 list item (with everything nested in it), blockquote, code block, HTML block, table row (with
@@ -138,6 +138,11 @@ class Unit(NamedTuple):
         substantive: whether the unit must be kept (it has content; see `parse_page`).
         header: for a table row, the 1-based line of its table's header row, else 0.
         block: index of the block that holds the unit in `Page.blocks`.
+        targets: where each link and image of the unit leads, in order: `(root-relative
+            path, fragment)` for a relative link (`(page, fragment)` for `#anchor`), or
+            `("", url)` for any other. The key leaves them out (a rewritten link is the
+            same text); whether two units are the same fact also asks where their links
+            lead (`plan.identity`).
     """
 
     kind: str
@@ -149,6 +154,7 @@ class Unit(NamedTuple):
     end: int = 0
     header: int = 0
     block: int = 0
+    targets: tuple[tuple[str, str], ...] = ()
 
 
 class Link(NamedTuple):
@@ -270,7 +276,7 @@ _MD = _markdown()
 
 
 def normalize(inline: str) -> str:
-    """The key of a piece of inline Markdown: its text as a reader sees it, case folded.
+    """The key of a piece of inline Markdown: its text as a reader sees it, letter case kept.
 
     Markup (emphasis, code backticks, link and image syntax) and link destinations go;
     every other character, symbols included, stays. Whitespace runs become one space.
@@ -296,7 +302,7 @@ def _inline_key(children: Iterable[Token]) -> str:
             parts.append(" " + _blank_links(child.content) + " ")
         elif kind in ("softbreak", "hardbreak"):
             parts.append(" ")
-    return " ".join("".join(parts).lower().split())
+    return " ".join("".join(parts).split())
 
 
 def code_key(content: str) -> str:
@@ -495,6 +501,13 @@ class _Builder:
         self.links: list[Link] = []
         self.anchors: set[str] = set()
         self.code_lines: set[int] = set(range(1, source.offset + 1))
+        self.pending: list[tuple[str, str]] = []  # targets of the unit being read
+
+    def lead(self, href: str) -> None:
+        """Note where a link of the unit being read leads (see `Unit.targets`)."""
+        href = href.strip()
+        target = self.path if href.startswith("#") else link_path(self.path, href)
+        self.pending.append((target, _fragment(href)) if target is not None else ("", href))
 
     def add(self, kind: str, key: str, raw: str, start: int, end: int, header: int = -1) -> None:
         # Maps are 0-based, end-exclusive, in body lines (after front matter).
@@ -505,7 +518,8 @@ class _Builder:
         section = len(self.sections) - 1
         first, last = start + offset + 1, max(end + offset, start + offset + 1)
         top = header + offset + 1 if header >= 0 else 0
-        self.units.append(Unit(kind, key, raw, section, first, substantive, last, top))
+        targets, self.pending = tuple(self.pending), []
+        self.units.append(Unit(kind, key, raw, section, first, substantive, last, top, 0, targets))
 
     def link(self, href: str, body_line: int, column: int, length: int, is_html: bool) -> None:
         """Record a link whose destination text starts at (`body_line`, `column`)."""
@@ -528,7 +542,7 @@ class _Builder:
             # code, emphasis, link, image, autolink, HTML, entity): the parser would return
             # the text itself with line breaks, so the key is the text (a third of all
             # parse time saved on the bee-hive tree).
-            return " ".join(token.content.lower().split())
+            return " ".join(token.content.split())
         children = _inline_tokens(token.content, self.env)
         if token.map is None:
             return _inline_key(children)
@@ -563,6 +577,7 @@ class _Builder:
                 href = str(child.attrGet("href" if child.type == "link_open" else "src") or "")
                 if dest is None or not href:
                     continue  # a footnote reference, or an empty destination
+                self.lead(href)
                 if dest == (-1, -1):
                     continue  # a reference link: the definition is the link to rewrite
                 body_line, column = where(dest[0])
@@ -596,6 +611,7 @@ class _Builder:
             if name in _ID_ATTRS:
                 self.anchors.add(value)
             else:
+                self.lead(value)
                 self.link(value, at_line, at_col, length, True)
         return depth
 
@@ -718,11 +734,25 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
     cells: dict[int, int] = {}
     used: set[str] = set()
     html_open: tuple[int, int] | None = None  # first line and depth of an open HTML element
+    paragraph = (-1, -1)  # lines of the last top-level paragraph
     for index, token in enumerate(tokens):
         kind = token.type
         top = token.level == 0 or (token.level == 1 and kind == "list_item_open")
         if top and token.map and kind not in _NOT_BLOCKS:
             builder.spans.append((token.map[0], token.map[1] - 1, -1, ""))
+        if token.level == 0 and token.map and kind == "paragraph_open":
+            paragraph = (token.map[0], token.map[1])
+        elif (
+            token.level == 0
+            and token.map
+            and kind.endswith(("list_open", "table_open"))
+            and (token.map[0] == paragraph[1])
+        ):
+            # A list or table right under a paragraph line, with no blank line between, is
+            # part of the paragraph to Python-Markdown (the site engine), though CommonMark
+            # starts one there: the two move as one block, or a carried item would turn
+            # `- >20x faster` into a quote and lose its `>`.
+            builder.source.groups.append((paragraph[0], token.map[1] - 1))
         if kind.endswith("_open") and kind not in ("paragraph_open", "heading_open", "tr_open"):
             containers.append(kind)
             continue
@@ -735,6 +765,11 @@ def _walk(tokens: list[Token], builder: _Builder) -> None:
             title = inline.content.strip()
             explicit = _ATTR_ID_RE.search(title)
             key = builder.inline(inline, cells)
+            if token.level:
+                # A heading inside a quote or list item is no section (`> ---` under a quoted
+                # line makes one); it is content of its container, a unit like a paragraph.
+                builder.add("paragraph", key, "", start, end)
+            builder.pending.clear()  # a top-level heading is a section, not a unit
             anchor = explicit.group(1) if explicit else slugify(key if key else title)
             if explicit:
                 title = title[: explicit.start()].rstrip()

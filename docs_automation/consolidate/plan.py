@@ -4,8 +4,9 @@
 whose `to_json` is the PLAN.json contract (paths relative to SRC). The rules it enforces:
 
 - a page is deleted only when every unit of it, however short, is already in its
-  `covered_by` pages (exact duplicates and contained pages), and every anchor of it that a
-  link points at is an anchor of the page that covers it too;
+  `covered_by` pages (exact duplicates and contained pages), with links that lead to the
+  same place (`identity`), and every anchor of it that a link points at is an anchor of
+  the page that covers it too, on the same heading over some of the same content;
 - a family's sources merge into its target (the most live page), which then carries every
   unit of theirs that it lacked;
 - protected pages are never deleted or merged away, and are never merge targets or the
@@ -16,15 +17,24 @@ whose `to_json` is the PLAN.json contract (paths relative to SRC). The rules it 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .corpus import Page
+from .corpus import Page, Unit
 from .nearcopies import NearDuplicate
 from .topics import Family, Profile, hidden
 
-__all__ = ["Deletion", "Merge", "MergeSource", "Overlap", "Plan", "make_plan"]
+__all__ = [
+    "Deletion",
+    "Merge",
+    "MergeSource",
+    "Overlap",
+    "Plan",
+    "identity",
+    "make_plan",
+    "same_section",
+]
 
 OVERLAP_MIN_UNITS = 3
 """Fewest units two sections of different pages must share to be reported as an overlap."""
@@ -159,6 +169,50 @@ class Plan:
         }
 
 
+def identity(unit: Unit, page: str, final: Callable[[str], str]) -> str:
+    """What makes two units the same fact: the same key, and links that lead to the same place.
+
+    A reader who follows a link of `See [the report](a.md)` and of `See [the report](b.md)`
+    lands on different pages: they are different facts, and one must not stand in for the
+    other (the link would lead elsewhere). A link leads to where its target's content goes
+    (`final`, the plan's redirects as far as they are known); one that leads back to the page
+    the unit itself ends up on is written `@`, so that a page and its copy that each link to
+    themselves agree. A link to an anchor keeps its SRC page and anchor (the heading may be
+    renamed where it lands), and any other URL stays as written.
+
+    Args:
+        unit: a unit of `page`.
+        page: the path of the page that holds the unit.
+        final: where the content of a SRC page goes (`Plan.final`).
+    """
+    if not unit.targets:
+        return unit.key
+    home = final(page)
+    leads = []
+    for target, fragment in unit.targets:
+        if not target:
+            leads.append(fragment)
+        elif fragment:
+            leads.append(f"{target}#{fragment}")
+        else:
+            there = final(target)
+            leads.append("@" if there == home else there)
+    return unit.key + "\x1e" + "\x1f".join(leads)
+
+
+def same_section(page: Page, section: int, other: Page) -> str:
+    """The anchor of `other`'s heading with the text of `page`'s heading `section` over at
+    least one of the units under it (any, when it has none), or "" when `other` has none."""
+    heading = page.sections[section].heading
+    keys = {u.key for u in page.units if u.section == section and u.substantive}
+    for number, candidate in enumerate(other.sections):
+        if not candidate.level or candidate.heading != heading:
+            continue
+        if not keys or any(u.section == number and u.key in keys for u in other.units):
+            return candidate.anchor
+    return ""
+
+
 def _index(keys: Sequence[set[str]]) -> dict[str, list[int]]:
     index: dict[str, list[int]] = defaultdict(list)
     for number, page_keys in enumerate(keys):
@@ -222,12 +276,20 @@ def _lost_anchors(
     by_path: Mapping[str, int],
     pages: Sequence[Page],
 ) -> set[str]:
-    """Anchors of `path` that links point at and that page `home` does not have: deleting
-    `path` would break them (it is merged instead, which carries its linked headings)."""
+    """Anchors of `path` that links point at and that page `home` does not have, or has
+    on another heading (another text, or over none of the blocks it had): deleting `path`
+    would break them or send them elsewhere (it is merged instead, which carries its
+    linked headings)."""
     wanted = linked.get(path, set())
     if not wanted or home not in by_path:
         return set()
-    return wanted - pages[by_path[home]].anchors
+    page, other = pages[by_path[path]], pages[by_path[home]]
+    lost = wanted - other.anchors
+    for number, section in enumerate(page.sections):
+        landed = section.level and section.anchor in wanted - lost
+        if landed and same_section(page, number, other) != section.anchor:
+            lost.add(section.anchor)
+    return lost
 
 
 def make_plan(
@@ -252,7 +314,17 @@ def make_plan(
         The plan; `Plan.counts` has the before/after figures.
     """
     by_path = {page.path: number for number, page in enumerate(pages)}
-    keys = [page.substantive_keys() for page in pages]
+    # Where family members go is known before any page is judged a copy of another; where
+    # the pages outside families go is not, so their links count as they are (stricter).
+    moved = {path: family.members[0] for family in families for path in family.members[1:]}
+
+    def final(path: str) -> str:
+        return moved.get(path, path)
+
+    keys = [
+        {identity(unit, page.path, final) for unit in page.units if unit.substantive}
+        for page in pages
+    ]
     linked: dict[str, set[str]] = defaultdict(set)  # page -> the anchors links point at
     for page in pages:
         for link in page.links:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .corpus import Block, Page, Unit, dedent, normalize, slugify, unique_anchor, unit_sources
 from .links import LinkRewriter, carry_references, defined_labels, relabel
-from .plan import Merge, MergeSource, Plan
+from .plan import Merge, MergeSource, Plan, identity, same_section
 
 __all__ = ["linked_anchors", "render"]
 
@@ -58,10 +58,11 @@ def _layout(
     pages: Mapping[str, Page],
     linked: set[tuple[str, str]],
     anchors: dict[tuple[str, str], tuple[str, str]],
+    final: Callable[[str], str],
 ) -> list[_Part]:
     """Decide what each source of `merge` brings, and where its anchors land."""
     target = pages[merge.target]
-    seen = {unit.key for unit in target.units}
+    seen = {identity(unit, target.path, final) for unit in target.units}
     used = set(target.anchors)
     labels = defined_labels(target.units, unit_sources(target))
     parts = []
@@ -69,39 +70,52 @@ def _layout(
         page = pages[source.path]
         renames, skip = carry_references(page.units, unit_sources(page), labels)
         part = _Part(source, page, renames)
-        emitted = _new_blocks(part, skip, seen)
         part.title_section = next(
             (n for n, s in enumerate(page.sections) if s.level and s.heading == page.title), -1
         )
         wanted = {
             n for n, s in enumerate(page.sections) if s.level and (page.path, s.anchor) in linked
         }
-        if emitted or wanted:
-            _place(part, emitted, wanted - {part.title_section}, used)
+        # A link to a heading leads to that heading over the blocks it had: the target's
+        # heading of the same text over one of them, when it has one; else this heading,
+        # carried with every block of its section, even blocks the target already has
+        # elsewhere (the reader who follows the link must find them under it).
+        landed = {n: found for n in wanted if (found := same_section(page, n, target))}
+        forced = {u.block for u in page.units if u.section in wanted and u.section not in landed}
+        emitted = _new_blocks(part, skip, seen, forced, final)
+        carried = wanted - set(landed)
+        if emitted or carried:
+            _place(part, emitted, carried - {part.title_section}, used)
             for section, new_id in part.headings.items():
                 anchors[(page.path, page.sections[section].anchor)] = (merge.target, new_id)
+        for section, anchor in landed.items():
+            anchors[(page.path, page.sections[section].anchor)] = (merge.target, anchor)
         parts.append(part)
     return parts
 
 
-def _new_blocks(part: _Part, skip: set[int], seen: set[str]) -> dict[int, int]:
-    """The blocks of `part`'s page that bring a unit not `seen` yet, each with its section.
+def _new_blocks(
+    part: _Part, skip: set[int], seen: set[str], forced: set[int], final: Callable[[str], str]
+) -> dict[int, int]:
+    """The blocks of `part`'s page that bring a unit not `seen` yet, or that are `forced`,
+    each with its section.
 
-    A block comes whole or not at all; `seen` gains every key of the blocks that come.
+    A block comes whole or not at all; `seen` gains every unit of the blocks that come.
     """
-    by_block: dict[int, list[tuple[int, Unit]]] = defaultdict(list)
-    for number, unit in enumerate(part.page.units):
-        by_block[unit.block].append((number, unit))
+    page = part.page
+    by_block: dict[int, list[tuple[int, Unit, str]]] = defaultdict(list)
+    for number, unit in enumerate(page.units):
+        by_block[unit.block].append((number, unit, identity(unit, page.path, final)))
     emitted: dict[int, int] = {}
     for index, members in sorted(by_block.items()):
-        if any(
+        if index in forced or any(
             (unit.kind == "reference" and number not in skip)
-            or (unit.kind != "reference" and unit.key and unit.key not in seen)
-            for number, unit in members
+            or (unit.kind != "reference" and unit.key and same not in seen)
+            for number, unit, same in members
         ):
-            emitted[index] = min(unit.section for _, unit in members)
-            seen.update(unit.key for _, unit in members)
-            if any(unit.kind not in ("code", "html") for _, unit in members):
+            emitted[index] = min(unit.section for _, unit, _ in members)
+            seen.update(same for _, _, same in members)
+            if any(unit.kind not in ("code", "html") for _, unit, _ in members):
                 part.prose.add(index)
     return emitted
 
@@ -196,7 +210,9 @@ def _merged_block(part: _Part, merge: Merge, links: LinkRewriter) -> str:
             last.append(chunk[2])  # the next row of the same table
             continue
         marker = _marker(raw)
-        tight = "\n\n" not in raw
+        # An item that had a blank line before it in its page keeps one: joined to the item
+        # above, an item after a fenced block reads differently to Python-Markdown.
+        tight = "\n\n" not in raw and block.first > 1 and bool(lines[block.first - 2].strip())
         if marker and marker == previous and tight:
             # The next item of the same kind of list stays in one tight list; an item of
             # another kind after a blank line, or "1986." would continue the paragraph.
@@ -231,7 +247,9 @@ def render(
     anchors: dict[tuple[str, str], tuple[str, str]] = {}
     merges = {merge.target: merge for merge in plan.merges}
     layouts = {
-        path: _layout(merges[path], pages, linked, anchors) for path in plan.kept if path in merges
+        path: _layout(merges[path], pages, linked, anchors, plan.final)
+        for path in plan.kept
+        if path in merges
     }
     links = LinkRewriter(plan, src_files, set(plan.kept) | copied, anchors)
     out: dict[str, str] = {}

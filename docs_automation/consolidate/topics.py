@@ -209,7 +209,7 @@ def profile(page: Page, num_perm: int, shingle_words: int, top_keywords: int) ->
     for unit in page.units:
         if unit.kind not in ("code", "html", "front_matter", "reference", "footnote"):
             # Keys keep symbols (they are facts); topics and near copies are about words.
-            words.extend(_BODY_WORD_RE.findall(unit.key))
+            words.extend(_BODY_WORD_RE.findall(unit.key.lower()))
     counts: Counter[str] = Counter()
     for word, count in Counter(words).items():  # stem each distinct word once
         if len(word) > 2:  # one- and two-letter words name no topic

@@ -53,12 +53,14 @@ def test_units_cover_paragraphs_items_rows_code_html_and_front_matter() -> None:
     ]  # fmt: skip
 
 
-def test_unit_keys_ignore_markup_case_and_link_targets() -> None:
+def test_unit_keys_ignore_markup_and_link_targets_but_keep_case() -> None:
     page = parse_page("docs/broker.md", PAGE)
-    assert page.units[1].key == "the broker keeps every update for resume."
+    assert page.units[1].key == "The broker keeps every update for resume."
     assert normalize("The **Broker** keeps [every](a.md) update!") == normalize(
-        "the broker keeps [every](elsewhere/b.md) update!"
+        "The Broker keeps [every](elsewhere/b.md) update!"
     )
+    # A reader sees `ReDoc` and `Redoc` apart, and in code `DEBUG` is not `debug`.
+    assert normalize("Set `DEBUG`.") != normalize("Set `debug`.")
 
 
 @pytest.mark.parametrize(
@@ -159,7 +161,7 @@ def test_fence_is_longer_than_any_backtick_run_inside() -> None:
 def test_non_utf8_text_decoded_with_surrogates_still_parses() -> None:
     text = b"# T \xaf\n\nA paragraph about ports\n".decode("utf-8", "surrogateescape")
     page = parse_page("p.md", text)
-    assert page.units[0].key == "a paragraph about ports"
+    assert page.units[0].key == "A paragraph about ports"
 
 
 def test_reference_definitions_are_units_keyed_by_destination() -> None:
@@ -169,7 +171,7 @@ def test_reference_definitions_are_units_keyed_by_destination() -> None:
         ("reference: https://example.org", True),
         ("reference: ../x.md", False),  # a tree path: checked as a link, rewritten when moved
     ]
-    assert page.units[0].key == "see x."  # the label is not part of the fact
+    assert page.units[0].key == "See x."  # the label is not part of the fact
     assert [link.target for link in page.links] == ["x.md"]
 
 

@@ -88,7 +88,7 @@ def test_a_page_with_lone_cr_line_endings_merges_without_a_crash(tmp_path: Path)
     dest = tmp_path / "dest"
     assert apply_to(src, dest) == 0
     merged = dest / "docs/retry-guide.md"
-    assert "retries recovered 97 of 100 failed jobs in the soak test." in keys(merged)
+    assert "Retries recovered 97 of 100 failed jobs in the soak test." in keys(merged)
     assert b"\xef\xbb\xbf" not in merged.read_bytes() and b"\r" not in merged.read_bytes()
     assert json.loads((dest / "redirects.json").read_text()) == {
         "reports/retry_report.md": "docs/retry-guide.md"
@@ -131,7 +131,7 @@ def test_a_page_that_is_not_utf8_is_never_merged_into_a_utf8_page(tmp_path: Path
     report_md = tmp_path / "report.md"
     assert apply_to(src, dest, "--plan", str(plan), "--report", str(report_md)) == 0
     (dest / "docs/retry-guide.md").read_bytes().decode("utf-8")  # strict: no stray byte
-    assert "retries recovered" not in " ".join(keys(dest / "docs/retry-guide.md"))
+    assert "Retries recovered" not in " ".join(keys(dest / "docs/retry-guide.md"))
     assert (dest / "reports/retry_report.md").read_bytes() == report
     assert "reports/retry_report.md" in json.loads(plan.read_text())["protected"]
     assert "not valid UTF-8" in report_md.read_text()
@@ -279,7 +279,7 @@ def test_a_published_page_never_goes_into_a_hidden_one(tmp_path: Path) -> None:
         hidden_pages
     )
     assert (dest / "docs/install.md").is_file()
-    assert "the queue keeps failed jobs for a week." in keys(dest / "docs/queue-guide.md")
+    assert "The queue keeps failed jobs for a week." in keys(dest / "docs/queue-guide.md")
 
 
 def test_a_published_symlink_to_a_hidden_page_is_copied_not_redirected(tmp_path: Path):

@@ -102,7 +102,7 @@ def test_a_merged_heading_whose_slug_is_taken_gets_the_next_id_and_links_follow(
     page = parse_page(GUIDE, guide)
     setup = [s for s in page.sections if s.heading == "Setup"]
     assert [s.anchor for s in setup] == ["setup", "setup_1"]
-    assert "the soak cluster used a 90 second cap." in {
+    assert "The soak cluster used a 90 second cap." in {
         u.key for u in page.units if u.section == page.sections.index(setup[1])
     }
 
