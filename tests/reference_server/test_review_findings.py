@@ -176,3 +176,21 @@ def test_producer_events_lost_to_a_killed_lease_holder_are_none_or_counted(
         if line.startswith("leanvibe_ws_producer") and "_total" in line
     )
     assert lost == 0 or counted >= lost, f"lost {lost} of 60 events, counted {counted}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: a query that is not UTF-8 becomes U+FFFD and gets invalid_subscription",
+)
+@pytest.mark.parametrize("query", ["subscriptions=%FF", "subscriptions=%ED%A0%80"])
+def test_a_query_that_is_not_utf8_gets_invalid_text(server: ServerProcess, query: str) -> None:
+    # Issue 11 item 1 names query parameters as an edge; protocol.md lists the error
+    # `invalid_text` "Invalid text: the … query is not valid Unicode". Today the bytes are
+    # decoded to U+FFFD and echoed back as an unknown subscription name ("Invalid
+    # subscription(s): \ufffd"): mojibake, and the wrong code.
+    with Client(f"{server.ws}?{query}") as c:
+        c.recv()
+        reply = c.recv()
+        assert reply["type"] == "error"
+        assert reply["code"] == "invalid_text", reply
+        assert "\ufffd" not in reply["message"]
