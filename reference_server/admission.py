@@ -12,11 +12,16 @@
   refuses. Without this, in open mode any page could publish a fake `critical_alert`.
 - **Writes from another Origin** are refused (403) when `allowed_origins` is set, as the
   WebSocket is; a request without `Origin` (a script, curl) is not a browser's.
+- **Query parameters are valid UTF-8** (400 naming the parameter in `key` otherwise).
+  Starlette decodes `%FF` or an encoded surrogate (`%ED%A0%80`) to U+FFFD, which a route
+  would then read as a wrong value (an unknown subscription, an unknown cursor); the raw
+  `query_string` bytes are decoded strictly here, on every route.
 - **HEAD is GET without a body** on every route (FastAPI answers 405 to HEAD on a GET
   route, which health checkers read as "down"; RFC 9110 §9.3.2).
 
 Refused writes are counted in `leanvibe_ws_publishes_refused_total{reason}`
-(`too_large`, `unsupported_media_type`, `forbidden_origin`).
+(`too_large`, `unsupported_media_type`, `forbidden_origin`, and `invalid` for a query that
+is not UTF-8).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .messages import decode_query, is_ascii_digits, is_valid_text
 from .metrics import Metrics
 from .settings import Settings
 
@@ -63,6 +69,17 @@ class Admission:
             # A copy: uvicorn keeps its own scope (it too sends no body to a HEAD).
             await self.app({**scope, "method": "GET"}, receive, _bodiless(send))
             return
+        for name, value in decode_query(scope.get("query_string", b"")).items():
+            if not (is_valid_text(name) and is_valid_text(value)):
+                if method not in _SAFE_METHODS:
+                    self.refused.labels("invalid").inc()
+                shown = name if is_valid_text(name) else ascii(name)
+                response = JSONResponse(
+                    {"detail": f"The {shown} query is not valid UTF-8", "key": shown},
+                    status_code=400,
+                )
+                await response(scope, receive, send)
+                return
         headers = Headers(scope=scope)
         refusal = self._refusal(method, headers)
         if refusal is not None:
@@ -75,7 +92,8 @@ class Admission:
     def _refusal(self, method: str, headers: Headers) -> tuple[str, int, str] | None:
         """`(reason, status, detail)` to refuse the request with before reading it, or None."""
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.limit:
+        # ASCII digits only: a Latin-1 header "\u00b2" passes isdigit() and int() raises.
+        if is_ascii_digits(length) and int(length) > self.limit:
             return "too_large", 413, f"Request body over {self.limit} bytes"
         if method in _SAFE_METHODS:
             return None

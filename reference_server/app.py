@@ -72,8 +72,11 @@ _ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
 class LimitChange(BaseModel):
     """One setting's value before and after a runtime change."""
 
-    old: float = Field(description="The value in force before, in the setting's unit.")
-    new: float = Field(description="The value in force now.")
+    old: int | float = Field(
+        description="The value in force before, in the setting's unit and of its type "
+        "(an integer setting's is an integer)."
+    )
+    new: int | float = Field(description="The value in force now, of the same type.")
 
 
 class LimitsChanged(BaseModel):
@@ -251,7 +254,8 @@ def _routes(app: FastAPI, server: Server) -> None:
         "buckets, idle timeouts, queue bounds), and a connection whose backlog already passes "
         "a lowered queue bound is cut off at once (`disconnect_notice backpressure`, 1013). "
         "Not kept across a restart: set the `WS_*` settings too. Logged as one "
-        "`limits_changed` line and counted in `leanvibe_ws_limit_changes_total{setting}`.",
+        "`limits_changed` line and counted in `leanvibe_ws_limit_changes_total{setting}`; "
+        "a PATCH that changes no value is logged as `limits_unchanged` and not counted.",
         response_model=LimitsChanged,
         dependencies=[Depends(_ADMIN_BEARER)],
         openapi_extra={

@@ -17,7 +17,7 @@ from structlog.typing import FilteringBoundLogger
 from .auth import bearer_token, tokens_equal
 from .broker.base import Broker, History
 from .hub import Client, Hub
-from .messages import IdFactory
+from .messages import IdFactory, decode_query
 from .metrics import Metrics
 from .outbox import Outbox
 from .session import Action, Close, DataSource, Dropped, Send, Session, SubscriptionsChanged
@@ -192,7 +192,8 @@ class Connection:
             return "forbidden_origin"
         if s.auth_required:
             token = bearer_token(headers.get("authorization", ""))
-            token = token or self.websocket.query_params.get("access_token", "")
+            query = decode_query(self.websocket.scope.get("query_string", b""))
+            token = token or query.get("access_token", "")
             if not tokens_equal(token, s.auth_token):
                 return "unauthorized"
         return None
@@ -247,7 +248,9 @@ class Connection:
                 self.log.info(
                     "connected", connection_id=connection_id, origin=websocket.headers.get("origin")
                 )
-                query = websocket.query_params
+                # Strictly decoded: Starlette's query_params turn bytes that are not UTF-8
+                # into U+FFFD, which the session would take for a subscription name.
+                query = decode_query(websocket.scope.get("query_string", b""))
                 await self.perform(
                     session.start(query.get("subscriptions"), query.get("resume"), time.time())
                 )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import LimitsError, SettingsError
-from .messages import ECHO_CHARS
+from .messages import ECHO_CHARS, is_ascii_digits
 from .settings import SETTING_DOCS, Settings
 
 __all__ = ["CURSOR_MAX_DIGITS", "RUNTIME_LIMITS", "Change", "parse_changes", "parse_page", "schema"]
@@ -33,8 +33,26 @@ setting takes integers too)."""
 CURSOR_MAX_DIGITS = 18
 """Longest cursor accepted, in digits: 18 stay below 2**63, an integer in every language."""
 
-Change = tuple[float, float]
-"""One setting's (old, new) values."""
+Change = tuple[float | int, float | int]
+"""One setting's (old, new) values, each of the setting's own type (int or float)."""
+
+_NUMBER_MAX_DIGITS = 100
+"""Longest JSON number literal read in a PATCH body, in characters: every limit fits in far
+fewer, and `int()` of a long one is quadratic (CPython refuses past 4300 digits)."""
+
+
+class _TooLong:
+    """A number literal longer than `_NUMBER_MAX_DIGITS`, kept so its key can be named."""
+
+    def __init__(self, literal: str) -> None:
+        self.length = len(literal)
+
+
+def _number(kind: type) -> Any:
+    def parse(literal: str) -> object:
+        return _TooLong(literal) if len(literal) > _NUMBER_MAX_DIGITS else kind(literal)
+
+    return parse
 
 
 def _refuse(key: str, message: str) -> LimitsError:
@@ -62,6 +80,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _typed(key: str, value: Any) -> float | int:
     kind = RUNTIME_LIMITS[key]
+    if isinstance(value, _TooLong):
+        raise _refuse(
+            key, f"{key} is out of range: a number of {value.length} characters is not read"
+        )
     # bool is an int in Python; `true` is no number in JSON.
     if isinstance(value, bool) or not isinstance(value, int | float):
         shown = json.dumps(value) if not isinstance(value, str) else ascii(value)
@@ -87,7 +109,8 @@ def parse_changes(body: bytes, current: Settings) -> tuple[Settings, dict[str, C
 
     Returns:
         The new settings (`current` with the values replaced and validated again), and
-        each key whose value differs, with its (old, new) values.
+        each key whose value differs, with its (old, new) values in force (an integer
+        setting's as int, a float setting's as float); empty when nothing differs.
 
     Raises:
         LimitsError: an empty or non-JSON body, a body that is not an object, an empty
@@ -98,7 +121,12 @@ def parse_changes(body: bytes, current: Settings) -> tuple[Settings, dict[str, C
     if not body.strip():
         raise _refuse("", "The body is empty: send a JSON object of the limits to change")
     try:
-        data = json.loads(body, object_pairs_hook=_no_duplicates)
+        data = json.loads(
+            body,
+            object_pairs_hook=_no_duplicates,
+            parse_int=_number(int),
+            parse_float=_number(float),
+        )
     except (ValueError, RecursionError):  # LimitsError (a key twice) is neither
         raise _refuse("", "The body is not valid JSON text") from None
     if not isinstance(data, dict):
@@ -120,10 +148,12 @@ def parse_changes(body: bytes, current: Settings) -> tuple[Settings, dict[str, C
         except SettingsError as exc:
             raise _refuse(key, str(exc).replace(Settings.env_name(key), key, 1)) from None
     new = current.replace(**values)
-    changed = {
-        key: (float(getattr(current, key)), float(value))
-        for key, value in values.items()
-        if getattr(current, key) != value
+    # The values in force, of each setting's own type: a float() here once turned
+    # 9007199254740993 into 9007199254740992.0.
+    changed: dict[str, Change] = {
+        key: (getattr(current, key), getattr(new, key))
+        for key in values
+        if getattr(current, key) != getattr(new, key)
     }
     return new, changed
 
@@ -147,12 +177,12 @@ def parse_page(limit: str | None, cursor: str | None, page_max: int) -> tuple[in
     """
     size = page_max
     if limit is not None:
-        if not limit.isdigit() or len(limit) > CURSOR_MAX_DIGITS or not 1 <= int(limit) <= page_max:
+        if not is_ascii_digits(limit) or len(limit) > CURSOR_MAX_DIGITS or not 1 <= int(limit) <= page_max:
             raise _refuse("limit", f"limit must be an integer from 1 to {page_max}")
         size = int(limit)
     after = 0
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > CURSOR_MAX_DIGITS:
+        if not is_ascii_digits(cursor) or len(cursor) > CURSOR_MAX_DIGITS:
             raise _refuse("cursor", "cursor must be the next_cursor of a previous page")
         after = int(cursor)
     return size, after

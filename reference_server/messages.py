@@ -12,6 +12,7 @@ import json
 import math
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +39,10 @@ __all__ = [
     "IdFactory",
     "PublishFields",
     "decode_json",
+    "decode_query",
     "encode",
     "frame",
+    "is_ascii_digits",
     "is_valid_text",
     "is_valid_update_type",
     "parse_client_frame",
@@ -147,6 +150,35 @@ def is_valid_text(text: str) -> bool:
     return text.isascii() or _SURROGATE.search(text) is None
 
 
+def is_ascii_digits(text: str) -> bool:
+    """Whether `text` is one or more ASCII digits `0`-`9`, the only integer a query, header
+    or cursor may hold. `str.isdigit` and `int()` also take `"\u0661"` (Arabic-Indic one),
+    fullwidth `"\uff15"` and, for `isdigit` only, `"\u00b2"`."""
+    return text.isascii() and text.isdigit()
+
+
+def decode_query(raw: bytes) -> dict[str, str]:
+    """Decode a request's query string (the ASGI scope's `query_string` bytes) strictly.
+
+    Starlette decodes percent-escapes that are not UTF-8 (`%FF`, an encoded surrogate
+    `%ED%A0%80`) to U+FFFD, which then reads as a wrong value. Here every byte that is not
+    UTF-8, raw or percent-encoded, becomes a lone surrogate instead (`surrogateescape`), so
+    `is_valid_text` refuses the parameter and the caller can name it. `+` is a space; the
+    last of repeated names wins, as in Starlette's `query_params`.
+
+    Returns:
+        Each parameter's value, by name; the caller refuses a name or value that is not
+        `is_valid_text`.
+    """
+    text = raw.decode("utf-8", "surrogateescape")
+    query: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(
+        text, keep_blank_values=True, encoding="utf-8", errors="surrogateescape"
+    ):
+        query[name] = value
+    return query
+
+
 def _check_text(text: str, where: str) -> None:
     found = None if text.isascii() else _SURROGATE.search(text)
     if found is not None:
@@ -167,13 +199,13 @@ def usable_correlation_id(value: object) -> str | None:
 
 
 def publisher_correlation_id(header: str | None) -> str | None:
-    """The correlation id a publisher sent in `X-Correlation-ID`; None when absent or empty.
+    """The correlation id a publisher sent in `X-Correlation-ID`; None when absent.
 
     Raises:
-        PublishError: it is longer than `MAX_CORRELATION_ID_CHARS` or holds anything but
-            printable ASCII (HTTP 422); the message names the header.
+        PublishError: it is empty, longer than `MAX_CORRELATION_ID_CHARS` or holds anything
+            but printable ASCII (HTTP 422); the message names the header.
     """
-    if not header:
+    if header is None:
         return None
     if len(header) > MAX_CORRELATION_ID_CHARS or not _HEADER_ID.fullmatch(header):
         raise PublishError(
@@ -258,13 +290,16 @@ def decode_json(raw: str | bytes, *, max_depth: int) -> Any:
         _check_text(text, "text")
     try:
         value = _DECODER.decode(text)
-    except TextError:
+    except TextError as exc:
+        exc.decoded = _decode_leniently(text)
         raise
     except json.JSONDecodeError as exc:
         raise TextError("invalid_json", f"char {exc.pos}", f"is not JSON ({exc.msg})") from None
     except ValueError:
         limit = sys.get_int_max_str_digits()
-        raise TextError("invalid_json", "text", f"holds an integer over {limit} digits") from None
+        error = TextError("invalid_json", "text", f"holds an integer over {limit} digits")
+        error.decoded = _decode_leniently(text)
+        raise error from None
     except RecursionError:
         raise TextError("invalid_json", "text", f"is nested deeper than {max_depth}") from None
     # Each check is skipped when it cannot find anything: nesting needs at least as many
@@ -327,6 +362,21 @@ def frame(kind: str, *, correlation_id: str, wall: float, **fields: Any) -> dict
         "timestamp": utc_timestamp(wall),
         **fields,
     }
+
+
+# Reads what the strict decoder refuses only in its numbers (NaN, 1e999, an integer over
+# Python's digit limit), each as None, so that an edge can still echo the correlation id.
+_LENIENT = json.JSONDecoder(
+    parse_constant=lambda _: None, parse_float=lambda _: None, parse_int=lambda _: None
+)
+
+
+def _decode_leniently(text: str) -> object:
+    """`text` decoded with every number as None; None when even that fails."""
+    try:
+        return _LENIENT.decode(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def is_valid_update_type(kind: str) -> bool:

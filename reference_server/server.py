@@ -155,7 +155,7 @@ class Server:
     # -- runtime limits ----------------------------------------------------------------
 
     def change_limits(
-        self, settings: Settings, changed: Mapping[str, tuple[float, float]], *, peer: str
+        self, settings: Settings, changed: Mapping[str, tuple[float | int, float | int]], *, peer: str
     ) -> dict[str, int]:
         """Put `settings` in force now, for new connections and live ones; audit and count it.
 
@@ -166,7 +166,8 @@ class Server:
 
         Args:
             settings: the validated new settings (`limits.parse_changes`).
-            changed: each setting whose value changed: (old, new).
+            changed: each setting whose value changed: (old, new); when empty the audit
+                line is `limits_unchanged`, not `limits_changed`.
             peer: the admin's address, for the audit line.
 
         Returns:
@@ -189,8 +190,9 @@ class Server:
                 cut += 1
         for key in changed:
             self.metrics.limit_changes.labels(key).inc()
+        # A PATCH that changes no value is audited too, but never as a change.
         self.log.info(
-            "limits_changed",
+            "limits_changed" if changed else "limits_unchanged",
             who="admin",
             peer=peer,
             changed={key: {"old": old, "new": new} for key, (old, new) in changed.items()},

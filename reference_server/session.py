@@ -229,9 +229,9 @@ class Session:
             wall: wall-clock time.
         """
         errors: list[Action] = []
-        # Starlette decodes the query as UTF-8 with replacement, so text that is not valid
-        # Unicode arrives only through this sans-I/O class; echoed in an error, it would
-        # make that frame unsendable. It is refused and treated as empty.
+        # The connection decodes the query strictly (`messages.decode_query`): bytes that
+        # are not UTF-8 arrive as lone surrogates. Echoed in an error, they would make that
+        # frame unsendable; they are refused with invalid_text and treated as empty.
         if subscriptions is not None and not messages.is_valid_text(subscriptions):
             errors.append(self._invalid_query("subscriptions", wall))
             subscriptions = ""
@@ -250,7 +250,7 @@ class Session:
                 continue
             # 18 digits stay below 2**63: a seq every client language holds as an integer.
             # ASCII only: str.isdigit accepts "²" and "٣", and int("²") raises.
-            if not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
+            if not messages.is_ascii_digits(seq) or len(seq) > 18:
                 errors.append(
                     self._error(
                         "invalid_field",

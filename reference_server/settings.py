@@ -164,7 +164,10 @@ def _parse_bool(key: str, raw: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off", ""):
         return False
-    raise SettingsError(f"{key} must be true or false, got {raw!r}")
+    raise SettingsError(
+        f"{key} must be a boolean: true/false, 1/0, yes/no or on/off (or empty for false), "
+        f"got {raw!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -414,15 +417,18 @@ class Settings:
 
 def _convert(key: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
-    try:
-        if kind == "bool":
-            return _parse_bool(key, raw)
-        if kind == "int":
-            return int(raw.strip().replace("_", ""))
-        if kind == "float":
-            return float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+    if kind == "bool":
+        return _parse_bool(key, raw)
+    if kind in ("int", "float"):
+        # ASCII only: int() and float() also read "\u0661" and fullwidth digits.
+        text = raw.strip()
+        try:
+            if not text.isascii():
+                raise ValueError(text)
+            return int(text.replace("_", "")) if kind == "int" else float(text)
+        except ValueError:
+            noun = "an integer" if kind == "int" else "a number"
+            raise SettingsError(f"{key} must be {noun} in ASCII digits, got {raw!r}") from None
     if kind == "tuple[str, ...]":
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
