@@ -334,7 +334,10 @@ def _routes(app: FastAPI, server: Server) -> None:
             ]
         },
         responses={
-            400: {"description": "A `limit` or `cursor` out of range; `key` names it."},
+            400: {
+                "description": "A `limit` or `cursor` out of range or not ASCII digits, or "
+                "not valid UTF-8; `key` names it."
+            },
             **_ADMIN_RESPONSES,
         },
     )
@@ -415,6 +418,10 @@ def _routes(app: FastAPI, server: Server) -> None:
                         }
                     }
                 },
+            },
+            400: {
+                "description": "A query parameter that is not valid UTF-8 (`%FF`); `key` "
+                "names it. Every route refuses one so."
             },
             401: {"description": "Missing or wrong Bearer token."},
             403: {"description": "An `Origin` not in `allowed_origins` (when that is set)."},

@@ -177,7 +177,11 @@ def parse_page(limit: str | None, cursor: str | None, page_max: int) -> tuple[in
     """
     size = page_max
     if limit is not None:
-        if not is_ascii_digits(limit) or len(limit) > CURSOR_MAX_DIGITS or not 1 <= int(limit) <= page_max:
+        if (
+            not is_ascii_digits(limit)
+            or len(limit) > CURSOR_MAX_DIGITS
+            or not 1 <= int(limit) <= page_max
+        ):
             raise _refuse("limit", f"limit must be an integer from 1 to {page_max}")
         size = int(limit)
     after = 0

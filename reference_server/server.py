@@ -155,7 +155,11 @@ class Server:
     # -- runtime limits ----------------------------------------------------------------
 
     def change_limits(
-        self, settings: Settings, changed: Mapping[str, tuple[float | int, float | int]], *, peer: str
+        self,
+        settings: Settings,
+        changed: Mapping[str, tuple[float | int, float | int]],
+        *,
+        peer: str,
     ) -> dict[str, int]:
         """Put `settings` in force now, for new connections and live ones; audit and count it.
 

@@ -18,7 +18,7 @@ import websockets.http11
 
 from .errors import SettingsError
 
-__all__ = ["SETTING_DOCS", "Settings"]
+__all__ = ["SETTING_DOCS", "SETTING_MAXIMA", "Settings"]
 
 SETTING_DOCS: dict[str, tuple[str, str]] = {
     "host": ("", "Interface the server listens on."),
@@ -136,6 +136,32 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
 """Unit and meaning of every setting, keyed by field name; the configuration reference is
 generated from it, so a setting without a line here fails the tests."""
 
+_DAY_SECONDS = 86_400.0
+_GIB = 1_073_741_824
+
+SETTING_MAXIMA: dict[str, float] = {
+    # Python's own recursion limit is 1000: deeper nesting could never be decoded anyway.
+    "max_json_depth": 1_000,
+    # A rate or burst past a million frames a second is no rate limit at all.
+    "rate_tokens_per_sec": 1_000_000,
+    "rate_burst": 1_000_000,
+    # A byte bound of more than 1 GiB per request or client bounds no memory.
+    "max_inbound_message_bytes": _GIB,
+    "max_frame_bytes": _GIB,
+    "max_request_body_bytes": _GIB,
+    "max_header_bytes": _GIB,
+    "dashboard_state_max_bytes": _GIB,
+    "send_queue_max_bytes": _GIB,
+    # Every wait and window: longer than a day is a hang or a limit that never acts.
+    **{name: _DAY_SECONDS for name in SETTING_DOCS if name.endswith("_seconds")},
+}
+"""The largest value of each setting that has one, keyed by field name, in its unit: above
+it the setting would disable the protection it exists for. Checked at start-up and on a
+runtime change alike."""
+
+RATE_MIN_TOKENS_PER_SEC = 0.001
+"""The slowest refill accepted (one frame per 1000 s): below it a client could never send."""
+
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 # `websockets` parses the handshake with these limits (its http11.MAX_LINE_LENGTH and
 # MAX_NUM_HEADERS); a head limit above them would let a handshake through to a refusal.
@@ -143,6 +169,13 @@ _HANDSHAKE_MAX_LINE = websockets.http11.MAX_LINE_LENGTH
 _HANDSHAKE_MAX_HEADERS = websockets.http11.MAX_NUM_HEADERS
 # "GET " + URL + " HTTP/1.1" + CRLF: the request line around the URL.
 _REQUEST_LINE_OVERHEAD = len("GET  HTTP/1.1\r\n")
+
+
+def _shown(value: float) -> str:
+    """`value` for a sentence: whole numbers in full (1073741824), others shortest (1e+308)."""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _is_utf8_text(text: str) -> bool:
@@ -312,6 +345,17 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{self.env_name(name)} must be greater than zero")
+        for name, most in SETTING_MAXIMA.items():
+            if getattr(self, name) > most:
+                raise SettingsError(
+                    f"{self.env_name(name)} must be at most {_shown(most)} "
+                    f"{SETTING_DOCS[name][0]}, got {_shown(getattr(self, name))}"
+                )
+        if self.rate_tokens_per_sec < RATE_MIN_TOKENS_PER_SEC:
+            raise SettingsError(
+                f"WS_RATE_TOKENS_PER_SEC must be at least {RATE_MIN_TOKENS_PER_SEC:g} "
+                f"tokens/s, got {_shown(self.rate_tokens_per_sec)}"
+            )
         if self.rate_burst < 1:
             raise SettingsError("WS_RATE_BURST must be at least 1 so that one frame can pass")
         if not 0 < self.port < 65_536:

@@ -285,7 +285,8 @@
           });
           previous = current;
           var up = total(current.samples, P + "broker_up");
-          showBroker(up === null ? null : up === 1);
+          // Only 1 is up and 0 down: absent, NaN (a gauge never set) or anything else is unknown.
+          showBroker(up === 1 ? true : up === 0 ? false : null);
           showSubscribers(current.samples);
           status("watching " + url + " (last read " + new Date(current.at).toLocaleTimeString() + ")");
           if (!painted) {

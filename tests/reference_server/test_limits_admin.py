@@ -143,9 +143,16 @@ def test_bad_page_queries_get_400_naming_the_parameter(server_factory: Any) -> N
         ({"limit": "0"}, "limit"),
         ({"limit": "two"}, "limit"),
         ({"cursor": "x"}, "cursor"),
+        # Review 14: int() reads an Arabic-Indic 1 and a fullwidth 5; neither is an integer.
+        ({"limit": "\u0661"}, "limit"),
+        ({"limit": "\uff15"}, "limit"),
+        ({"cursor": "\u0661"}, "cursor"),
     ]:
         r = httpx.get(srv.http + CONNECTIONS, params=params, headers=AS_ADMIN, timeout=10)
         assert (r.status_code, r.json()["key"]) == (400, key), params
+    # Not UTF-8: refused before the route reads it (Starlette would make it U+FFFD).
+    r = httpx.get(srv.http + CONNECTIONS + "?limit=%FF", headers=AS_ADMIN, timeout=10)
+    assert (r.status_code, r.json()["key"]) == (400, "limit")
 
 
 def test_a_change_is_shown_audited_counted_and_taken_by_live_and_new_connections(
@@ -163,7 +170,7 @@ def test_a_change_is_shown_audited_counted_and_taken_by_live_and_new_connections
         assert answer["changed"] == {
             "rate_burst": {"old": 40.0, "new": 2.0},
             "rate_tokens_per_sec": {"old": 20.0, "new": 0.01},
-            "send_queue_max_messages": {"old": 1024.0, "new": 64.0},
+            "send_queue_max_messages": {"old": 1024, "new": 64},
         }
         assert (answer["connections"], answer["cut_off"]) == (1, 0)
         limits = httpx.get(srv.http + LIMITS, timeout=10).json()
@@ -188,6 +195,40 @@ def test_a_change_is_shown_audited_counted_and_taken_by_live_and_new_connections
     assert line["who"] == "admin" and line["peer"].startswith("127.0.0.1:")
     assert line["changed"]["rate_burst"] == {"old": 40.0, "new": 2.0}
     assert (line["connections"], line["cut_off"]) == (1, 0)
+
+
+def test_the_answer_and_the_audit_line_report_the_value_in_force_with_its_type(
+    server_factory: Any,
+) -> None:
+    # Review 14: LimitChange.new is "the value in force now"; 9007199254740993 came back as
+    # 9007199254740992.0, and 1024 as 1024.0.
+    srv = server_factory(TOKENS)
+    value = 2**53 + 1
+    r = patch(srv, {"send_queue_max_messages": value})
+    assert r.status_code == 200, r.text
+    assert httpx.get(srv.http + LIMITS, timeout=10).json()["send_queue_max_messages"] == value
+    assert '"old":1024,' in r.text.replace(" ", "")
+    assert r.json()["changed"]["send_queue_max_messages"] == {"old": 1024, "new": value}
+    (line,) = audit_lines(srv)
+    assert line["changed"]["send_queue_max_messages"] == {"old": 1024, "new": value}
+    # The same values again change nothing: audited as such, never as a change.
+    again = patch(srv, {"send_queue_max_messages": value})
+    assert (again.status_code, again.json()["changed"]) == (200, {})
+    assert len(audit_lines(srv)) == 1
+    lines = [json.loads(x) for x in srv.log.read_text().splitlines() if x.startswith("{")]
+    (unchanged,) = [x for x in lines if x.get("event") == "limits_unchanged"]
+    assert unchanged["changed"] == {}
+    assert (
+        metric(srv, "leanvibe_ws_limit_changes_total", {"setting": "send_queue_max_messages"}) == 1
+    )
+
+
+def test_a_number_too_long_to_read_is_refused_naming_its_key(admin_server: ServerProcess) -> None:
+    # Review 14: valid JSON that int() refuses (over 4300 digits) got "not valid JSON text"
+    # with key "".
+    r = patch(admin_server, b'{"rate_burst": 1' + b"0" * 5000 + b"}")
+    assert r.status_code == 400
+    assert r.json()["key"] == "rate_burst", r.text
 
 
 def test_a_shorter_idle_timeout_closes_a_quiet_live_client(server_factory: Any) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from reference_server.errors import SettingsError
-from reference_server.settings import SETTING_DOCS, Settings
+from reference_server.settings import SETTING_DOCS, SETTING_MAXIMA, Settings
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.unit
@@ -70,6 +71,15 @@ def test_redis_url_and_overrides() -> None:
         # missed a beat would already count as too stale to republish producer messages.
         ({"WS_REDIS_HEARTBEAT_SECONDS": "5"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
         ({"WS_REDIS_PRODUCER_DEDUPE_SECONDS": "6"}, "WS_REDIS_PRODUCER_DEDUPE_SECONDS"),
+        # Review 14: values that would turn a protection off.
+        ({"WS_SEND_QUEUE_MAX_BYTES": "100000000000000000000000"}, "WS_SEND_QUEUE_MAX_BYTES"),
+        ({"WS_HTTP_REQUEST_TIMEOUT_SECONDS": "1e308"}, "WS_HTTP_REQUEST_TIMEOUT_SECONDS"),
+        ({"WS_MAX_JSON_DEPTH": "100000"}, "WS_MAX_JSON_DEPTH"),
+        ({"WS_RATE_TOKENS_PER_SEC": "5e-324"}, "WS_RATE_TOKENS_PER_SEC"),
+        ({"WS_RATE_BURST": "1e300"}, "WS_RATE_BURST"),
+        # Review 14: int() and float() read other scripts' digits.
+        ({"WS_PORT": "\u0668\u0660\u0668\u0660"}, "WS_PORT"),
+        ({"WS_RATE_BURST": "\uff15"}, "WS_RATE_BURST"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_key(env: dict[str, str], key: str) -> None:
@@ -96,3 +106,36 @@ def test_the_server_refuses_to_start_with_a_bad_setting() -> None:
     )
     assert proc.returncode == 2
     assert "WS_RATE_BURST" in proc.stderr
+
+
+def test_every_default_is_within_its_bound_and_past_it_is_refused_naming_the_key() -> None:
+    defaults = Settings()
+    for name, most in SETTING_MAXIMA.items():
+        assert getattr(defaults, name) <= most
+        kind = type(getattr(defaults, name))
+        with pytest.raises(SettingsError, match=Settings.env_name(name) + " must be at most"):
+            Settings(**{name: kind(most * 2)})
+    assert Settings(max_json_depth=1000, idle_disconnect_seconds=86_400).max_json_depth == 1000
+
+
+def test_a_bad_boolean_names_the_words_accepted() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"WS_AUTH_REQUIRED": "maybe"})
+    assert "WS_AUTH_REQUIRED" in str(caught.value) and "number" not in str(caught.value)
+    assert all(word in str(caught.value) for word in ("true", "false", "yes", "no", "on", "off"))
+
+
+def test_a_bad_boolean_stops_the_server_with_a_sentence_about_booleans() -> None:
+    # Review 11: configuration.md: "Booleans accept true/false, 1/0, yes/no, on/off"; the
+    # server said "must be a number".
+    done = subprocess.run(
+        [sys.executable, "-m", "reference_server"],
+        cwd=ROOT,
+        env={**os.environ, "WS_AUTH_REQUIRED": "maybe"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "WS_AUTH_REQUIRED" in done.stderr
+    assert "number" not in done.stderr, done.stderr
