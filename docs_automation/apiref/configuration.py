@@ -70,7 +70,7 @@ def configuration() -> str:
         "never negative, and a setting with an *At most* bound refuses anything above it "
         "(past it the protection it stands for would be off: nesting deeper than Python's "
         "recursion limit, a wait or window over a day, a byte bound over 1 GiB); "
-        f"`WS_RATE_TOKENS_PER_SEC` is at least `{RATE_MIN_TOKENS_PER_SEC:g}`. A runtime "
+        f"the refill rate is at least {RATE_MIN_TOKENS_PER_SEC:g} tokens/s. A runtime "
         "change (`PATCH /api/dashboard/websocket/limits`) is held to the same bounds.\n\n"
         + table(("Variable", "Default", "Unit", "At most", "Meaning"), rows)
     )
