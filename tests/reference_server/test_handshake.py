@@ -214,10 +214,22 @@ def test_normal_requests_and_websockets_pass_the_limits(limited: ServerProcess) 
 
 def test_a_keep_alive_connection_serves_several_requests(limited: ServerProcess) -> None:
     with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
         for _ in range(3):
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            head = sock.recv(65536)
+            # One whole response (head, then exactly its body), however TCP cuts it up.
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = reader.readline(65536)
+                assert line, "the server closed a keep-alive connection"
+                head += line
             assert status(head) == 200
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            assert len(reader.read(length)) == length
 
 
 def test_head_limits_are_settings_refused_above_the_handshake_parser() -> None:
