@@ -701,7 +701,7 @@ def parse_page(path: str, text: str, min_words: int = 1) -> Page:
         path=path,
         text=text,
         closer=closer,
-        fences_differ=_fences_differ(tokens, source.lines, closer),
+        fences_differ=_fences_differ(tokens, source.lines),
         title=_title(builder.sections, path),
         sections=tuple(builder.sections),
         units=tuple(units),
@@ -715,14 +715,14 @@ def parse_page(path: str, text: str, min_words: int = 1) -> Page:
 _FENCE_LIKE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
 
 
-def _fences_differ(tokens: list[Token], lines: list[str], closer: str) -> bool:
+def _fences_differ(tokens: list[Token], lines: list[str]) -> bool:
     """Whether the site engine (Python-Markdown) may read a code fence of the page other
-    than CommonMark does: a fence left open at the end of the page, a line of text right
-    after a closing fence (Python-Markdown puts the code and that text in one paragraph),
-    or a line that starts like a fence but is text to CommonMark (a whole program on one
-    line with literal `\\n`, a fence opener whose info string has a backtick)."""
-    if closer.lstrip("\n")[:1] in ("`", "~"):
-        return True
+    than CommonMark does: a line of text right after a closing fence (Python-Markdown puts
+    the code and that text in one paragraph), or a line that starts like a fence but is
+    text to CommonMark (a whole program on one line with literal `\\n`, a fence opener
+    whose info string has a backtick). A fence left open at the end of the page is not one
+    of them: the page's `closer` closes it before anything is appended, and the audit reads
+    it the CommonMark way."""
     for token in tokens:
         if token.type == "fence" and token.map:
             end = token.map[1]

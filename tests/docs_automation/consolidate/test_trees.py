@@ -283,15 +283,6 @@ CASES: dict[str, Case] = {
         source="pages exported with literal \\n (Python-Markdown and markdown-it read the "
         "backtick run as text, but not the same text around it)",
     ),
-    "a-fence-never-closed": Case(
-        family(
-            "prompt",
-            "Use this prompt:\n\n```\nCreate the system.\n\n## Structure\n\nleanvibe/\n",
-        ),
-        present=((REPORT.format("prompt"), "## Structure"),),
-        source="CommonMark §4.5: an unclosed fence runs to the end of the page; "
-        "Python-Markdown shows it as text",
-    ),
     "anchor-to-a-merged-heading": Case(
         family(
             "retry",
