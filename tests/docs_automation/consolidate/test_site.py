@@ -172,15 +172,23 @@ def new_warnings(
 ) -> list[Warning_]:
     """Warnings of the consolidated build that SRC's build did not have (module docstring).
 
-    A hidden page (`.devcontainer/README.md`) is not built, so SRC's build says nothing of
-    its links; one merged into a published page brings its links along, and a link to a
-    file that SRC did not have either (it was broken there too) is not new.
+    A page SRC's build left out (a hidden page, `.devcontainer/README.md`, or a `README.md`
+    beside an `index.md`) has no warnings there; one merged into a published page (or
+    published once its `index.md` went away) brings its links along, and a link of it to a
+    file that SRC did not have either (it was broken there too), or to a folder (which
+    MkDocs does not resolve), is not new.
     """
     old: set[tuple[str, str, str]] = set()
-    hidden_homes = {new for path, new in redirects.items() if _hidden(path)}
+    indexed = {posixpath.dirname(p) for p in src_files if posixpath.basename(p) == "index.md"}
+    unbuilt = {
+        p
+        for p in src_files
+        if _hidden(p) or (posixpath.basename(p) == "README.md" and posixpath.dirname(p) in indexed)
+    }
+    hidden_homes = {redirects.get(path, path) for path in unbuilt}
     for warning in after:
         if (
-            warning.kind == "link not found"
+            warning.kind in ("link not found", "unrecognized link")
             and warning.page in hidden_homes
             and warning.target
             and warning.target not in src_files
@@ -240,3 +248,15 @@ def test_the_consolidated_bee_hive_builds_with_no_warning_src_did_not_have(
     fresh = new_warnings(before, after, redirects, frozenset(tree.all_paths()))
     print("new:", Counter(w.kind for w in fresh))
     assert not fresh, "\n".join(w.text for w in fresh[:40])
+
+
+@pytest.mark.unit
+def test_a_hidden_pages_broken_link_is_not_new_but_a_link_it_broke_is() -> None:
+    after = [
+        Warning_("link not found", "docs/guide.md", "../x.md", "x.md", ""),  # broken in SRC too
+        Warning_("unrecognized link", "docs/guide.md", "../", "docs", ""),  # a folder link
+        Warning_("link not found", "docs/guide.md", "y.md", "docs/y.md", ""),  # y.md was there
+    ]
+    src = frozenset({"docs/y.md", ".claude/README.md", "docs/guide.md"})
+    fresh = new_warnings([], after, {".claude/README.md": "docs/guide.md"}, src)
+    assert [w.href for w in fresh] == ["y.md"]
