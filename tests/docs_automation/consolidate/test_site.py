@@ -225,18 +225,13 @@ def test_a_warning_is_new_only_when_src_did_not_have_it_on_the_page_it_came_from
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # two mkdocs builds of about 900 pages each
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 items 1, 6: the consolidated bee-hive has links and anchors that SRC's "
-    "own build resolved and that now warn",
-)
 def test_the_consolidated_bee_hive_builds_with_no_warning_src_did_not_have(
     shared_dir: Path, tmp_path: Path
 ) -> None:
     src = shared_dir / "corpus" / "bee-hive"
     tree = read_tree(src)
     analysis = analyse(tree)
-    # The rendered tree as apply would write it (apply itself refuses today: see the audit).
+    # The rendered tree as apply writes it (apply also audits it: see test_engine).
     rendered = render(analysis.pages, analysis.plan, tree.all_paths(), set(tree.copied))
     redirects = dict(sorted(analysis.plan.redirects.items()))
     dest = tmp_path / "dest"
