@@ -194,6 +194,7 @@ class Page:
     closer: str = ""
     blocks: tuple[Block, ...] = ()
     anchors: frozenset[str] = frozenset()
+    fences_differ: bool = False
 
     def substantive_keys(self) -> set[str]:
         """Return the keys of the units that must be kept."""
@@ -695,10 +696,12 @@ def parse_page(path: str, text: str, min_words: int = 1) -> Page:
         for u in units
     ]
     anchors = builder.anchors | {section.anchor for section in builder.sections if section.anchor}
+    closer = _closer(tokens, source.lines)
     return Page(
         path=path,
         text=text,
-        closer=_closer(tokens, source.lines),
+        closer=closer,
+        fences_differ=_fences_differ(tokens, source.lines),
         title=_title(builder.sections, path),
         sections=tuple(builder.sections),
         units=tuple(units),
@@ -707,6 +710,27 @@ def parse_page(path: str, text: str, min_words: int = 1) -> Page:
         blocks=tuple(blocks),
         anchors=frozenset(anchors),
     )
+
+
+_FENCE_LIKE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+
+
+def _fences_differ(tokens: list[Token], lines: list[str]) -> bool:
+    """Whether the site engine (Python-Markdown) may read a code fence of the page other
+    than CommonMark does: a line of text right after a closing fence (Python-Markdown puts
+    the code and that text in one paragraph), or a line that starts like a fence but is
+    text to CommonMark (a whole program on one line with literal `\\n`, a fence opener
+    whose info string has a backtick). A fence left open at the end of the page is not one
+    of them: the page's `closer` closes it before anything is appended, and the audit reads
+    it the CommonMark way."""
+    for token in tokens:
+        if token.type == "fence" and token.map:
+            end = token.map[1]
+            if end < len(lines) and lines[end].strip():
+                return True
+        elif token.type == "inline" and _FENCE_LIKE_RE.search(token.content):
+            return True
+    return False
 
 
 def _container_heads(

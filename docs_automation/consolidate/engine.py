@@ -241,6 +241,10 @@ def _analyse(
     # A page that is not UTF-8 is protected: merging it would splice its stray bytes into a
     # UTF-8 page, and merging into it would write UTF-8 text into a page of another encoding.
     protected = {path for path in pages if matches(path, protect)} | set(tree.undecodable)
+    # A page with a code fence the site engine reads other than CommonMark (see
+    # `corpus.parse_page`: `fences_differ`) is kept as it is: moving its blocks would change
+    # what the site shows of them, since Python-Markdown reads them with their neighbours.
+    protected |= {path for path, page in pages.items() if page.fences_differ}
     sketches = [(item.path, item.minhash) for item in profiles if item.units]
     near = near_duplicates(sketches, settings.near_duplicate_threshold)
     grouped = families(

@@ -263,6 +263,26 @@ CASES: dict[str, Case] = {
         moved=(REPORT.format("shell"),),
         source="fences containing fences (markdown-it, Prettier fence handling)",
     ),
+    # Fences the two engines read differently stay on their page, as written (see the how-to).
+    "text-right-after-a-closing-fence": Case(
+        family(
+            "setup",
+            "### Fast setup\n```bash\n./setup-fast.sh\n```\n**Validated time**: 5 s\n",
+        ),
+        present=((REPORT.format("setup"), "```\n**Validated time**: 5 s"),),
+        source="Python-Markdown puts a fence and the line after it in one paragraph "
+        "(pymdownx.superfences; markdown-it closes the fence first)",
+    ),
+    "a-whole-program-on-one-line": Case(
+        family(
+            "tuning",
+            "Exercise:\n```python\\nprint(`x`)\\nrun()\\n```",
+            guide_extra='\n```bash\\n#!/bin/bash\\necho "`date`"\\n',
+        ),
+        present=((REPORT.format("tuning"), "```python\\nprint"),),
+        source="pages exported with literal \\n (Python-Markdown and markdown-it read the "
+        "backtick run as text, but not the same text around it)",
+    ),
     "anchor-to-a-merged-heading": Case(
         family(
             "retry",
