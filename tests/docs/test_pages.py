@@ -1,10 +1,12 @@
-"""Every how-to runs as written: top to bottom, in one shell, nothing rewritten.
+"""Every how-to runs as written: top to bottom, in one shell, only its port numbers moved.
 
 A reader who lands on a how-to follows it as printed, so each page runs in a fresh copy of
-the project with its ports as written (8000 really is 8000), starting its own servers
-and waiting for them only with its own commands. The venv is made once per session
-(`prepare_project`); each page's prerequisites block finds it ready. The pages run one
-at a time, on one worker, because they share fixed ports.
+the project, starting its own servers and waiting for them only with its own commands. The
+venv is made once per session (`prepare_project`); each page's prerequisites block finds it
+ready. The ports a page names (8000 and the others) are moved to free ones, as the
+newcomer run moves them, and `WS_PORT` points a bare `python -m reference_server` there: two
+CI runs each lost a page to something else holding 127.0.0.1:8000 for a moment while the
+suite ran in parallel, and a page must not depend on who else listens on a fixed port.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import pytest
 
 from docs_automation.examples.fences import EXECUTED, classify, outcome
 from docs_automation.examples.harness import NEWCOMER_TIMEOUT_SECONDS, ROOT, docs_fences
+from docs_automation.examples.runners import DEFAULT_PORT
+from docs_automation.processes import free_port
 from docs_automation.examples.pages import (
+    page_ports,
     prepare_project,
     reader_env,
     refresh_project,
@@ -56,13 +61,16 @@ def page_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_how_to_runs_as_written(page: str, page_project: Path, tmp_path: Path) -> None:
     refresh_project(ROOT, page_project)
     fences = [f for f in _FENCES if f.page == page]
+    ports = {p: free_port() for p in page_ports(fences, ROOT) | {DEFAULT_PORT}}
+    env = reader_env(os.environ, tmp_path / "home", hide=_HIDE)
     run = run_page(
         fences,
         root=ROOT,
         project=page_project,
         work=tmp_path,
-        env=reader_env(os.environ, tmp_path / "home", hide=_HIDE),
+        env={**env, "WS_PORT": str(ports[DEFAULT_PORT])},
         timeout=PAGE_TIMEOUT_SECONDS,
+        ports=ports,
     )
     PAGES_REPORT.mkdir(parents=True, exist_ok=True)
     report = {"page": run.page, "seconds": run.seconds, "steps": run.steps}
