@@ -21,8 +21,6 @@ import pytest
 
 from docs_automation.examples.fences import EXECUTED, classify, outcome
 from docs_automation.examples.harness import NEWCOMER_TIMEOUT_SECONDS, ROOT, docs_fences
-from docs_automation.examples.runners import DEFAULT_PORT
-from docs_automation.processes import free_port
 from docs_automation.examples.pages import (
     page_ports,
     prepare_project,
@@ -30,6 +28,8 @@ from docs_automation.examples.pages import (
     refresh_project,
     run_page,
 )
+from docs_automation.examples.runners import DEFAULT_PORT
+from docs_automation.processes import free_port
 from tests.docs.summary import PAGES_REPORT
 
 PAGE_TIMEOUT_SECONDS = 240.0
