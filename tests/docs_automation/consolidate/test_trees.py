@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ import pytest
 
 from docs_automation.cli import main
 from docs_automation.consolidate.audit import audit_trees
+from tests.docs_automation.consolidate.test_files import as_unprivileged
+from tests.procs import ROOT
 
 Files = dict[str, str | bytes]
 
@@ -629,11 +633,7 @@ def _bytes_or_none(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-@pytest.mark.unit
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0,
-    reason="root reads a mode-000 file; this case needs an unprivileged user",
-)
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "unreadable",
     [
@@ -641,19 +641,22 @@ def _bytes_or_none(path: Path) -> bytes | None:
         "archive/locked",
     ],
 )
-def test_an_unreadable_file_or_folder_is_an_error_naming_it(
-    unreadable: str, workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_unreadable_file_or_folder_is_an_error_naming_it(unreadable: str, workdir: Path) -> None:
     files = family("lock", "Locks expire after 30 s.\n")
     files["archive/locked.md"] = "# Locked\n\nNobody may read this page.\n"
     files["archive/locked/inner.md"] = "# Inner\n\nNor this one.\n"
     src = build(workdir / "src", files)
     (src / unreadable).chmod(0)
     try:
-        code = main(["consolidate", str(src), "--apply", "--out", str(workdir / "d"), "--quiet"])
+        # As root, chmod 000 stops reads only without CAP_DAC_OVERRIDE (see as_unprivileged).
+        done = subprocess.run(
+            [*as_unprivileged(), sys.executable, "-m", "docs_automation", "consolidate",
+             str(src), "--apply", "--out", str(workdir / "d"), "--quiet"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
     finally:
         (src / unreadable).chmod(0o755)
-    assert code == 2 and unreadable in capsys.readouterr().err
+    assert done.returncode == 2 and unreadable in done.stderr
     assert not (workdir / "d").exists()
 
 
