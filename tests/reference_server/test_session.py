@@ -22,9 +22,11 @@ pytestmark = pytest.mark.unit
 WALL = 1_795_000_000.0
 
 
-def data_source(data_type: str, params: Any) -> dict[str, Any]:
+def data_source(data_type: str, params: Any) -> tuple[dict[str, Any], dict[str, int]]:
     if data_type == "system_health":
-        return {"status": "healthy"}
+        return {"status": "healthy"}, {}
+    if data_type == "agent_status":
+        return {"agents": []}, {"agents": 41}
     raise DataRequestError(f"Unknown data type: {data_type}")
 
 
@@ -160,6 +162,9 @@ def test_request_data_answers_from_the_data_source_or_with_data_error() -> None:
     ok = frames(session.receive('{"type":"request_data","data_type":"system_health"}', 1, WALL))
     assert ok[0]["type"] == "data_response"
     assert ok[0]["data"] == {"status": "healthy"}
+    assert ok[0]["positions"] == {}
+    agents = frames(session.receive('{"type":"request_data","data_type":"agent_status"}', 1, WALL))
+    assert (agents[0]["data"], agents[0]["positions"]) == ({"agents": []}, {"agents": 41})
     bad = frames(session.receive('{"type":"request_data","data_type":"weather"}', 2, WALL))
     assert bad[0]["type"] == "data_error"
     assert bad[0]["error"] == "Unknown data type: weather"
