@@ -182,3 +182,82 @@ def test_a_snapshot_older_than_the_other_instances_history_gets_resync_required(
         assert resync["oldest_seq"] > position + 1
         replayed = [c.recv()["seq"] for _ in range(seqs[-1] - resync["oldest_seq"] + 1)]
         assert replayed == list(range(resync["oldest_seq"], seqs[-1] + 1))
+
+
+# Fast failure detection, so a Redis restart is over in about a second.
+_FAST = {
+    "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+    "WS_REDIS_HEARTBEAT_SECONDS": "0.2",
+    "WS_REDIS_BACKOFF_BASE_SECONDS": "0.05",
+    "WS_REDIS_BACKOFF_CAP_SECONDS": "0.5",
+}
+
+
+def test_after_redis_loses_its_data_no_instance_claims_state_from_before_the_hole(
+    redis_server: RedisProcess, server_factory: Callable[..., ServerProcess]
+) -> None:
+    # Centrifugo answers a position from a lost epoch with "unrecoverable position"
+    # (centrifugal/centrifugo#798); here it is resync_required, and the state itself must
+    # not keep agents whose later updates may have been lost with Redis.
+    env = {"REDIS_URL": redis_server.url, **_FAST}
+    a, b = server_factory(env), server_factory(env)
+    with httpx.Client(timeout=10) as http:
+
+        def publish(server: ServerProcess, agent_id: str) -> int:
+            answer = http.post(
+                f"{server.http}/api/dashboard/websocket/broadcast",
+                params={"subscription": "agents"},
+                json={"agent_id": agent_id, "status": "busy"},
+            )
+            answer.raise_for_status()
+            return int(answer.json()["seq"])
+
+        def snapshot(server: ServerProcess) -> dict[str, Any]:
+            return dict(http.get(f"{server.http}/api/dashboard/data/agent_status").json())
+
+        def healthy() -> bool:
+            return all(http.get(f"{s.http}/health").json()["status"] == "healthy" for s in pair)
+
+        pair = (a, b)
+        publish(a, "agent-before")
+        old = snapshot(b)
+        assert [x["agent_id"] for x in old["data"]["agents"]] == ["agent-before"]
+        redis_server.restart()  # empty: every update so far is gone from Redis
+        deadline = time.monotonic() + 15
+        while not healthy():
+            assert time.monotonic() < deadline, "the instances did not reconnect within 15 s"
+            time.sleep(0.05)
+        # A publish is acknowledged once every live instance holds it: then both have
+        # passed the hole, and their states restart from it.
+        new = publish(a, "agent-after")
+        snaps = [snapshot(a), snapshot(b)]
+        for snap in snaps:
+            assert [x["agent_id"] for x in snap["data"]["agents"]] == ["agent-after"]
+            assert snap["positions"] == {"agents": new}
+        assert snaps[0]["data"] == snaps[1]["data"]
+    with Client(b.ws + "?subscriptions=") as c:
+        c.recv()
+        c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": old["positions"]})
+        resync = c.recv_until("resync_required")
+        assert resync["last_seq"] == old["positions"]["agents"]
+        assert c.recv_until("agent_update")["seq"] == new
+    with Client(a.ws + "?subscriptions=") as c:
+        c.recv()
+        c.request(
+            {"type": "subscribe", "subscriptions": ["agents"], "resume": snaps[1]["positions"]}
+        )
+        later = publish_one(a)
+        got = c.recv_until("agent_update")
+        assert got["seq"] == later == new + 1
+        assert not [f for f in c.frames if f["type"] == "resync_required"]
+
+
+def publish_one(server: ServerProcess) -> int:
+    answer = httpx.post(
+        f"{server.http}/api/dashboard/websocket/broadcast",
+        params={"subscription": "agents"},
+        json={"agent_id": "agent-later"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return int(answer.json()["seq"])
