@@ -372,6 +372,19 @@ class Session:
             errors.append(
                 self._error("invalid_subscription", f"Invalid subscription(s): {shown}", wall, cid)
             )
+        # Positions name only real subscriptions: an unknown name is a client bug to report,
+        # not a resume to drop silently. Known names not subscribed are ignored (documented).
+        unknown_resume = sorted(set(resume).difference(messages.SUBSCRIPTIONS))
+        if unknown_resume:
+            shown = ", ".join(n[: messages.ECHO_CHARS] for n in unknown_resume)
+            errors.append(
+                self._error(
+                    "invalid_subscription",
+                    f"Invalid subscription(s) in resume: {shown}",
+                    wall,
+                    cid,
+                )
+            )
         cap = self._settings.max_subscriptions_per_connection
         if len(self.subscriptions | valid) > cap:
             errors.append(

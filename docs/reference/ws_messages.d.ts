@@ -80,6 +80,9 @@ export interface Subscribe {
    * @maxItems 64
    */
   subscriptions: string[];
+  /**
+   * Subscription → the last `seq` seen, or a `data_response`'s `positions` as is. Entries for subscriptions the connection does not hold after this subscribe are ignored (so the positions of `coordination_metrics`, which cover every subscription, can be passed whole); unknown names get one `error` `invalid_subscription`.
+   */
   resume?: {
     [k: string]: number | undefined;
   };

@@ -187,6 +187,20 @@ def test_a_snapshot_carries_its_positions_and_a_resume_from_them_gets_exactly_wh
             c.recv(timeout=0.3)  # nothing repeated
 
 
+def test_a_resume_from_a_position_ahead_of_every_update_gets_resync_required_then_live(
+    server: ServerProcess,
+) -> None:
+    latest = publish(server, "agents", {"agent_id": "ahead"})["seq"]
+    ahead = 2**53 - 1  # the largest position the schema allows; no update has it
+    with Client(server.ws + "?subscriptions=") as c:
+        c.recv()
+        c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": {"agents": ahead}})
+        resync = c.recv_until("resync_required")
+        assert (resync["last_seq"], resync["latest_seq"]) == (ahead, latest)
+        nxt = publish(server, "agents", {"agent_id": "ahead"})["seq"]
+        assert c.recv_until("agent_update")["seq"] == nxt == latest + 1
+
+
 def test_the_rest_snapshot_refuses_unknown_types_and_agents_by_name(server: ServerProcess) -> None:
     base = f"{server.http}/api/dashboard/data"
     weather = httpx.get(f"{base}/weather")
@@ -323,6 +337,12 @@ def test_auth_is_checked_after_accept_so_browsers_can_read_4401(server_factory: 
     )
     assert ok.status_code == 200
     assert metric(srv, "leanvibe_ws_auth_denied_total") == 2
+    # The snapshot route shows state only to a client that may connect.
+    data = f"{srv.http}/api/dashboard/data/agent_status"
+    assert httpx.get(data).status_code == 401
+    assert httpx.get(data, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    snap = httpx.get(data, headers={"Authorization": "Bearer tok-123"})
+    assert (snap.status_code, snap.json()["positions"]) == (200, {"agents": ok.json()["seq"]})
 
 
 def test_origin_allowlist_closes_4403(server_factory: Any) -> None:

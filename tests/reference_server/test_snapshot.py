@@ -71,6 +71,25 @@ class Publisher:
         assert not self._thread.is_alive(), "the publisher did not stop within 30 s"
 
 
+def publish(server: ServerProcess, data: dict[str, Any]) -> int:
+    """Publish `data` on `agents` through `server`; return its seq (it must be acknowledged)."""
+    answer = httpx.post(
+        f"{server.http}/api/dashboard/websocket/broadcast",
+        params={"subscription": "agents"},
+        json=data,
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return int(answer.json()["seq"])
+
+
+def snapshot(server: ServerProcess) -> dict[str, Any]:
+    """`agent_status` with its positions, over REST."""
+    answer = httpx.get(f"{server.http}/api/dashboard/data/agent_status", timeout=10)
+    answer.raise_for_status()
+    return dict(answer.json())
+
+
 def fold(updates: dict[int, dict[str, Any]], upto: int) -> dict[str, tuple[int, dict[str, Any]]]:
     """Each agent's last update (seq, data) among `updates` with seq <= `upto`."""
     state: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -159,21 +178,10 @@ def test_a_snapshot_older_than_the_other_instances_history_gets_resync_required(
 ) -> None:
     env = {"REDIS_URL": redis_server.url, "WS_HISTORY_MAX_MESSAGES": "5"}
     a, b = server_factory(env), server_factory(env)
-    with httpx.Client(timeout=10) as http:
-
-        def publish(server: ServerProcess, i: int) -> int:
-            answer = http.post(
-                f"{server.http}/api/dashboard/websocket/broadcast",
-                params={"subscription": "agents"},
-                json={"agent_id": "agent-old", "i": i},
-            )
-            answer.raise_for_status()
-            return int(answer.json()["seq"])
-
-        publish(a, 0)
-        snap = http.get(f"{a.http}/api/dashboard/data/agent_status").json()
-        position = snap["positions"]["agents"]
-        seqs = [publish(a if i % 2 else b, i) for i in range(1, 21)]
+    publish(a, {"agent_id": "agent-old", "i": 0})
+    snap = snapshot(a)
+    position = snap["positions"]["agents"]
+    seqs = [publish(a if i % 2 else b, {"agent_id": "agent-old", "i": i}) for i in range(1, 21)]
     with Client(b.ws + "?subscriptions=") as c:
         c.recv()
         c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": snap["positions"]})
@@ -201,40 +209,22 @@ def test_after_redis_loses_its_data_no_instance_claims_state_from_before_the_hol
     # not keep agents whose later updates may have been lost with Redis.
     env = {"REDIS_URL": redis_server.url, **_FAST}
     a, b = server_factory(env), server_factory(env)
-    with httpx.Client(timeout=10) as http:
-
-        def publish(server: ServerProcess, agent_id: str) -> int:
-            answer = http.post(
-                f"{server.http}/api/dashboard/websocket/broadcast",
-                params={"subscription": "agents"},
-                json={"agent_id": agent_id, "status": "busy"},
-            )
-            answer.raise_for_status()
-            return int(answer.json()["seq"])
-
-        def snapshot(server: ServerProcess) -> dict[str, Any]:
-            return dict(http.get(f"{server.http}/api/dashboard/data/agent_status").json())
-
-        def healthy() -> bool:
-            return all(http.get(f"{s.http}/health").json()["status"] == "healthy" for s in pair)
-
-        pair = (a, b)
-        publish(a, "agent-before")
-        old = snapshot(b)
-        assert [x["agent_id"] for x in old["data"]["agents"]] == ["agent-before"]
-        redis_server.restart()  # empty: every update so far is gone from Redis
-        deadline = time.monotonic() + 15
-        while not healthy():
-            assert time.monotonic() < deadline, "the instances did not reconnect within 15 s"
-            time.sleep(0.05)
-        # A publish is acknowledged once every live instance holds it: then both have
-        # passed the hole, and their states restart from it.
-        new = publish(a, "agent-after")
-        snaps = [snapshot(a), snapshot(b)]
-        for snap in snaps:
-            assert [x["agent_id"] for x in snap["data"]["agents"]] == ["agent-after"]
-            assert snap["positions"] == {"agents": new}
-        assert snaps[0]["data"] == snaps[1]["data"]
+    publish(a, {"agent_id": "agent-before"})
+    old = snapshot(b)
+    assert [x["agent_id"] for x in old["data"]["agents"]] == ["agent-before"]
+    redis_server.restart()  # empty: every update so far is gone from Redis
+    deadline = time.monotonic() + 15
+    while not all(httpx.get(f"{s.http}/health").json()["status"] == "healthy" for s in (a, b)):
+        assert time.monotonic() < deadline, "the instances did not reconnect within 15 s"
+        time.sleep(0.05)
+    # A publish is acknowledged once every live instance holds it: then both have passed
+    # the hole, and their states restart from it.
+    new = publish(a, {"agent_id": "agent-after"})
+    snaps = [snapshot(a), snapshot(b)]
+    for snap in snaps:
+        assert [x["agent_id"] for x in snap["data"]["agents"]] == ["agent-after"]
+        assert snap["positions"] == {"agents": new}
+    assert snaps[0]["data"] == snaps[1]["data"]
     with Client(b.ws + "?subscriptions=") as c:
         c.recv()
         c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": old["positions"]})
@@ -246,18 +236,7 @@ def test_after_redis_loses_its_data_no_instance_claims_state_from_before_the_hol
         c.request(
             {"type": "subscribe", "subscriptions": ["agents"], "resume": snaps[1]["positions"]}
         )
-        later = publish_one(a)
+        later = publish(a, {"agent_id": "agent-later"})
         got = c.recv_until("agent_update")
         assert got["seq"] == later == new + 1
         assert not [f for f in c.frames if f["type"] == "resync_required"]
-
-
-def publish_one(server: ServerProcess) -> int:
-    answer = httpx.post(
-        f"{server.http}/api/dashboard/websocket/broadcast",
-        params={"subscription": "agents"},
-        json={"agent_id": "agent-later"},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return int(answer.json()["seq"])
