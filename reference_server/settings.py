@@ -102,7 +102,8 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "s",
         "Longest a resume from a position this instance has not reached yet waits for it "
         "(with Redis, another instance may be a few milliseconds ahead); then "
-        "`resync_required`. Live updates of that subscription are held meanwhile.",
+        "`resync_required`. Live updates of that subscription are held meanwhile, at most "
+        "`send_queue_max_bytes` of them (past it the client is cut off, 1013).",
     ),
     "redis_backoff_cap_seconds": ("s", "Cap of the full-jitter reconnect backoff to Redis."),
     "redis_backoff_base_seconds": (
