@@ -240,3 +240,32 @@ def test_after_redis_loses_its_data_no_instance_claims_state_from_before_the_hol
         got = c.recv_until("agent_update")
         assert got["seq"] == later == new + 1
         assert not [f for f in c.frames if f["type"] == "resync_required"]
+
+
+def test_an_instance_started_after_the_stream_was_trimmed_claims_only_what_it_read(
+    redis_server: RedisProcess, server_factory: Callable[..., ServerProcess]
+) -> None:
+    # Redis trims a stream whole nodes at a time (100 entries by default), so a few hundred
+    # updates are needed before a late instance finds the beginning gone.
+    env = {"REDIS_URL": redis_server.url, "WS_HISTORY_MAX_MESSAGES": "5"}
+    a = server_factory(env)
+    acked = {publish(a, {"agent_id": "agent-early", "i": 0}): {"agent_id": "agent-early", "i": 0}}
+    with httpx.Client(timeout=10) as http:
+        for i in range(1, 400):
+            data = {"agent_id": f"agent-{i % 5}", "i": i}
+            answer = http.post(
+                f"{a.http}/api/dashboard/websocket/broadcast",
+                params={"subscription": "agents"},
+                json=data,
+            )
+            answer.raise_for_status()
+            acked[answer.json()["seq"]] = data
+    late = server_factory(env)
+    full, partial = snapshot(a), snapshot(late)
+    assert full["positions"] == partial["positions"] == {"agents": max(acked)}
+    assert "agent-early" in {x["agent_id"] for x in full["data"]["agents"]}
+    # The late instance never read agent-early's update: it must not show a state for it,
+    # and what it shows is exactly the last update of each agent it did read.
+    shown = snapshot_state(partial)
+    assert "agent-early" not in shown
+    assert shown == {k: v for k, v in fold(acked, max(acked)).items() if k != "agent-early"}
