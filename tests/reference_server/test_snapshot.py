@@ -128,6 +128,9 @@ def pair(
 def test_a_snapshot_from_one_instance_resumed_on_another_loses_and_repeats_nothing(
     pair: list[ServerProcess],
 ) -> None:
+    # The window between loading state and subscribing (centrifugal/centrifugo#446,
+    # kdlbs/kandev#2287, home-assistant/core#67891) must lose nothing, and the overlap
+    # between replayed and live updates (pingdotgg/t3code#3174) must repeat nothing.
     a, b = pair
     rounds: list[tuple[int, dict[str, tuple[int, dict[str, Any]]], list[dict[str, Any]]]] = []
     with Publisher(pair) as publisher:
@@ -269,3 +272,22 @@ def test_an_instance_started_after_the_stream_was_trimmed_claims_only_what_it_re
     shown = snapshot_state(partial)
     assert "agent-early" not in shown
     assert shown == {k: v for k, v in fold(acked, max(acked)).items() if k != "agent-early"}
+
+
+def test_a_snapshot_before_any_update_resumes_from_the_first_without_a_resync(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    # centrifugal/centrifuge-js#163: a history answer's position was always empty/0, which
+    # a resume could not use. Here a snapshot taken before any update names the seq just
+    # before the first (seqs start above a time-based base), and a resume from it delivers
+    # that first update with no resync_required. This test found positions that said 0.
+    srv = server_factory()
+    snap = snapshot(srv)
+    assert snap["data"]["agents"] == []
+    position = snap["positions"]["agents"]
+    with Client(srv.ws + "?subscriptions=") as c:
+        c.recv()
+        c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": snap["positions"]})
+        first = publish(srv, {"agent_id": "agent-first"})
+        assert c.recv_until("agent_update")["seq"] == first == position + 1
+        assert not [f for f in c.frames if f["type"] == "resync_required"]
