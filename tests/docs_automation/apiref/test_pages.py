@@ -244,6 +244,36 @@ def test_rest_page_shows_examples_the_openapi_document_carries() -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("schema", "url", "runs"),
+    [
+        ({"type": "string", "examples": ["agent_status"]}, "http://h/data/agent_status", True),
+        ({"type": "string"}, "http://h/data/<kind>", False),
+    ],
+)
+def test_rest_page_fills_a_path_parameter_with_its_example_and_runs_it_only_then(
+    schema: dict[str, Any], url: str, runs: bool
+) -> None:
+    spec: dict[str, Any] = {
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/data/{kind}": {
+                "get": {
+                    "summary": "s",
+                    "parameters": [
+                        {"name": "kind", "in": "path", "required": True, "schema": schema}
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    page = rest.render_openapi(spec, "http://h")
+    assert f"curl -fsS '{url}'" in page
+    assert (f"{ILLUSTRATIVE}\n```bash" not in page) is runs
+
+
+@pytest.mark.unit
 def test_rest_page_shows_a_secured_call_with_its_header_and_does_not_run_it() -> None:
     spec: dict[str, Any] = {
         "info": {"title": "t", "version": "1"},
