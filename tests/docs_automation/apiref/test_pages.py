@@ -254,20 +254,9 @@ def test_rest_page_shows_examples_the_openapi_document_carries() -> None:
 def test_rest_page_fills_a_path_parameter_with_its_example_and_runs_it_only_then(
     schema: dict[str, Any], url: str, runs: bool
 ) -> None:
-    spec: dict[str, Any] = {
-        "info": {"title": "t", "version": "1"},
-        "paths": {
-            "/data/{kind}": {
-                "get": {
-                    "summary": "s",
-                    "parameters": [
-                        {"name": "kind", "in": "path", "required": True, "schema": schema}
-                    ],
-                    "responses": {"200": {"description": "ok"}},
-                }
-            }
-        },
-    }
+    kind = {"name": "kind", "in": "path", "required": True, "schema": schema}
+    operation = {"summary": "s", "parameters": [kind], "responses": {"200": {"description": "ok"}}}
+    spec = {"info": {"title": "t", "version": "1"}, "paths": {"/data/{kind}": {"get": operation}}}
     page = rest.render_openapi(spec, "http://h")
     assert f"curl -fsS '{url}'" in page
     assert (f"{ILLUSTRATIVE}\n```bash" not in page) is runs
