@@ -71,6 +71,15 @@ def test_every_json_example_on_the_page_validates_against_the_schema(protocol_pa
 
 
 @pytest.mark.unit
+def test_every_type_a_field_links_to_is_defined_under_common_types(protocol_page: str) -> None:
+    common = protocol_page.split("\n## Common types\n", 1)[1].split("\n## ", 1)[0]
+    linked = set(re.findall(r"\[`(\w+)`\]\(#common-types\)", protocol_page))
+    assert "Positions" in linked
+    for name in linked:
+        assert f"| `{name}` |" in common, f"{name} is linked to Common types, not defined there"
+
+
+@pytest.mark.unit
 def test_page_lists_every_error_code_and_close_code(protocol_page: str) -> None:
     for error_code in SCHEMA["definitions"]["ErrorCode"]["enum"]:
         assert f"| `{error_code}` |" in protocol_page
