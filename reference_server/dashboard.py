@@ -163,7 +163,8 @@ class DashboardState:
             data = self._agent_status(params)
         elif data_type == "coordination_metrics":
             data = {
-                "latest_seq": dict(self.latest_seq),
+                # The broker's count, as in `positions`: the base before the first update.
+                "latest_seq": {sub: position(sub) for sub in messages.SUBSCRIPTIONS},
                 "delivered": dict(self.delivered),
                 "subscribers": dict(subscribers),
                 "connections": connections,

@@ -117,7 +117,8 @@ def test_each_answer_carries_the_broker_positions_of_the_subscriptions_it_reflec
     data, positions = answer(state, "agent_status")
     assert positions == {"agents": 8}
     assert [a["seq"] for a in data["agents"]] == [7, 8]
-    assert answer(state, "coordination_metrics")[1] == DELIVERED  # every subscription
+    metrics, every = answer(state, "coordination_metrics")
+    assert every == metrics["latest_seq"] == DELIVERED  # every subscription
     assert answer(state, "system_health")[1] == {}
     with pytest.raises(DataRequestError, match="Unknown data type"):
         answer(state, "weather")
