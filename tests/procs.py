@@ -176,6 +176,10 @@ def start_redis(
             str(workdir),
             "--protected-mode",
             "no",
+            # Redis waits 5 s by default before a diskless full sync, for more replicas to
+            # join it; a test's replica would spend them refused (WAIT) for nothing.
+            "--repl-diskless-sync-delay",
+            "0",
             *replica,
         ],
         log=log,
