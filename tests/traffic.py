@@ -81,6 +81,8 @@ class Tally:
     acked: set[int] = field(default_factory=set)
     refused: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    #: Publishes that got no answer (the instance went down under them): not acknowledged.
+    unanswered: set[int] = field(default_factory=set)
     #: Refusals by the first words of their `detail` (which of the broker's reasons).
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -142,16 +144,25 @@ async def publish(
     tally: Tally,
     stop: asyncio.Event,
     every: float,
+    *,
+    instances_stop: bool = False,
 ) -> None:
-    """POST an update every `every` seconds, to the instances in turn."""
+    """POST an update every `every` seconds, to the instances in turn.
+
+    With `instances_stop`, a publish whose instance went away under it (no answer) is
+    tallied `unanswered` rather than as an error.
+    """
     pending: set[asyncio.Task[None]] = set()
 
     async def one(ident: int, server: ServerProcess) -> None:
         url = server.http + "/api/dashboard/websocket/broadcast?subscription=agents"
         try:
             reply = await http.post(url, json={"id": ident})
-        except httpx.HTTPError as exc:
-            tally.errors.append(f"#{ident}: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            if instances_stop:
+                tally.unanswered.add(ident)
+            else:
+                tally.errors.append(f"#{ident}: {type(exc).__name__}")
             return
         if reply.status_code == 200:
             tally.acked.add(ident)
