@@ -144,7 +144,7 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "redis_wait_timeout_ms": (
         "ms",
         "Longest a publish waits for `WS_REDIS_WAIT_REPLICAS` replicas to confirm it (the "
-        "`WAIT` timeout); below `WS_REDIS_TIMEOUT_SECONDS`.",
+        "`WAIT` timeout); below `WS_REDIS_TIMEOUT_SECONDS` whenever replicas must confirm.",
     ),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
@@ -467,7 +467,10 @@ class Settings:
         for address in self.redis_sentinels:
             sentinel_address(address)  # raises naming the bad entry
         # WAIT blocks its connection; the connection's own timeout must not fire first.
-        if self.redis_wait_timeout_ms >= self.redis_timeout_seconds * _MS_PER_SECOND:
+        if (
+            self.redis_replicas_to_confirm
+            and self.redis_wait_timeout_ms >= self.redis_timeout_seconds * _MS_PER_SECOND
+        ):
             raise SettingsError(
                 f"WS_REDIS_WAIT_TIMEOUT_MS must be below WS_REDIS_TIMEOUT_SECONDS "
                 f"({self.redis_timeout_seconds * _MS_PER_SECOND:g} ms), got "

@@ -109,7 +109,8 @@ class Topology:
                         for r in map(_pairs, c.execute_command("SENTINEL", "replicas", MASTER))
                     ]
                 )
-        return repr(seen)
+        logs = [s.log.read_text(errors="replace").splitlines()[-12:] for s in self.sentinels[:1]]
+        return repr(seen) + "\n" + "\n".join(line for log in logs for line in log)
 
     def _named_by(self, sentinel: SentinelProcess) -> int | None:
         try:

@@ -95,7 +95,22 @@ def test_redis_url_and_overrides() -> None:
         ({"WS_REDIS_SENTINELS": ":1", "WS_REDIS_SENTINEL_MASTER": "m"}, "WS_REDIS_SENTINELS"),
         # WAIT 0 ms would wait forever; a WAIT past the socket timeout looks like a dead Redis.
         ({"WS_REDIS_WAIT_TIMEOUT_MS": "0"}, "WS_REDIS_WAIT_TIMEOUT_MS"),
-        ({"WS_REDIS_WAIT_TIMEOUT_MS": "2000"}, "WS_REDIS_WAIT_TIMEOUT_MS"),
+        (
+            {
+                "WS_REDIS_SENTINELS": "a:1",
+                "WS_REDIS_SENTINEL_MASTER": "m",
+                "WS_REDIS_WAIT_TIMEOUT_MS": "2000",
+            },
+            "WS_REDIS_WAIT_TIMEOUT_MS",
+        ),
+        (
+            {
+                "REDIS_URL": "redis://",
+                "WS_REDIS_WAIT_REPLICAS": "1",
+                "WS_REDIS_WAIT_TIMEOUT_MS": "2000",
+            },
+            "WS_REDIS_WAIT_TIMEOUT_MS",
+        ),
         ({"WS_REDIS_WAIT_REPLICAS": "-1"}, "WS_REDIS_WAIT_REPLICAS"),
         ({"WS_REDIS_WAIT_REPLICAS": "one"}, "WS_REDIS_WAIT_REPLICAS"),
         ({"WS_LOG_LEVEL": "loud"}, "WS_LOG_LEVEL"),

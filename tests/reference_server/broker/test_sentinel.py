@@ -121,21 +121,23 @@ def test_an_update_no_replica_confirmed_is_refused_and_its_seq_never_reused() ->
             a, b = nodes
             first = await publish_when_possible(a, 1, within=10)
             await eventually(lambda: first.seq in b.seqs(), within=5)
-            # Replication stops: the replica hangs and its link is cut (bytes already in its
-            # socket buffer would still reach it); the primary still takes writes.
-            replica.pause()
+            # Replication stops: the primary drops the replica's link, and the replica cannot
+            # make a new one (a wrong password), while it answers the Sentinels as usual.
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "not-the-password")
             with redis.Redis(port=primary.port, socket_timeout=2) as c:
                 c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            unreplicated = "leanvibe_ws_publishes_unreplicated_total"
+            before = a.metrics.registry.get_sample_value(unreplicated) or 0
             with pytest.raises(BrokerUnavailable, match="0 of 1 Redis replicas"):
                 await a.broker.publish("agents", "agent_update", {"id": 2}, "c2")
-            assert (
-                a.metrics.registry.get_sample_value("leanvibe_ws_publishes_unreplicated_total") == 1
-            )
+            assert a.metrics.registry.get_sample_value(unreplicated) == before + 1
             # Refused, yet appended and delivered: only the primary holds it.
             await eventually(lambda: 2 in a.ids() and 2 in b.ids(), within=5)
             lost_seq = a.seqs()[-1]
             primary.kill()
-            replica.resume()
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "")
             await asyncio.to_thread(top.wait_promoted, replica, 30)
             await asyncio.to_thread(primary.restart, replica_of=replica.port)
             # With a replica in sync, an instance that never saw the lost update publishes.
