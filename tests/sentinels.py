@@ -112,6 +112,26 @@ class Topology:
         logs = [s.log.read_text(errors="replace").splitlines()[-12:] for s in self.sentinels[:1]]
         return repr(seen) + "\n" + "\n".join(line for log in logs for line in log)
 
+    def wait_stable(self, within: float) -> RedisProcess:
+        """Wait until every Sentinel names one primary that has its replica in sync; return it.
+
+        A fault must hit the node the instances use: a round that started while the
+        Sentinels were still switching would fault a replica.
+        """
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            named = {self._named_by(s) for s in self.sentinels}
+            if len(named) == 1 and None not in named:
+                primary = next((n for n in self.nodes if n.port in named), None)
+                if primary is not None and self._replica_ready(self.other(primary)):
+                    return primary
+            time.sleep(0.1)
+        raise AssertionError(f"no stable primary within {within} s")
+
+    def switches(self) -> int:
+        """How many times the first Sentinel switched the primary (`+switch-master`)."""
+        return self.sentinels[0].log.read_text(errors="replace").count("+switch-master")
+
     def _named_by(self, sentinel: SentinelProcess) -> int | None:
         try:
             with _client(sentinel.port) as c:

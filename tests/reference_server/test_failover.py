@@ -68,7 +68,7 @@ class Round:
 
 def fault(top: Topology, kind: str) -> tuple[float, float, int]:
     """Fault the primary; return (lost at, promoted at, new primary port), monotonic."""
-    old = top.primary()
+    old = top.wait_stable(within=30)
     new = top.other(old)
     lost = time.monotonic()
     if kind == "kill":
@@ -162,6 +162,7 @@ def instances(top: Topology) -> Iterator[list[ServerProcess]]:
 def run_rounds(rounds: int) -> None:
     with topology() as top, instances(top) as servers:
         subs, tally, done = asyncio.run(chaos(top, servers, rounds))
+        switches = top.switches()
     lost = {s.name: sorted(tally.acked - set(s.ids)) for s in subs}
     twice = {s.name: sorted({i for i in s.ids if s.ids.count(i) > 1}) for s in subs}
     received = {i for s in subs for i in s.ids}
@@ -178,6 +179,7 @@ def run_rounds(rounds: int) -> None:
         f"resync_required {sum(s.resyncs for s in subs)}"
     )
     print("refused because:", dict(tally.reasons.most_common()))
+    print(f"primary switches seen by a Sentinel: {switches} in {rounds} rounds")
     assert tally.errors == []
     assert len(tally.acked) >= 50, "the run must publish through the faults"
     assert tally.refused, "the run must publish through the faults"

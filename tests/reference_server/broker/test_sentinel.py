@@ -196,6 +196,35 @@ def test_every_instance_follows_the_sentinels_to_a_new_primary_while_the_old_one
             elsewhere.stop()
 
 
+def test_a_switchover_that_demotes_a_live_primary_moves_every_instance_and_loses_nothing() -> None:
+    # redis/redis-py#460: the old primary did not die, it became a replica; clients kept
+    # getting READONLY and never asked the Sentinels again.
+    with topology() as top:
+        old = top.primary()
+        new = top.other(old)
+
+        async def scenario(nodes: list[Node]) -> None:
+            a, b = nodes
+            await publish_when_possible(a, 1, within=10)
+            switched = time.monotonic()
+            with redis.Redis(port=top.sentinels[0].port, socket_timeout=2) as c:
+                c.execute_command("SENTINEL", "FAILOVER", MASTER)
+            await asyncio.to_thread(top.wait_promoted, new, 30)
+            target = ("127.0.0.1", new.port)
+            await eventually(lambda: a.linked_to() == b.linked_to() == target, within=5)
+            moved = time.monotonic() - switched
+            acked = [
+                await publish_when_possible(node, 2 + i, within=20) for i, node in enumerate(nodes)
+            ]
+            await eventually(lambda: all({1, 2, 3} <= set(n.ids()) for n in nodes), within=5)
+            # The same update under the same seq everywhere, none twice.
+            assert a.seqs() == b.seqs() and len(set(a.seqs())) == len(a.seqs())
+            assert [u.seq for u in acked] == a.seqs()[-2:]
+            print(f"\nboth instances on the promoted replica {moved:.2f} s after SENTINEL FAILOVER")
+
+        run(top, scenario, "a", "b")
+
+
 def test_a_sentinel_list_with_dead_and_hung_entries_still_finds_the_primary() -> None:
     with topology() as top:
         hung = top.sentinels[0]
