@@ -6,7 +6,9 @@ both, and a publisher POSTing 25 updates per second to the instances in turn. Ea
 faults whichever node is the primary now:
 
 - `kill`: `kill -9`; once the Sentinels have promoted the replica, it comes back empty as
-  the new primary's replica;
+  the new primary's replica. The instances' first reconnects meet the dead primary's
+  address (connection refused), the case that wedged Centrifugo's pub/sub for good
+  (centrifugal/centrifugo#1189);
 - `hang`: SIGSTOP; once the replica is promoted, SIGCONT: the old primary wakes up believing
   it is still the primary, until the Sentinels demote it;
 - `restart`: SIGTERM (Redis shuts down cleanly); once the replica is promoted, it starts

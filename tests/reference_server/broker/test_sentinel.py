@@ -10,8 +10,11 @@ Sentinel:
 - the Sentinels naming another primary while the old one still answers (a partitioned
   primary): every instance follows them, not only those whose connections broke (the
   "deaf node" of centrifugal/centrifugo#1189);
+- a switchover that demotes a live primary: the instances leave it instead of meeting
+  READONLY forever (redis/redis-py#460; spring-projects/spring-data-redis#2668);
 - a Sentinel list in which some are down or hung still finds the primary, in bounded time
-  (redis/redis-py#2385-style sentinel lists, a hung node answering nothing).
+  (the `MasterNotFoundError`s of redis/redis-py#1125 and #3186 came from Sentinels that did
+  not answer within the socket timeout).
 """
 
 from __future__ import annotations
