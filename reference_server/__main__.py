@@ -1,5 +1,8 @@
 """Command line: `python -m reference_server [--host H] [--port P] [--redis-url URL] [--demo]`.
 
+For Redis behind Sentinel, `--redis-sentinels HOST:PORT,... --redis-sentinel-master NAME`
+replace `--redis-url`.
+
 Every option can also come from the environment (`WS_HOST`, `WS_PORT`, `REDIS_URL`,
 `WS_DEMO`, ...); options win. A bad setting exits with status 2 and a sentence naming it.
 On SIGTERM or SIGINT every client gets `disconnect_notice server_shutdown` and close 1001
@@ -21,7 +24,7 @@ from .errors import SettingsError
 from .handshake import protocols
 from .logs import configure_logging
 from .server import Server
-from .settings import Settings
+from .settings import Settings, split_list
 
 __all__ = ["main"]
 
@@ -51,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="port to listen on (WS_PORT, default 8000)")
     parser.add_argument("--redis-url", help="Redis URL for fan-out across instances (REDIS_URL)")
     parser.add_argument(
+        "--redis-sentinels",
+        metavar="HOST:PORT,...",
+        help="Redis Sentinel addresses, instead of --redis-url (WS_REDIS_SENTINELS)",
+    )
+    parser.add_argument(
+        "--redis-sentinel-master",
+        metavar="NAME",
+        help="the master name the Sentinels monitor (WS_REDIS_SENTINEL_MASTER)",
+    )
+    parser.add_argument(
         "--demo", action="store_true", default=None, help="publish demo traffic (WS_DEMO)"
     )
     parser.add_argument(
@@ -70,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             redis_url=args.redis_url,
+            redis_sentinels=split_list(args.redis_sentinels),
+            redis_sentinel_master=args.redis_sentinel_master,
             demo=args.demo,
             log_level=args.log_level,
         )

@@ -124,7 +124,7 @@ def new_uuid() -> str:
 
 
 def _make_broker(settings: Settings, metrics: Metrics, new_id: IdFactory) -> Broker:
-    if settings.redis_url:
+    if settings.redis_enabled:
         return RedisBroker(
             settings,
             metrics,

@@ -50,6 +50,13 @@ METRIC_DOCS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "Publishes refused: invalid, unauthorized, broker_unavailable, too_large (413), "
         "unsupported_media_type (415), forbidden_origin (403).",
     ),
+    "leanvibe_ws_publishes_unreplicated": (
+        "counter",
+        (),
+        "Publishes refused (503) because fewer Redis replicas than WS_REDIS_WAIT_REPLICAS "
+        "confirmed them within WS_REDIS_WAIT_TIMEOUT_MS; each is also counted in "
+        "publishes_refused as broker_unavailable.",
+    ),
     "leanvibe_ws_handshakes_refused": (
         "counter",
         ("reason",),
@@ -144,6 +151,7 @@ class Metrics:
         self.bytes_received = self._counter(p + "bytes_received")
         self.updates_published = self._counter(p + "updates_published")
         self.publishes_refused = self._counter(p + "publishes_refused")
+        self.publishes_unreplicated = self._counter(p + "publishes_unreplicated")
         self.broker_reconnect_attempts = self._counter(p + "broker_reconnect_attempts")
         self.handshakes_refused = self._counter(p + "handshakes_refused")
         self.limit_changes = self._counter(p + "limit_changes")

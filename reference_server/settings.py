@@ -130,6 +130,29 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "rebuilds its link. Must exceed 6 heartbeats.",
     ),
     "redis_key_prefix": ("", "Prefix of every Redis key and channel the broker owns."),
+    "redis_sentinels": (
+        "",
+        "Redis Sentinel addresses, `host:port,host:port,...`, used instead of `REDIS_URL`: "
+        "every connection asks them for the current primary of `WS_REDIS_SENTINEL_MASTER`. "
+        "List them all; any one that answers is enough.",
+    ),
+    "redis_sentinel_master": (
+        "",
+        "The master name the Sentinels monitor (`sentinel monitor <name> ...`); required "
+        "with `WS_REDIS_SENTINELS`.",
+    ),
+    "redis_wait_replicas": (
+        "replicas",
+        "Replicas that must confirm an update (Redis `WAIT`) before its publish is "
+        "acknowledged; fewer in time refuses it (503). Empty: 1 with `WS_REDIS_SENTINELS`, "
+        "0 with `REDIS_URL`. 0 acknowledges what the primary alone holds, which a failover "
+        "can lose.",
+    ),
+    "redis_wait_timeout_ms": (
+        "ms",
+        "Longest a publish waits for `WS_REDIS_WAIT_REPLICAS` replicas to confirm it (the "
+        "`WAIT` timeout); below `WS_REDIS_TIMEOUT_SECONDS` whenever replicas must confirm.",
+    ),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
     "log_level": ("", "Lowest log level written (debug, info, warning, error)."),
@@ -159,6 +182,10 @@ SETTING_MAXIMA: dict[str, float] = {
     "max_header_bytes": _GIB,
     "dashboard_state_max_bytes": _GIB,
     "send_queue_max_bytes": _GIB,
+    # Redis refuses WAIT for more replicas than it can have in any sane deployment.
+    "redis_wait_replicas": 100,
+    # A replica that takes over a minute to confirm a write is gone.
+    "redis_wait_timeout_ms": 60_000,
     # Every wait and window: longer than a day is a hang or a limit that never acts.
     **{name: _DAY_SECONDS for name in SETTING_DOCS if name.endswith("_seconds")},
     # A resume held longer than a minute holds its live updates in memory as long.
@@ -193,6 +220,31 @@ def _is_utf8_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_MS_PER_SECOND = 1000
+
+
+def sentinel_address(text: str) -> tuple[str, int]:
+    """`host:port` (IPv6 as `[addr]:port`) as a (host, port) pair.
+
+    Raises:
+        SettingsError: `text` is not `host:port` with a port from 1 to 65535.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if (
+        not sep
+        or not host
+        or not port.isascii()
+        or not port.isdigit()
+        or not 0 < int(port) < 65_536
+    ):
+        raise SettingsError(
+            f"WS_REDIS_SENTINELS entries must be host:port with a port from 1 to 65535, "
+            f"got {text[:80]!r}"
+        )
+    return host, int(port)
 
 
 _MISSED_HEARTBEATS = 3
@@ -241,8 +293,10 @@ class Settings:
             consecutive send failures that close the connection.
         idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
         per_message_deflate: whether to offer compression.
-        redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
-            instance), its timeouts and backoff in seconds, connections and key prefix.
+        redis_*: the Redis broker: `redis_url` or `redis_sentinels` with
+            `redis_sentinel_master` (neither: the in-process broker, one instance), its
+            timeouts and backoff in seconds, connections, key prefix, and the replicas that
+            confirm a publish (`redis_wait_replicas`, within `redis_wait_timeout_ms`).
         history_*: what each subscription keeps for resumes (messages, seconds).
         resume_wait_seconds: how long a resume from a position not reached yet waits.
         demo*: the demo producer, and its pause between updates in seconds.
@@ -305,6 +359,10 @@ class Settings:
     redis_max_connections: int = 32
     redis_producer_dedupe_seconds: float = 30.0
     redis_key_prefix: str = "hive:ws:"
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = ""
+    redis_wait_replicas: int | None = None
+    redis_wait_timeout_ms: int = 500
     demo: bool = False
     demo_interval_seconds: float = 0.5
     log_level: str = "info"
@@ -353,6 +411,7 @@ class Settings:
             "redis_ack_timeout_seconds",
             "redis_max_connections",
             "redis_producer_dedupe_seconds",
+            "redis_wait_timeout_ms",
             "demo_interval_seconds",
             "log_repeat_window_seconds",
         )
@@ -360,7 +419,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{self.env_name(name)} must be greater than zero")
         for name, most in SETTING_MAXIMA.items():
-            if getattr(self, name) > most:
+            if getattr(self, name) is not None and getattr(self, name) > most:
                 raise SettingsError(
                     f"{self.env_name(name)} must be at most {_shown(most)} "
                     f"{SETTING_DOCS[name][0]}, got {_shown(getattr(self, name))}"
@@ -410,6 +469,39 @@ class Settings:
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        self._check_sentinels()
+
+    def _check_sentinels(self) -> None:
+        if self.redis_sentinels and self.redis_url:
+            raise SettingsError("set either REDIS_URL or WS_REDIS_SENTINELS, not both")
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise SettingsError(
+                "WS_REDIS_SENTINELS and WS_REDIS_SENTINEL_MASTER must be set together"
+            )
+        for address in self.redis_sentinels:
+            sentinel_address(address)  # raises naming the bad entry
+        # WAIT blocks its connection; the connection's own timeout must not fire first.
+        if (
+            self.redis_replicas_to_confirm
+            and self.redis_wait_timeout_ms >= self.redis_timeout_seconds * _MS_PER_SECOND
+        ):
+            raise SettingsError(
+                f"WS_REDIS_WAIT_TIMEOUT_MS must be below WS_REDIS_TIMEOUT_SECONDS "
+                f"({self.redis_timeout_seconds * _MS_PER_SECOND:g} ms), got "
+                f"{self.redis_wait_timeout_ms}"
+            )
+
+    @property
+    def redis_enabled(self) -> bool:
+        """Whether the Redis broker is configured (`REDIS_URL` or Sentinels)."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
+    def redis_replicas_to_confirm(self) -> int:
+        """`redis_wait_replicas`, or its default: 1 with Sentinels, else 0."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_sentinels else 0
 
     @property
     def redis_liveness_seconds(self) -> float:
@@ -475,6 +567,10 @@ class Settings:
 
 def _convert(key: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
+    if kind == "int | None":
+        if raw.strip() == "":
+            return None
+        kind = "int"
     if kind == "bool":
         return _parse_bool(key, raw)
     if kind in ("int", "float"):
@@ -488,5 +584,12 @@ def _convert(key: str, annotation: Any, raw: str) -> Any:
             noun = "an integer" if kind == "int" else "a number"
             raise SettingsError(f"{key} must be {noun} in ASCII digits, got {raw!r}") from None
     if kind == "tuple[str, ...]":
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return split_list(raw)
     return raw
+
+
+def split_list(raw: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list (`a, b,,c` is `("a", "b", "c")`); None stays None."""
+    if raw is None:
+        return None
+    return tuple(part.strip() for part in raw.split(",") if part.strip())

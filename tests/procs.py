@@ -1,4 +1,5 @@
-"""Real processes for tests and benchmarks: the reference server, `redis-server`, Prometheus.
+"""Real processes for tests and benchmarks: the reference server, `redis-server` (alone, as a
+replica, or as a Sentinel), Prometheus.
 
 Each starts on a free loopback port, waits until it answers, and is stopped (and reaped)
 by `stop()`. Nothing here fakes a part: a server that fails to start raises with its log.
@@ -23,10 +24,12 @@ __all__ = [
     "WS_PATH",
     "PrometheusProcess",
     "RedisProcess",
+    "SentinelProcess",
     "ServerProcess",
     "free_port",
     "start_prometheus",
     "start_redis",
+    "start_sentinel",
     "start_server",
 ]
 
@@ -116,10 +119,15 @@ class RedisProcess(_PrivateProcess):
         """SIGCONT after `pause`."""
         self.proc.send_signal(signal.SIGCONT)
 
-    def restart(self, timeout: float = 10.0) -> None:
-        """Start a fresh server on the same port (after `kill` or `stop`)."""
+    def restart(self, timeout: float = 10.0, *, replica_of: int | None = None) -> None:
+        """Start a fresh server on the same port (after `kill` or `stop`), empty.
+
+        Args:
+            timeout: longest wait for it to answer PING, in seconds.
+            replica_of: the port of the primary it starts as a replica of; None: a primary.
+        """
         self.kill()
-        fresh = start_redis(port=self.port, timeout=timeout)
+        fresh = start_redis(port=self.port, timeout=timeout, replica_of=replica_of)
         self.proc, self.log = fresh.proc, fresh.log
 
     def stop(self) -> None:
@@ -142,9 +150,15 @@ def _pong(port: int) -> bool:
         return s.recv(16).startswith(b"+PONG")
 
 
-def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProcess:
-    """Start `redis-server` on a free loopback port with no persistence; wait for PING."""
+def start_redis(
+    *, port: int | None = None, timeout: float = 10.0, replica_of: int | None = None
+) -> RedisProcess:
+    """Start `redis-server` on a free loopback port with no persistence; wait for PING.
+
+    With `replica_of` (a port on 127.0.0.1) it starts as that primary's replica.
+    """
     port = port or free_port()
+    replica = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
     workdir = Path(tempfile.mkdtemp(prefix="hive-redis-"))
     log = workdir / "redis.log"
     proc = processes.spawn(
@@ -162,6 +176,11 @@ def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProce
             str(workdir),
             "--protected-mode",
             "no",
+            # Redis waits 5 s by default before a diskless full sync, for more replicas to
+            # join it; a test's replica would spend them refused (WAIT) for nothing.
+            "--repl-diskless-sync-delay",
+            "0",
+            *replica,
         ],
         log=log,
         timeout=timeout,
@@ -169,6 +188,52 @@ def start_redis(*, port: int | None = None, timeout: float = 10.0) -> RedisProce
         what="redis-server",
     )
     return RedisProcess(port, proc, log, workdir)
+
+
+@dataclass
+class SentinelProcess(_PrivateProcess):
+    """A private Redis Sentinel (`redis-server CONF --sentinel`) on a free loopback port."""
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def start_sentinel(
+    master: str,
+    primary_port: int,
+    *,
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 3000,
+    timeout: float = 10.0,
+) -> SentinelProcess:
+    """Start a Sentinel monitoring `master` (the primary on `primary_port`); wait for PING.
+
+    The timings are short for tests (Redis's defaults are 30 s and 3 minutes): the primary
+    counts as down after `down_after_ms` without an answer, and a failover that stalls is
+    retried after `failover_timeout_ms`. Its config file, which Sentinel rewrites as it
+    learns the replicas and the other Sentinels, lives in a temporary folder.
+    """
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="hive-sentinel-"))
+    log = workdir / "sentinel.log"
+    conf = workdir / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {workdir}\n"
+        f"sentinel monitor {master} 127.0.0.1 {primary_port} {quorum}\n"
+        f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
+        f"sentinel failover-timeout {master} {failover_timeout_ms}\n"
+        f"sentinel parallel-syncs {master} 1\n"
+    )
+    proc = processes.spawn(
+        [redis_server_binary(), str(conf), "--sentinel"],
+        log=log,
+        timeout=timeout,
+        probe=lambda: _pong(port),
+        what="redis-sentinel",
+    )
+    return SentinelProcess(port, proc, log, workdir)
 
 
 @dataclass

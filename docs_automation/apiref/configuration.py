@@ -26,6 +26,8 @@ PAGE = "docs/reference/configuration.md"
 def _default(value: object) -> str:
     if isinstance(value, bool):
         return code(str(value).lower())
+    if value is None:
+        return "(chosen; see Meaning)"  # derived from other settings at start-up
     if value in ("", ()):
         return "(empty)"
     if isinstance(value, tuple):

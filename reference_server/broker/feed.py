@@ -74,6 +74,9 @@ class Feed:
         self.epoch: int | None = None
         """The epoch's base seq (its seqs are base + 1, base + 2, ...); None before the first."""
         self._last: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
+        # The correlation id of the update at `_last`, so that a link can tell whether Redis
+        # still holds that update under that seq (after a failover it may not).
+        self._last_id: dict[str, str] = {}
 
     def highest_seq(self) -> int:
         """The highest seq this instance has delivered on any subscription (0 for none)."""
@@ -82,6 +85,10 @@ class Feed:
     def last_seq(self, subscription: str) -> int:
         """The last seq delivered on `subscription` (the epoch's base when none yet)."""
         return self._last[subscription]
+
+    def last_correlation_id(self, subscription: str) -> str | None:
+        """The correlation id of the last update delivered on `subscription` (None if none)."""
+        return self._last_id.get(subscription)
 
     def begin_epoch(self, epoch: int, wall: float) -> list[Update]:
         """Switch to `epoch`; return the notices to deliver (none when it is the same one).
@@ -92,6 +99,7 @@ class Feed:
             return []
         had_epoch = self.epoch is not None
         self.epoch = epoch
+        self._last_id.clear()
         notices = []
         for sub in messages.SUBSCRIPTIONS:
             self._retained.clear(sub)
@@ -114,6 +122,7 @@ class Feed:
             out.append(self._notice(sub, last, update.published_at))
         self._retained.append(update)
         self._last[sub] = update.seq
+        self._last_id[sub] = update.correlation_id
         out.append(update)
         return out
 

@@ -16,6 +16,22 @@ Keys (`P` is `redis_key_prefix`, `E` the epoch):
 Every key but `P epoch` lives under its epoch, so a new epoch never mixes with the remains
 of an old one.
 
+**Sentinel.** With `redis_sentinels`, `open` asks the Sentinels for the primary of
+`redis_sentinel_master`, checks with `ROLE` that the node answering there is a primary, and
+pins every connection of the link to it. Each heartbeat asks again: once the Sentinels name
+another primary, the link ends and the next one follows them. So no link keeps reading a
+demoted node while its heartbeats succeed there (the "deaf node" of centrifugal/centrifugo
+#1189), and a demoted primary that comes back as a primary for a moment is never chosen.
+
+**Replicated appends.** Replication is asynchronous: a failover keeps only what a replica
+had. An append for a publish waits (`WAIT`, on the connection that wrote it) for
+`redis_replicas_to_confirm` replicas, and raises `NotReplicated` when fewer confirm in time.
+An update that instances read but no replica held can still vanish with its primary; the
+new primary would then give its number to another update. `open` checks that the last
+entry this instance delivered on every stream is still there, unchanged; when it is not,
+the numbering cannot go on, and the link starts a new epoch (every subscriber gets
+`resync_required`) instead of reusing a seq.
+
 **Bounded waits.** Every Redis call is bounded by `redis_timeout_seconds` (connect, pool,
 read and write timeouts of redis-py). Cancellation is not relied on to stop a link: on
 Python 3.11, `asyncio.wait_for` (which redis-py uses for every write) can swallow a
@@ -35,6 +51,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
@@ -42,14 +59,14 @@ from .. import messages
 from ..logs import get_logger
 from ..messages import IdFactory
 from ..metrics import Metrics
-from ..settings import Settings
+from ..settings import Settings, sentinel_address
 from .acks import Acks, format_progress, parse_progress
 from .base import Deliver, Update, make_update
 from .feed import Feed
 from .marks import Marks
 from .producers import PRODUCER_CHANNELS, PRODUCER_PATTERNS, route
 
-__all__ = ["DUPLICATE", "STALE", "LinkStale", "RedisLink", "finish_within"]
+__all__ = ["DUPLICATE", "STALE", "LinkStale", "NotReplicated", "RedisLink", "finish_within"]
 
 DUPLICATE = 0
 """What `RedisLink.append` returns for a producer message another instance appended already."""
@@ -66,6 +83,29 @@ class LinkStale(ConnectionError):
     would be appended twice. A new link (new connections) starts afresh and catches up from
     the streams, where the other instances put every message.
     """
+
+
+class NotReplicated(Exception):
+    """Fewer replicas than `redis_replicas_to_confirm` confirmed an append in time.
+
+    The primary holds the update and instances may deliver it, but a failover now could
+    lose it, so its publish must not be acknowledged.
+
+    Attributes:
+        n: the update's number in its stream (seq - epoch).
+        confirmed: the replicas that confirmed it within `redis_wait_timeout_ms`.
+        wanted: `redis_replicas_to_confirm`.
+    """
+
+    def __init__(self, n: int, confirmed: int, wanted: int) -> None:
+        super().__init__(f"{confirmed} of {wanted} replicas confirmed entry {n}")
+        self.n = n
+        self.confirmed = confirmed
+        self.wanted = wanted
+
+
+class PrimaryMoved(ConnectionError):
+    """The Sentinels name another primary than the node this link is pinned to."""
 
 
 async def finish_within(seconds: float, work: Coroutine[Any, Any, object]) -> bool:
@@ -144,6 +184,15 @@ redis.call('PEXPIRE', KEYS[3], ttl * 10)
 return redis.call('ZRANGE', KEYS[2], 0, -1)
 """
 
+# Start a new epoch (ARGV[2]) unless another instance already replaced the one this
+# instance found broken (ARGV[1]); return the epoch in force.
+_RESTART_EPOCH = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[2])
+return ARGV[2]
+"""
+
 # A graceful exit: leave the live set at once, so no publish waits for this instance.
 _LEAVE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -161,6 +210,23 @@ _US_PER_SECOND = 1_000_000
 _BLOCK_MS_PER_TIMEOUT_SECOND = _MS_PER_SECOND // 2
 # How long one pub/sub poll waits, in seconds; short, so the task notices cancellation.
 _LISTEN_POLL_SECONDS = 1.0
+
+
+def _sentinel(settings: Settings) -> Sentinel | None:
+    """The Sentinels of `settings`, each asked within `redis_timeout_seconds`; None without."""
+    if not settings.redis_sentinels:
+        return None
+    timeout = settings.redis_timeout_seconds
+    return Sentinel(  # type: ignore[no-untyped-call]
+        [sentinel_address(a) for a in settings.redis_sentinels],
+        sentinel_kwargs={
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": True,
+            "protocol": 2,
+        },
+    )
 
 
 class RedisLink:
@@ -204,9 +270,12 @@ class RedisLink:
         self._new_id = new_id
         self._log = get_logger(instance=instance_id)
         timeout = settings.redis_timeout_seconds
+        self._sentinel = _sentinel(settings)
+        # With Sentinels, `open` sets the address (the primary they name) before connecting.
+        url = settings.redis_url or "redis://"
         self.client = Redis(
             connection_pool=BlockingConnectionPool.from_url(
-                settings.redis_url,
+                url,
                 max_connections=settings.redis_max_connections,
                 timeout=timeout,
                 socket_timeout=timeout,
@@ -229,6 +298,8 @@ class RedisLink:
         self._append = self.client.register_script(_APPEND)
         self._heartbeat = self.client.register_script(_HEARTBEAT)
         self.epoch = 0
+        self.address: tuple[str, int] | None = None
+        """With Sentinels: the primary this link is pinned to (set by `open`)."""
         """The epoch joined by `open`."""
         self._positions: dict[str, str] = {}
         self._last_pong = time.monotonic()
@@ -247,8 +318,11 @@ class RedisLink:
         """Join the epoch, subscribe, announce this instance and catch up with the streams.
 
         Raises:
-            RedisError, OSError: Redis is unreachable or failed.
+            RedisError, OSError: Redis is unreachable or failed, or (with Sentinels) no
+                Sentinel names a primary, or the node they name is not one.
         """
+        if self._sentinel is not None:
+            await self._pin_primary()
         self.epoch = await self._join()
         # Read on after the last update delivered (entry ids are `<n>-0`, n = seq - epoch).
         start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
@@ -300,6 +374,7 @@ class RedisLink:
         wall: float,
         *,
         once: str | None = None,
+        replicas: int = 0,
     ) -> int:
         """Append one update to its stream; return its number `n` (seq - epoch).
 
@@ -307,17 +382,44 @@ class RedisLink:
             once: a producer message's name (`marks`): append it only if no instance has
                 appended it under that name within `redis_producer_dedupe_seconds`, and
                 only while this instance's last heartbeat is recent (see `LinkStale`).
+            replicas: then wait (`WAIT`, at most `redis_wait_timeout_ms`) until this many
+                replicas hold it; 0 does not wait.
 
         Returns:
             `n` (at least 1); with `once`, `DUPLICATE` (0) when it was appended already, or
             `STALE` (-1) when this instance's last heartbeat is too old (nothing appended).
 
         Raises:
+            NotReplicated: appended, but fewer than `replicas` replicas confirmed it in time.
             RedisError, OSError: Redis failed or changed epoch; the update may or may not
                 have been appended.
         """
         dedupe_ms = int(self._s.redis_producer_dedupe_seconds * _MS_PER_SECOND)
-        n = await self._append(
+        # One connection for both: WAIT counts the writes of the connection it runs on.
+        async with self.client.client() as one:
+            n = int(
+                await self._append_on(
+                    one, subscription, message_type, data, correlation_id, wall, once, dedupe_ms
+                )
+            )
+            if replicas and n > 0:
+                confirmed = int(await one.wait(replicas, self._s.redis_wait_timeout_ms))
+                if confirmed < replicas:
+                    raise NotReplicated(n, confirmed, replicas)
+        return n
+
+    async def _append_on(
+        self,
+        one: Redis,
+        subscription: str,
+        message_type: str,
+        data: Mapping[str, Any],
+        correlation_id: str,
+        wall: float,
+        once: str | None,
+        dedupe_ms: int,
+    ) -> Any:
+        return await self._append(
             keys=[
                 self.key("epoch"),
                 self.key(self.epoch, "n", subscription),
@@ -336,8 +438,8 @@ class RedisLink:
                 dedupe_ms,
                 dedupe_ms // _STALE_PER_DEDUPE,
             ],
+            client=one,
         )
-        return int(n)
 
     async def leave(self) -> None:
         """Leave the live set (a graceful exit): no publish waits for this instance."""
@@ -353,6 +455,8 @@ class RedisLink:
         timeout = self._s.redis_timeout_seconds
         await finish_within(timeout, self._pubsub.aclose())  # type: ignore[no-untyped-call]
         await finish_within(timeout, self.client.aclose(close_connection_pool=True))
+        if self._sentinel is not None:
+            await finish_within(timeout, self._sentinel.aclose())
 
     async def _stop(self, tasks: Sequence[asyncio.Task[None]]) -> None:
         """End the link's tasks; wait at most about 2 x `redis_timeout_seconds`."""
@@ -381,9 +485,74 @@ class RedisLink:
         candidate = max(seconds * _US_PER_SECOND + micros, self._feed.highest_seq() + 1)
         old = await self.client.set(self.key("epoch"), candidate, nx=True, get=True)
         epoch = candidate if old is None else int(old)
+        if old is not None and not await self._delivered_still_there(epoch):
+            epoch = int(
+                await self.client.eval(_RESTART_EPOCH, 1, self.key("epoch"), epoch, candidate)
+            )
+            self._log.warning("redis_epoch_restarted", reason="history rolled back", epoch=epoch)
         for notice in self._feed.begin_epoch(epoch, self._clock()):
             self._deliver(notice)
         return epoch
+
+    async def _delivered_still_there(self, epoch: int) -> bool:
+        """Whether Redis still holds, unchanged, the last entry delivered on every stream.
+
+        False after a failover to a replica that lacked entries this instance read: the new
+        primary would number the next update like one already delivered.
+        """
+        if self._feed.epoch != epoch:
+            return True  # nothing delivered from this epoch
+        for sub in messages.SUBSCRIPTIONS:
+            n = self._feed.last_seq(sub) - epoch
+            if n <= 0:
+                continue
+            stream = self.key(epoch, "s", sub)
+            counter = await self.client.get(self.key(epoch, "n", sub))
+            if int(counter or 0) < n:
+                return False
+            entries: Any = await self.client.xrange(stream, f"{n}-0", f"{n}-0")
+            if entries:
+                if entries[0][1].get("c") != self._feed.last_correlation_id(sub):
+                    return False
+                continue
+            first: Any = await self.client.xrange(stream, count=1)
+            if not first or int(first[0][0].partition("-")[0]) <= n:
+                return False  # missing, not trimmed away
+        return True
+
+    # -- Sentinel ----------------------------------------------------------------------
+
+    async def _pin_primary(self) -> None:
+        """Point every connection of this link at the primary the Sentinels name now.
+
+        Raises:
+            MasterNotFoundError: no Sentinel answered with a primary that is up.
+            ConnectionError: the node named is not a primary (yet, or any more).
+        """
+        assert self._sentinel is not None
+        host, port = await self._sentinel.discover_master(self._s.redis_sentinel_master)
+        self.address = (str(host), int(port))
+        kwargs = self.client.connection_pool.connection_kwargs
+        kwargs["host"], kwargs["port"] = self.address
+        role: Any = await self.client.role()
+        if not role or role[0] != "master":
+            raise ConnectionError(f"the Sentinels name {host}:{port}, but it is not a primary")
+        self._log.info("redis_primary", host=host, port=port)
+
+    async def _check_primary(self) -> None:
+        """End the link once the Sentinels name another primary (see the module docstring).
+
+        A Sentinel that does not answer proves nothing: the link goes on.
+        """
+        if self._sentinel is None:
+            return
+        try:
+            host, port = await self._sentinel.discover_master(self._s.redis_sentinel_master)
+        except RedisError as exc:
+            self._log.warning("redis_sentinels_unanswered", error=str(exc)[:200])
+            return
+        if (str(host), int(port)) != self.address:
+            raise PrimaryMoved(f"the Sentinels moved the primary to {host}:{port}")
 
     # -- reading -----------------------------------------------------------------------
 
@@ -535,6 +704,7 @@ class RedisLink:
         while self._running:
             await asyncio.sleep(period)
             await self._beat()
+            await self._check_primary()
             # Each heartbeat is also a marker, so that names keep being agreed on.
             await self._publish_mark()
             # A pub/sub connection can die silently (a proxy or NAT drops it) while the

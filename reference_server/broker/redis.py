@@ -16,11 +16,12 @@ up), then runs it (read, listen and heartbeat concurrently). Anything that fails
 part ends the whole link; the supervisor waits a full-jitter backoff and makes a new one.
 No half-alive state exists in which a listener is gone while health says connected.
 
-**Publishes** are acknowledged only once every live instance has read them (`acks`), so a
-Redis crash cannot take an acknowledged update from any subscriber. While Redis is
-unreachable they are refused with `BrokerUnavailable` (HTTP 503 + Retry-After). Nothing is
-buffered: a buffered publish would be acknowledged before Redis had it, and lost with the
-instance.
+**Publishes** are acknowledged only once `redis_replicas_to_confirm` replicas hold them
+(`WAIT`, see `link`) and every live instance has read them (`acks`), so neither a Redis
+crash nor a failover to a replica can take an acknowledged update from any subscriber.
+While Redis is unreachable they are refused with `BrokerUnavailable` (HTTP 503 +
+Retry-After). Nothing is buffered: a buffered publish would be acknowledged before Redis had
+it, and lost with the instance.
 
 **Producer messages** are republished by every instance that hears them; Redis appends
 each once (`marks`, `link`), so no single instance's death or stall loses one.
@@ -49,7 +50,7 @@ from .acks import Acks
 from .backoff import Backoff
 from .base import BrokerStatus, Deliver, History, Update, make_update
 from .feed import Feed
-from .link import RedisLink, finish_within
+from .link import NotReplicated, RedisLink, finish_within
 
 __all__ = ["RedisBroker"]
 
@@ -79,8 +80,10 @@ class RedisBroker:
     """A `Broker` shared by every instance connected to one Redis.
 
     Args:
-        settings: `redis_url` and the `redis_*` and `history_*` settings are used.
-        metrics: `broker_up`, `broker_reconnect_attempts` and `publishes_refused` are updated.
+        settings: `redis_url` or `redis_sentinels`, and the `redis_*` and `history_*`
+            settings are used.
+        metrics: `broker_up`, `broker_reconnect_attempts` and `publishes_unreplicated` are
+            updated.
         instance_id: this instance's id in Redis, unique among the instances sharing it.
         rng: random source of the reconnect jitter.
         new_id: makes correlation ids (resync notices, producer messages without one).
@@ -140,10 +143,12 @@ class RedisBroker:
     async def publish(
         self, subscription: str, message_type: str, data: Mapping[str, Any], correlation_id: str
     ) -> Update:
-        """Publish; return once every live instance has taken the update.
+        """Publish; return once replicas hold the update and every live instance has taken it.
 
         Raises:
-            BrokerUnavailable: Redis is unreachable, or the update was not confirmed within
+            BrokerUnavailable: Redis is unreachable, fewer than `redis_replicas_to_confirm`
+                replicas confirmed it within `redis_wait_timeout_ms` (counted in
+                `publishes_unreplicated`), or not every live instance confirmed it within
                 `redis_ack_timeout_seconds`. It was not acknowledged; it may still be
                 delivered, so a retry can deliver it twice.
         """
@@ -154,7 +159,14 @@ class RedisBroker:
             )
         wall = self._clock()
         try:
-            n = await link.append(subscription, message_type, data, correlation_id, wall)
+            n = await link.append(
+                subscription,
+                message_type,
+                data,
+                correlation_id,
+                wall,
+                replicas=self._s.redis_replicas_to_confirm,
+            )
             confirmed = self._acks.wait(subscription, n)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
             # caller's cancellation (CPython gh-86296).
@@ -164,6 +176,14 @@ class RedisBroker:
             raise BrokerUnavailable(
                 "The update was not confirmed by every instance in time; it may still be delivered",
                 self._retry_after(),
+            ) from None
+        except NotReplicated as exc:
+            self._metrics.publishes_unreplicated.inc()
+            raise BrokerUnavailable(
+                f"The update reached {exc.confirmed} of {exc.wanted} Redis replicas within "
+                f"{self._s.redis_wait_timeout_ms} ms, so a failover could lose it; it was not "
+                "acknowledged and may still be delivered",
+                float(MIN_RETRY_AFTER_SECONDS),
             ) from None
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(

@@ -18,20 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from websockets.asyncio.client import ClientConnection, connect
 
 from tests.procs import RedisProcess, ServerProcess, start_redis, start_server
-from tests.wsclient import check_server_frame
+from tests.traffic import (
+    Subscriber,
+    Tally,
+    all_healthy,
+    health,
+    publish,
+    recovered,
+    subscribe,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.integration]
 
@@ -43,44 +48,6 @@ PUBLISH_EVERY = 0.04  # seconds: 25 publishes per second
 FAULTS = ("kill", "hang", "restart")
 OUTAGE = {"kill": 1.5, "hang": 2.5, "restart": 0.0}  # seconds Redis stays away
 RECOVERY_FLOOR = 5.0  # seconds from Redis back to an instance delivering again
-
-
-@dataclass
-class Subscriber:
-    """A WebSocket client on `agents`, checking order as frames arrive."""
-
-    name: str
-    instance: int
-    hops: bool = False
-    #: (monotonic arrival time, instance index) of every update received.
-    arrivals: list[tuple[float, int]] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
-    resyncs: int = 0
-    last_seq: int | None = None
-    problems: list[str] = field(default_factory=list)
-    hop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def take(self, frame: dict[str, Any]) -> None:
-        if frame["type"] == "resync_required":
-            # What the history still holds (oldest_seq on) is replayed, then live ones follow.
-            self.resyncs += 1
-            self.last_seq = frame["oldest_seq"] - 1
-        elif frame["type"] == "agent_update":
-            seq = frame["seq"]
-            if self.last_seq is not None and seq != self.last_seq + 1:
-                self.problems.append(f"seq {seq} after {self.last_seq} with no resync_required")
-            self.last_seq = seq
-            self.ids.append(frame["data"]["id"])
-            self.arrivals.append((time.monotonic(), self.instance))
-
-
-@dataclass
-class Tally:
-    """What the publisher saw."""
-
-    acked: set[int] = field(default_factory=set)
-    refused: set[int] = field(default_factory=set)
-    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -127,116 +94,12 @@ def cluster() -> Iterator[Cluster]:
         redis.stop()
 
 
-async def subscribe(sub: Subscriber, servers: list[ServerProcess], stop: asyncio.Event) -> None:
-    """Stay connected (hopping to the next instance when asked), feeding frames to `sub`."""
-    while not stop.is_set():
-        url = servers[sub.instance].ws + "?subscriptions=agents"
-        if sub.last_seq is not None:
-            url += f"&resume=agents:{sub.last_seq}"
-        async with connect(url, open_timeout=10) as ws:
-            await read_until_told(ws, sub, stop)
-        if sub.hop.is_set():
-            sub.hop.clear()
-            sub.instance = (sub.instance + 1) % len(servers)
-            await asyncio.sleep(0.2)  # a short disconnect, like a phone changing networks
-
-
-async def read_until_told(ws: ClientConnection, sub: Subscriber, stop: asyncio.Event) -> None:
-    """Read every frame until the connection closes; close it when told to hop or stop.
-
-    Reading goes on while closing: websockets stops reading the socket when 16 messages
-    wait unread, so a client that stopped reading first would never see the server's close
-    frame behind a burst of updates (and would wait out its 10 s close timeout).
-    """
-
-    told: list[bool] = []
-
-    async def close_when_told() -> None:
-        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(sub.hop.wait())]
-        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        told.append(True)
-        await ws.close()
-
-    closer = asyncio.create_task(close_when_told())
-    try:
-        async for raw in ws:
-            frame = json.loads(raw)
-            check_server_frame(frame)
-            sub.take(frame)
-    finally:
-        if not told:
-            sub.problems.append(f"the server closed the connection: {ws.close_code}")
-            closer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
-
-
-async def publish(
-    http: httpx.AsyncClient, servers: list[ServerProcess], tally: Tally, stop: asyncio.Event
-) -> None:
-    """POST an update every PUBLISH_EVERY seconds, to the instances in turn."""
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one(ident: int, server: ServerProcess) -> None:
-        url = server.http + "/api/dashboard/websocket/broadcast?subscription=agents"
-        try:
-            reply = await http.post(url, json={"id": ident})
-        except httpx.HTTPError as exc:
-            tally.errors.append(f"#{ident}: {type(exc).__name__}")
-            return
-        if reply.status_code == 200:
-            tally.acked.add(ident)
-        elif reply.status_code == 503 and int(reply.headers["retry-after"]) >= 1:
-            tally.refused.add(ident)
-        else:
-            tally.errors.append(f"#{ident}: HTTP {reply.status_code} {reply.text[:200]}")
-
-    for ident in itertools.count():
-        if stop.is_set():
-            break
-        task = asyncio.create_task(one(ident, servers[ident % len(servers)]))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        await asyncio.sleep(PUBLISH_EVERY)
-    await asyncio.gather(*pending)
-
-
-async def health(http: httpx.AsyncClient, servers: list[ServerProcess]) -> list[str]:
-    replies = await asyncio.gather(*(http.get(s.http + "/health") for s in servers))
-    return [r.json()["status"] for r in replies]
-
-
-async def all_healthy(http: httpx.AsyncClient, servers: list[ServerProcess]) -> bool:
-    return all(state == "healthy" for state in await health(http, servers))
-
-
 async def reconnect_attempts(http: httpx.AsyncClient, server: ServerProcess) -> float:
     reply = await http.get(server.http + "/api/dashboard/metrics/websockets")
     for family in text_string_to_metric_families(reply.text):
         if family.name == "leanvibe_ws_broker_reconnect_attempts":
             return sum(sample.value for sample in family.samples)
     raise AssertionError("leanvibe_ws_broker_reconnect_attempts is missing")
-
-
-async def wait_for(check: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {within} s")
-        await asyncio.sleep(0.05)
-
-
-def recovered(subs: list[Subscriber], back: float) -> dict[int, float]:
-    """Per instance: seconds from `back` to the first update one of its clients received."""
-    first: dict[int, float] = {}
-    for sub in subs:
-        for at, instance in sub.arrivals:
-            if at >= back:
-                first[instance] = min(first.get(instance, at), at)
-                break
-    return {i: at - back for i, at in first.items()}
 
 
 async def chaos(c: Cluster) -> tuple[list[Subscriber], Tally, list[Round], list[float]]:
@@ -249,7 +112,9 @@ async def chaos(c: Cluster) -> tuple[list[Subscriber], Tally, list[Round], list[
     rounds: list[Round] = []
     async with httpx.AsyncClient(timeout=15.0) as http:
         readers = [asyncio.create_task(subscribe(s, servers, stop_clients)) for s in subs]
-        publisher = asyncio.create_task(publish(http, servers, tally, stop_publisher))
+        publisher = asyncio.create_task(
+            publish(http, servers, tally, stop_publisher, PUBLISH_EVERY)
+        )
 
         async def all_receiving() -> bool:
             return all(s.ids for s in subs)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from reference_server.errors import SettingsError
-from reference_server.settings import SETTING_DOCS, SETTING_MAXIMA, Settings
+from reference_server.settings import SETTING_DOCS, SETTING_MAXIMA, Settings, sentinel_address
 from tests.procs import ROOT
 
 pytestmark = pytest.mark.unit
@@ -39,6 +39,30 @@ def test_original_platform_environment_names_keep_working() -> None:
     assert (s.rate_tokens_per_sec, s.rate_burst) == (5.0, 9.0)
 
 
+def test_sentinels_are_read_as_addresses_and_default_to_one_replica_confirming() -> None:
+    env = {
+        "WS_REDIS_SENTINELS": " 10.0.0.1:26379, [::1]:26380,",
+        "WS_REDIS_SENTINEL_MASTER": "hive",
+    }
+    s = Settings.from_env(env)
+    assert s.redis_sentinels == ("10.0.0.1:26379", "[::1]:26380")
+    assert [sentinel_address(a) for a in s.redis_sentinels] == [
+        ("10.0.0.1", 26379),
+        ("::1", 26380),
+    ]
+    assert s.redis_enabled and s.redis_replicas_to_confirm == 1
+    assert Settings.from_env({**env, "WS_REDIS_WAIT_REPLICAS": "0"}).redis_replicas_to_confirm == 0
+    assert Settings.from_env({**env, "WS_REDIS_WAIT_REPLICAS": ""}).redis_replicas_to_confirm == 1
+
+
+def test_a_plain_redis_url_confirms_with_no_replica_unless_told() -> None:
+    s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert s.redis_enabled and s.redis_replicas_to_confirm == 0
+    s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "WS_REDIS_WAIT_REPLICAS": "2"})
+    assert s.redis_replicas_to_confirm == 2
+    assert not Settings().redis_enabled
+
+
 def test_redis_url_and_overrides() -> None:
     s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "WS_PORT": "9"}, port=10)
     assert s.redis_url == "redis://127.0.0.1:1/0"
@@ -58,6 +82,37 @@ def test_redis_url_and_overrides() -> None:
         ({"WS_MAX_FRAME_BYTES": "100"}, "WS_MAX_FRAME_BYTES"),
         ({"WS_RATE_BRUST": "3"}, "WS_RATE_BRUST"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+        # Sentinel: both names or neither, never with REDIS_URL, host:port entries.
+        ({"WS_REDIS_SENTINELS": "127.0.0.1:26379"}, "WS_REDIS_SENTINEL_MASTER"),
+        ({"WS_REDIS_SENTINEL_MASTER": "hive"}, "WS_REDIS_SENTINELS"),
+        (
+            {"WS_REDIS_SENTINELS": "a:1", "WS_REDIS_SENTINEL_MASTER": "m", "REDIS_URL": "redis://"},
+            "REDIS_URL",
+        ),
+        ({"WS_REDIS_SENTINELS": "a:1,b", "WS_REDIS_SENTINEL_MASTER": "m"}, "WS_REDIS_SENTINELS"),
+        ({"WS_REDIS_SENTINELS": "a:0", "WS_REDIS_SENTINEL_MASTER": "m"}, "WS_REDIS_SENTINELS"),
+        ({"WS_REDIS_SENTINELS": "a:\u0661", "WS_REDIS_SENTINEL_MASTER": "m"}, "WS_REDIS_SENTINELS"),
+        ({"WS_REDIS_SENTINELS": ":1", "WS_REDIS_SENTINEL_MASTER": "m"}, "WS_REDIS_SENTINELS"),
+        # WAIT 0 ms would wait forever; a WAIT past the socket timeout looks like a dead Redis.
+        ({"WS_REDIS_WAIT_TIMEOUT_MS": "0"}, "WS_REDIS_WAIT_TIMEOUT_MS"),
+        (
+            {
+                "WS_REDIS_SENTINELS": "a:1",
+                "WS_REDIS_SENTINEL_MASTER": "m",
+                "WS_REDIS_WAIT_TIMEOUT_MS": "2000",
+            },
+            "WS_REDIS_WAIT_TIMEOUT_MS",
+        ),
+        (
+            {
+                "REDIS_URL": "redis://",
+                "WS_REDIS_WAIT_REPLICAS": "1",
+                "WS_REDIS_WAIT_TIMEOUT_MS": "2000",
+            },
+            "WS_REDIS_WAIT_TIMEOUT_MS",
+        ),
+        ({"WS_REDIS_WAIT_REPLICAS": "-1"}, "WS_REDIS_WAIT_REPLICAS"),
+        ({"WS_REDIS_WAIT_REPLICAS": "one"}, "WS_REDIS_WAIT_REPLICAS"),
         ({"WS_LOG_LEVEL": "loud"}, "WS_LOG_LEVEL"),
         ({"WS_MAX_JSON_DEPTH": "0"}, "WS_MAX_JSON_DEPTH"),
         ({"WS_LOG_REPEAT_WINDOW_SECONDS": "0"}, "WS_LOG_REPEAT_WINDOW_SECONDS"),
@@ -111,8 +166,9 @@ def test_the_server_refuses_to_start_with_a_bad_setting() -> None:
 def test_every_default_is_within_its_bound_and_past_it_is_refused_naming_the_key() -> None:
     defaults = Settings()
     for name, most in SETTING_MAXIMA.items():
-        assert getattr(defaults, name) <= most
-        kind = type(getattr(defaults, name))
+        value = getattr(defaults, name)
+        assert value is None or value <= most  # None: chosen from other settings
+        kind = int if value is None else type(value)
         with pytest.raises(SettingsError, match=Settings.env_name(name) + " must be at most"):
             Settings(**{name: kind(most * 2)})
     assert Settings(max_json_depth=1000, idle_disconnect_seconds=86_400).max_json_depth == 1000

@@ -89,3 +89,17 @@ def test_before_any_epoch_nothing_is_covered_but_a_fresh_start() -> None:
     history = feed.history("tasks", 3, WALL)
     assert (history.oldest_seq, history.latest_seq) == (1, 0)
     assert history.covers(0) and not history.covers(3)
+
+
+def test_the_last_delivered_correlation_id_is_kept_per_subscription_until_a_new_epoch() -> None:
+    feed = fresh()
+    assert feed.last_correlation_id("agents") is None
+    for n, cid in ((1, "first"), (2, "second"), (2, "re-read")):
+        feed.accept(
+            make_update("agents", "agent_update", {}, seq=EPOCH + n, correlation_id=cid, wall=WALL)
+        )
+    # The re-read entry was dropped: the id stays that of the update delivered under seq 2.
+    assert feed.last_correlation_id("agents") == "second"
+    assert feed.last_correlation_id("system") is None
+    feed.begin_epoch(EPOCH + 1_000, WALL)
+    assert feed.last_correlation_id("agents") is None
