@@ -327,14 +327,13 @@ class RedisLink:
         # Read on after the last update delivered (entry ids are `<n>-0`, n = seq - epoch).
         start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
         self._positions = {self.key(self.epoch, "s", sub): f"{n}-0" for sub, n in start.items()}
-        await self._pubsub.subscribe(
-            self.key(self.epoch, "progress"), self.key(self.epoch, "marks"), *PRODUCER_CHANNELS
-        )
+        channels = (self.key(self.epoch, "progress"), self.key(self.epoch, "marks"))
+        await self._pubsub.subscribe(*channels, *PRODUCER_CHANNELS)
         await self._pubsub.psubscribe(*PRODUCER_PATTERNS)
         await self._beat(joining=True)
-        # Name producer messages from now on (marks); the first marker follows the
-        # subscription by one round trip.
-        await self._publish_mark()
+        # Name producer messages from now on (marks). The link is not up until it has heard
+        # its own first marker: before that, alone, it would drop what producers publish.
+        await self._hear_own_mark(len(channels) + len(PRODUCER_CHANNELS) + len(PRODUCER_PATTERNS))
         # Announce where this instance starts reading: from now on, publishes wait for it.
         await self.client.publish(
             self.key(self.epoch, "progress"), format_progress(self.instance_id, start)
@@ -606,28 +605,59 @@ class RedisLink:
 
     # -- pub/sub: progress notes, markers and producer channels ------------------------
 
+    async def _hear_own_mark(self, subscriptions: int) -> None:
+        """Wait until Redis confirms `subscriptions` subscriptions, then publish this link's
+        first marker and wait until it comes back on the pub/sub connection.
+
+        Publishing the marker before the SUBSCRIBE is processed (the two travel on different
+        connections, and Redis may run the PUBLISH first) would leave the link unable to name
+        producer messages until the next heartbeat's marker. Whatever else is heard
+        meanwhile is handled in order, as `_listen` would.
+
+        Raises:
+            TimeoutError: not done within `redis_timeout_seconds` (the link is retried).
+            RedisError, OSError: Redis failed.
+        """
+        deadline = time.monotonic() + self._s.redis_timeout_seconds
+        confirmed = 0
+        mark: str | None = None
+        while mark is None or self._marks.current != mark:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("Redis did not confirm the subscriptions and first marker")
+            message = await self._pubsub.get_message(timeout=min(left, _LISTEN_POLL_SECONDS))
+            if message is None:
+                continue
+            if message["type"] in ("subscribe", "psubscribe"):
+                confirmed += 1
+            else:
+                await self._handle(message)
+            if mark is None and confirmed >= subscriptions:
+                mark = await self._publish_mark()
+
     async def _listen(self) -> None:
-        progress = self.key(self.epoch, "progress")
-        marks = self.key(self.epoch, "marks")
         while self._running:
             message = await self._pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=_LISTEN_POLL_SECONDS
             )
-            if message is None:
-                continue
-            if message["type"] == "pong":
-                self._last_pong = time.monotonic()
-            elif message["channel"] == progress:
-                with contextlib.suppress(ValueError):  # a malformed note confirms nothing
-                    instance, notes = parse_progress(message["data"])
-                    if instance != self.instance_id:
-                        self._acks.record(instance, notes)
-            elif message["channel"] == marks:
-                self._marks.mark(message["data"])
-            else:
-                # Named before it is validated: every instance must count the same messages.
-                name = self._marks.name()
-                await self._republish(message["channel"], message["data"], name)
+            if message is not None:
+                await self._handle(message)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        """One pub/sub message: a PONG, a progress note, a marker or a producer message."""
+        if message["type"] == "pong":
+            self._last_pong = time.monotonic()
+        elif message["channel"] == self.key(self.epoch, "progress"):
+            with contextlib.suppress(ValueError):  # a malformed note confirms nothing
+                instance, notes = parse_progress(message["data"])
+                if instance != self.instance_id:
+                    self._acks.record(instance, notes)
+        elif message["channel"] == self.key(self.epoch, "marks"):
+            self._marks.mark(message["data"])
+        elif message["type"] in ("message", "pmessage"):
+            # Named before it is validated: every instance must count the same messages.
+            name = self._marks.name()
+            await self._republish(message["channel"], message["data"], name)
 
     async def _republish(self, channel: str, payload: str, name: str | None) -> None:
         """Append one producer message unless another instance has (see `marks`).
@@ -667,11 +697,12 @@ class RedisLink:
             raise LinkStale("no heartbeat for too long to republish; rejoining")
         self._metrics.producer_messages.labels("duplicate" if n == DUPLICATE else "appended").inc()
 
-    async def _publish_mark(self) -> None:
+    async def _publish_mark(self) -> str:
+        """Publish this link's next marker; return it."""
         self._marks_sent += 1
-        await self.client.publish(
-            self.key(self.epoch, "marks"), f"{self._mark_prefix}.{self._marks_sent}"
-        )
+        mark = f"{self._mark_prefix}.{self._marks_sent}"
+        await self.client.publish(self.key(self.epoch, "marks"), mark)
+        return mark
 
     # -- heartbeat ---------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ Instances therefore publish **markers** on a channel of their own (each once whe
 then once per heartbeat). A producer message's name is the last marker heard before it and
 its position after that marker: `<marker>:<k>`. Two instances that heard the same marker give
 each later message the same name. An instance that has heard no marker since it subscribed
-cannot name what it hears; it leaves those messages to instances that can (its own first
-marker follows its subscription by one round trip).
+cannot name what it hears; it leaves those messages to instances that can. A link is not up
+until Redis has confirmed its subscriptions and it has heard its own first marker.
 
 Pure: the link feeds `Marks` what it hears, in order.
 """
@@ -33,6 +33,11 @@ class Marks:
     def __init__(self) -> None:
         self._mark: str | None = None
         self._since = 0
+
+    @property
+    def current(self) -> str | None:
+        """The last marker heard (None before the first)."""
+        return self._mark
 
     def mark(self, text: str) -> None:
         """A marker was heard on the marker channel; number what follows from it."""
