@@ -1,0 +1,124 @@
+"""Review of the Sentinel broker: awkward real-world conditions around the Sentinels.
+
+Real primary, replica and Sentinels on loopback (`tests.sentinels.topology()`), brokers in
+the test's event loop with the tightened timings of `test_sentinel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+import redis
+
+from reference_server.errors import BrokerUnavailable
+from tests.reference_server.broker.test_sentinel import Node, publish_when_possible, run
+from tests.sentinels import topology
+
+pytestmark = pytest.mark.integration
+
+RECONNECTS = "leanvibe_ws_broker_reconnect_attempts_total"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the docs promise a hung Sentinel costs at most WS_REDIS_TIMEOUT_SECONDS and proves "
+        "nothing, but when the Sentinel a link asks at each heartbeat hangs, the heartbeat "
+        "outlasts the pub/sub PONG deadline and every instance drops its link to a healthy "
+        "primary (down, publishes refused)"
+    ),
+)
+def test_a_sentinel_hanging_after_it_answered_does_not_take_a_healthy_primary_away() -> None:
+    with topology() as top:
+        asked_first = top.sentinels[0]  # the link asks its Sentinels in the order listed
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            before = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            # The Sentinel's host stops answering (powered off, packets dropped): no RST.
+            asked_first.proc.send_signal(signal.SIGSTOP)
+            down_seen = 0
+            refused = 0
+            try:
+                deadline = time.monotonic() + 4
+                ident = 2
+                while time.monotonic() < deadline:
+                    if not a.broker.status().connected:
+                        down_seen += 1
+                    try:
+                        await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                    except BrokerUnavailable:
+                        refused += 1
+                    ident += 1
+                    await asyncio.sleep(0.05)
+            finally:
+                asked_first.proc.send_signal(signal.SIGCONT)
+            after = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            # The primary answered all along: nothing should have noticed the Sentinel.
+            assert (after - before, down_seen, refused) == (0, 0, 0)
+
+        run(top, scenario, "a")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "with no replica in sync a publish is promised a 503 after WS_REDIS_WAIT_TIMEOUT_MS, "
+        "but a burst of such publishes holds every pooled Redis connection in WAIT, the "
+        "heartbeat cannot get one within WS_REDIS_TIMEOUT_SECONDS, and the instance drops its "
+        "link to a healthy primary (down, deaf until it rejoins)"
+    ),
+)
+def test_a_burst_of_publishes_waiting_for_a_lost_replica_does_not_drop_the_link() -> None:
+    with topology() as top:
+        primary = top.primary()
+        replica = top.other(primary)
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            before = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            # Replication stops (as in test_sentinel): the replica cannot re-authenticate.
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "not-the-password")
+            with redis.Redis(port=primary.port, socket_timeout=2) as c:
+                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            down_seen = 0
+            watching = True
+
+            async def watch() -> None:
+                nonlocal down_seen
+                while watching:
+                    if not a.broker.status().connected:
+                        down_seen += 1
+                    await asyncio.sleep(0.02)
+
+            async def one(ident: int) -> str:
+                try:
+                    await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                except BrokerUnavailable as exc:
+                    return str(exc)
+                return "acknowledged"
+
+            watcher = asyncio.create_task(watch())
+            try:
+                outcomes = await asyncio.wait_for(
+                    asyncio.gather(*(one(i) for i in range(2, 202))), timeout=60
+                )
+            finally:
+                watching = False
+                await watcher
+            # Every publish refused for want of a replica (as promised), and nothing else.
+            kinds = {o.split(" within")[0] for o in outcomes}
+            after = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            assert (kinds, after - before, down_seen) == (
+                {"The update reached 0 of 1 Redis replicas"},
+                0,
+                0,
+            )
+
+        run(top, scenario, "a")
