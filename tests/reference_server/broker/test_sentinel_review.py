@@ -7,14 +7,25 @@ the test's event loop with the tightened timings of `test_sentinel`.
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import time
 
 import pytest
 import redis
 
+from reference_server.app import new_uuid
+from reference_server.broker.redis import RedisBroker
 from reference_server.errors import BrokerUnavailable
-from tests.reference_server.broker.test_sentinel import Node, publish_when_possible, run
+from reference_server.metrics import Metrics
+from reference_server.settings import Settings
+from tests.procs import start_redis
+from tests.reference_server.broker.test_sentinel import (
+    TIGHT,
+    Node,
+    publish_when_possible,
+    run,
+)
 from tests.sentinels import topology
 
 pytestmark = pytest.mark.integration
@@ -122,3 +133,54 @@ def test_a_burst_of_publishes_waiting_for_a_lost_replica_does_not_drop_the_link(
             )
 
         run(top, scenario, "a")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 16 says a publish is acknowledged only once N replicas confirm it, N "
+        "defaulting to 1 when replicas exist, but with REDIS_URL to a primary that has a "
+        "replica the default is 0, so an update the stalled replica never got is "
+        "acknowledged and a failover to that replica loses it"
+    ),
+)
+def test_with_redis_url_and_a_replica_an_update_the_replica_lacks_is_not_acknowledged() -> None:
+    primary = start_redis()
+    replica = start_redis(replica_of=primary.port)
+    try:
+        deadline = time.monotonic() + 20
+        with redis.Redis(port=primary.port, socket_timeout=2, decode_responses=True) as c:
+            while c.info("replication").get("connected_slaves") != 1:
+                assert time.monotonic() < deadline, "the replica never connected"
+                time.sleep(0.1)
+
+        async def main() -> None:
+            metrics = Metrics()
+            settings = Settings(redis_url=f"redis://127.0.0.1:{primary.port}", **TIGHT)
+            broker = RedisBroker(
+                settings, metrics, instance_id="a", rng=random.Random(), new_id=new_uuid
+            )
+            await broker.start(lambda _update: None)
+            try:
+                deadline = time.monotonic() + 10
+                while True:  # acknowledged while the replica is in sync
+                    try:
+                        await broker.publish("agents", "agent_update", {"id": 1}, "c1")
+                        break
+                    except BrokerUnavailable:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.1)
+                # The replica stalls (still connected, as the primary sees it).
+                replica.proc.send_signal(signal.SIGSTOP)
+                try:
+                    with pytest.raises(BrokerUnavailable):
+                        await broker.publish("agents", "agent_update", {"id": 2}, "c2")
+                finally:
+                    replica.proc.send_signal(signal.SIGCONT)
+            finally:
+                await broker.close()
+
+        asyncio.run(main())
+    finally:
+        replica.stop()
+        primary.stop()
