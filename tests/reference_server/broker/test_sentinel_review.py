@@ -227,3 +227,39 @@ def test_a_wait_timeout_the_settings_accept_ends_as_unreplicated_not_as_a_socket
             redis_wait_timeout_ms=990,
             redis_heartbeat_seconds=0.3,
         )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "with every Sentinel dead the link to a healthy primary goes on (they prove nothing), "
+        "but with every Sentinel hung (their hosts unreachable) each heartbeat outlasts the "
+        "PONG deadline, the link drops and cannot come back: the instance stays down and "
+        "refuses every publish while the primary is fine"
+    ),
+)
+def test_every_sentinel_hung_leaves_a_link_to_a_healthy_primary_up() -> None:
+    with topology() as top:
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            for sentinel in top.sentinels:
+                sentinel.proc.send_signal(signal.SIGSTOP)
+            refused = 0
+            try:
+                deadline = time.monotonic() + 4
+                ident = 2
+                while time.monotonic() < deadline:
+                    try:
+                        await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                    except BrokerUnavailable:
+                        refused += 1
+                    ident += 1
+                    await asyncio.sleep(0.05)
+            finally:
+                for sentinel in top.sentinels:
+                    sentinel.proc.send_signal(signal.SIGCONT)
+            assert (refused, a.broker.status().connected) == (0, True)
+
+        run(top, scenario, "a")
