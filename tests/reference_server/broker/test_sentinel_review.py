@@ -263,3 +263,33 @@ def test_every_sentinel_hung_leaves_a_link_to_a_healthy_primary_up() -> None:
             assert (refused, a.broker.status().connected) == (0, True)
 
         run(top, scenario, "a")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the how-to says any one Sentinel that answers is enough, but an entry that answers "
+        "with an error (a plain Redis on that port: unknown command SENTINEL) ends the "
+        "discovery before the real Sentinels after it are asked, so the instance never links"
+    ),
+)
+def test_an_entry_answering_with_an_error_does_not_hide_the_sentinels_after_it() -> None:
+    with topology() as top:
+        not_a_sentinel = start_redis()  # e.g. a port mix-up: 6379 listed for 26379
+        addresses = (
+            f"127.0.0.1:{not_a_sentinel.port}",
+            *(s.address for s in top.sentinels),
+        )
+
+        async def main() -> None:
+            node = Node(addresses, "a")
+            await node.broker.start(node.got.append)
+            try:
+                await publish_when_possible(node, 1, within=10)
+            finally:
+                await node.broker.close()
+
+        try:
+            asyncio.run(main())
+        finally:
+            not_a_sentinel.stop()
