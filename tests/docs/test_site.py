@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.sitebuild import build_site, check_links
+from tests.docs.sitebuild import BuiltSite, check_links
 from tests.procs import ROOT
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs:site")]
@@ -19,11 +19,8 @@ _LOADED = re.compile(r"<(?:script|img|iframe|source|link)\b[^>]*?(?:src|href)=\"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("site")
-    built = build_site(dest)
-    assert built.returncode == 0, f"mkdocs build --strict failed:\n{built.stderr[-4000:]}"
-    return dest
+def site(built_site: BuiltSite) -> Path:
+    return built_site.check()
 
 
 def test_site_builds_strictly_with_every_nav_page(site: Path) -> None:
