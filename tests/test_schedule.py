@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -10,6 +13,7 @@ from typing import Any, cast
 import pytest
 
 from tests import schedule
+from tests.procs import tool_env
 
 pytestmark = pytest.mark.unit
 
@@ -99,3 +103,36 @@ def test_the_recorder_sums_phases_and_leaves_out_short_tests(tmp_path: Path) -> 
     assert json.loads(dest.read_text(encoding="utf-8")) == {"a.py::slow": 2.3}
     assert schedule.load(dest) == {"a.py::slow": 2.3}
     assert schedule.load(tmp_path / "missing.json") == {}
+
+
+_GROUPED = """
+import pytest
+
+@pytest.mark.xdist_group("together")
+@pytest.mark.parametrize("i", range(4))
+def test_grouped(i):
+    pass
+
+@pytest.mark.parametrize("i", range(4))
+def test_free(i):
+    pass
+"""
+
+
+@pytest.mark.integration
+def test_xdist_runs_each_group_on_one_worker(tmp_path: Path) -> None:
+    # The suite's groups (one site build, one browser, one page venv) rely on loadgroup; with
+    # pytest 9.2 and pytest-xdist 3.8 it spread them silently (pytest-dev/pytest-xdist#1386).
+    for name in ("test_a.py", "test_b.py"):
+        (tmp_path / name).write_text(_GROUPED, encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v",
+         "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    ran = re.findall(r"^\[(gw\d)\] .*PASSED (\S+)", done.stdout, re.M)
+    grouped = {worker for worker, nodeid in ran if "test_grouped" in nodeid}
+    assert len([n for _, n in ran if "test_grouped" in n]) == 8, done.stdout[-3000:]
+    assert len(grouped) == 1, f"the group ran on {sorted(grouped)}:\n{done.stdout[-3000:]}"
