@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.procs import ROOT
+from tests.procs import ROOT, tool_env
 
 __all__ = ["BuiltSite", "build_site", "check_links", "serve_site", "shared_site"]
 
@@ -32,7 +32,7 @@ SHARED_WAIT_SECONDS = BUILD_TIMEOUT_SECONDS + 60
 
 def build_site(dest: Path) -> subprocess.CompletedProcess[str]:
     """Run `mkdocs build --strict` into `dest`; return the finished process (check its code)."""
-    env = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_COLOR": "1"}
+    env = tool_env(DISABLE_MKDOCS_2_WARNING="true", NO_COLOR="1")
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(dest)],
         cwd=ROOT,
@@ -109,6 +109,7 @@ def check_links(site: Path) -> subprocess.CompletedProcess[str]:
     with serve_site(site) as base:
         return subprocess.run(
             [str(checker), "--no-status", "--no-warnings", "-t", "2", base],
+            env=tool_env(),
             capture_output=True,
             text=True,
             timeout=300,

@@ -10,7 +10,6 @@ reads its own table of supported plugins and the options it discards.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from tests.docs.sitebuild import BuiltSite, check_links
-from tests.procs import ROOT
+from tests.procs import ROOT, tool_env
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs:engines")]
 
@@ -61,7 +60,7 @@ def _zensical_python() -> Path:
 
 
 def _build(engine: str, dest: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_COLOR": "1"}
+    env = tool_env(DISABLE_MKDOCS_2_WARNING="true", NO_COLOR="1")
     bin_dir = Path(sys.executable).parent
     if engine == "properdocs":
         argv = [str(bin_dir / "properdocs"), "build", "--strict", "-f", "mkdocs.yml"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs.sitebuild import BuiltSite, check_links
-from tests.procs import ROOT
+from tests.procs import ROOT, tool_env
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs:site")]
 
@@ -66,6 +66,7 @@ def test_docs_have_no_common_misspellings() -> None:
     done = subprocess.run(
         [str(checker), "--skip", skip, *targets],
         cwd=ROOT,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=120,
