@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import schedule
+from tests.docs.sitebuild import BuiltSite, shared_site
 from tests.procs import ROOT, RedisProcess, ServerProcess, start_redis, start_server
 
 SHARED = ROOT.parent / "shared"
@@ -56,11 +58,25 @@ def redis_server() -> Iterator[RedisProcess]:
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    """The docs site's strict MkDocs build, made once per run for all workers (read only)."""
+    return shared_site(tmp_path_factory)
+
+
 KINDS = ("unit", "integration", "docs", "browser", "bench", "chaos", "hostile")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Record each test's seconds when `HIVE_RECORD_DURATIONS` names a file (tests/schedule.py)."""
+    schedule.configure(config)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test says what kind it is, so `-m unit` and friends select the whole suite."""
+    """Every test says what kind it is, so `-m unit` and friends select the whole suite.
+
+    Then the longest work goes first (tests/schedule.py), so no long test starts last.
+    """
     for item in items:
         if item.path.parent.name == "docs":
             item.add_marker(pytest.mark.docs)
@@ -69,6 +85,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"tests without a kind marker ({', '.join(KINDS)}): " + ", ".join(unmarked[:10])
         )
+    items[:] = schedule.longest_first(items, schedule.load())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,7 +2,11 @@
 fires the broker-down and slow-consumer alerts within their `for:` windows.
 
 The test config is the repository's, with 1 s scrape and evaluation intervals and the
-server's address as the target; the rules file is the repository's file, unchanged.
+server's address as the target. The rules are the repository's, every expression, label and
+annotation unchanged, with each `for:` divided by `FOR_DIVISOR` (1m becomes 10 s), so the
+test waits seconds, not minutes; the real `for:` values are checked by Prometheus' own rule
+engine on the real file in tests/deploy/test_rules.py (`promtool test rules`, whose cases
+say an alert is quiet before its `for:` and fires after it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ CUT_OFF_WITHIN_SECONDS = 60
 #: Slack after an alert's `for:` for a 1 s scrape, a 1 s evaluation and our 0.5 s poll.
 FIRING_SLACK_SECONDS = 15
 POLL_SECONDS = 0.5
+#: The test's rules hold each alert pending this many times shorter than rules.yml does.
+FOR_DIVISOR = 6
 
 
 def _durations(rules: dict[str, Any]) -> dict[str, float]:
@@ -43,11 +49,25 @@ def _durations(rules: dict[str, Any]) -> dict[str, float]:
     return found
 
 
+def _test_rules(rules: dict[str, Any], dest: Path) -> Path:
+    """A copy of `rules` in `dest` with every `for:` divided by `FOR_DIVISOR`, in seconds."""
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            seconds = _durations({"groups": [{"rules": [rule]}]})[rule["alert"]]
+            rule["for"] = f"{seconds / FOR_DIVISOR:g}s"
+    path = dest / "rules.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def _test_config(server: ServerProcess, dest: Path) -> Path:
-    """The repository's prometheus.yml with 1 s intervals, aimed at `server`."""
+    """The repository's prometheus.yml with 1 s intervals and the test's rules, aimed at
+    `server`."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(DEPLOY / name) for name in config["rule_files"]]
+    repository = yaml.safe_load((DEPLOY / "rules.yml").read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["rules.yml"], "the test rewrites rules.yml only"
+    config["rule_files"] = [str(_test_rules(repository, dest))]
     (job,) = config["scrape_configs"]
     job["static_configs"] = [{"targets": [f"127.0.0.1:{server.port}"]}]
     path = dest / "prometheus.yml"
@@ -94,7 +114,8 @@ def test_prometheus_fires_broker_down_and_backpressure_alerts_within_their_for_w
     redis_server: RedisProcess,
     server_factory: Callable[..., ServerProcess],
 ) -> None:
-    windows = _durations(yaml.safe_load((DEPLOY / "rules.yml").read_text(encoding="utf-8")))
+    real = _durations(yaml.safe_load((DEPLOY / "rules.yml").read_text(encoding="utf-8")))
+    windows = {name: seconds / FOR_DIVISOR for name, seconds in real.items()}
     server = server_factory(
         {
             "REDIS_URL": redis_server.url,

@@ -10,7 +10,6 @@ reads its own table of supported plugins and the options it discards.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.docs.sitebuild import check_links
-from tests.procs import ROOT
+from tests.docs.sitebuild import BuiltSite, check_links
+from tests.procs import ROOT, tool_env
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs:engines")]
 
@@ -61,11 +60,9 @@ def _zensical_python() -> Path:
 
 
 def _build(engine: str, dest: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_COLOR": "1"}
+    env = tool_env(DISABLE_MKDOCS_2_WARNING="true", NO_COLOR="1")
     bin_dir = Path(sys.executable).parent
-    if engine == "mkdocs":
-        argv = [str(bin_dir / "mkdocs"), "build", "--strict", "--site-dir", str(dest)]
-    elif engine == "properdocs":
+    if engine == "properdocs":
         argv = [str(bin_dir / "properdocs"), "build", "--strict", "-f", "mkdocs.yml"]
         argv += ["--site-dir", str(dest)]
     else:
@@ -103,11 +100,19 @@ def _build(engine: str, dest: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """Every engine's strict build of the site; a failed build fails every test here."""
-    built: dict[str, Path] = {}
+def sites(
+    tmp_path_factory: pytest.TempPathFactory, built_site: BuiltSite
+) -> Iterator[dict[str, Path]]:
+    """Every engine's strict build of the site; a failed build fails every test here.
+
+    The primary engine's build is the run's shared one (`mkdocs build --strict`, made once
+    for this module, test_site.py and the browser tests); the other two are built here.
+    """
+    built: dict[str, Path] = {"mkdocs": built_site.path}
     failures: list[str] = []
-    for engine in ENGINES:
+    if built_site.returncode != 0:
+        failures.append(f"mkdocs build --strict failed:\n{built_site.stderr[-3000:]}")
+    for engine in ENGINES[1:]:
         dest = tmp_path_factory.mktemp(f"site-{engine}") / "site"
         done = _build(engine, dest)
         if done.returncode != 0:

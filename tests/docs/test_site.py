@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.sitebuild import build_site, check_links
-from tests.procs import ROOT
+from tests.docs.sitebuild import BuiltSite, check_links
+from tests.procs import ROOT, tool_env
 
 pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("docs:site")]
 
@@ -19,11 +19,8 @@ _LOADED = re.compile(r"<(?:script|img|iframe|source|link)\b[^>]*?(?:src|href)=\"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("site")
-    built = build_site(dest)
-    assert built.returncode == 0, f"mkdocs build --strict failed:\n{built.stderr[-4000:]}"
-    return dest
+def site(built_site: BuiltSite) -> Path:
+    return built_site.check()
 
 
 def test_site_builds_strictly_with_every_nav_page(site: Path) -> None:
@@ -69,6 +66,7 @@ def test_docs_have_no_common_misspellings() -> None:
     done = subprocess.run(
         [str(checker), "--skip", skip, *targets],
         cwd=ROOT,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=120,

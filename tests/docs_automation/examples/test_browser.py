@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from docs_automation.examples.browser import launch
-from tests.docs.sitebuild import build_site, serve_site
+from tests.docs.sitebuild import BuiltSite, serve_site
 from tests.procs import RedisProcess, ServerProcess
 from tests.wsclient import Client
 
@@ -26,10 +26,8 @@ WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    dest = tmp_path_factory.mktemp("browser-site")
-    built = build_site(dest)
-    assert built.returncode == 0, built.stderr[-4000:]
+def site_url(built_site: BuiltSite) -> Iterator[tuple[str, Path]]:
+    dest = built_site.check()
     with serve_site(dest) as base:
         yield base, dest
 
