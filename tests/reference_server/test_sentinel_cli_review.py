@@ -47,14 +47,6 @@ def _starts(args: list[str], env: dict[str, str]) -> tuple[bool, str]:
             proc.stderr.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cli.md says command-line options win over the environment, but --redis-sentinels "
-        "with REDIS_URL left in the environment exits 2 ('set either REDIS_URL or "
-        "WS_REDIS_SENTINELS, not both') instead of using the Sentinels"
-    ),
-)
 def test_redis_sentinels_on_the_command_line_win_over_redis_url_in_the_environment() -> None:
     dead = f"127.0.0.1:{free_port()}"  # no Sentinel answers: the server starts degraded
     started, stderr = _starts(
