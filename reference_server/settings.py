@@ -144,14 +144,17 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "redis_wait_replicas": (
         "replicas",
         "Replicas that must confirm an update (Redis `WAIT`) before its publish is "
-        "acknowledged; fewer in time refuses it (503). Empty: 1 with `WS_REDIS_SENTINELS`, "
-        "0 with `REDIS_URL`. 0 acknowledges what the primary alone holds, which a failover "
-        "can lose.",
+        "acknowledged; fewer in time refuses it (503). Empty follows the topology: 1 with "
+        "`WS_REDIS_SENTINELS`, and with `REDIS_URL` 1 from the first time the primary is "
+        "seen with a replica (`ROLE`, read when the link opens and at every heartbeat; it "
+        "stays 1 if the replica goes), else 0. 0 acknowledges what the primary alone holds, "
+        "which a failover can lose.",
     ),
     "redis_wait_timeout_ms": (
         "ms",
         "Longest a publish waits for `WS_REDIS_WAIT_REPLICAS` replicas to confirm it (the "
-        "`WAIT` timeout); below `WS_REDIS_TIMEOUT_SECONDS` whenever replicas must confirm.",
+        "`WAIT` timeout). Unless `WS_REDIS_WAIT_REPLICAS` is 0, it plus 200 ms must be at most "
+        "`WS_REDIS_TIMEOUT_SECONDS`: Redis ends a WAIT only at its next tick (100 ms apart).",
     ),
     "redis_wait_max_publishes": (
         "publishes",
