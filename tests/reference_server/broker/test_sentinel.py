@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -479,6 +480,34 @@ def test_an_entry_answering_with_an_error_does_not_hide_the_sentinels_after_it()
             asyncio.run(main())
         finally:
             not_a_sentinel.stop()
+
+
+def test_an_entry_refusing_for_max_clients_does_not_hide_the_sentinels_after_it() -> None:
+    # redis/redis-py#609: a Sentinel at its `maxclients` answers "ERR max number of clients
+    # reached" (then a ResponseError that discover_master did not skip; redis-py 8 turns it
+    # into a ConnectionError as it closes the socket). Skipped and named, either way.
+    with topology() as top:
+        full = start_redis()
+        holder = socket.create_connection(("127.0.0.1", full.port), timeout=2)
+        try:
+            with redis.Redis(port=full.port, socket_timeout=2) as c:
+                c.config_set("maxclients", 1)  # this client's own connection is the one
+            addresses = (f"127.0.0.1:{full.port}", *(s.address for s in top.sentinels))
+
+            async def main() -> None:
+                node = Node(addresses, "a")
+                await node.broker.start(node.got.append)
+                try:
+                    await publish_when_possible(node, 1, within=10)
+                    failed = node.broker.status().details["sentinels_failed"]
+                    assert list(failed) == [addresses[0]], failed
+                finally:
+                    await node.broker.close()
+
+            asyncio.run(main())
+        finally:
+            holder.close()
+            full.stop()
 
 
 def test_nodes_and_sentinels_with_passwords_are_reached_with_the_two_password_settings() -> None:
