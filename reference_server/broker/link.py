@@ -17,15 +17,20 @@ Every key but `P epoch` lives under its epoch, so a new epoch never mixes with t
 of an old one.
 
 **Sentinel.** With `redis_sentinels`, `open` asks the Sentinels for the primary of
-`redis_sentinel_master`, checks with `ROLE` that the node answering there is a primary, and
-pins every connection of the link to it. Each heartbeat asks again: once the Sentinels name
-another primary, the link ends and the next one follows them. So no link keeps reading a
-demoted node while its heartbeats succeed there (the "deaf node" of centrifugal/centrifugo
-#1189), and a demoted primary that comes back as a primary for a moment is never chosen.
+`redis_sentinel_master` (all at once, first valid answer, any error skipped: `sentinels`),
+checks with `ROLE` that the node answering there is a primary, and pins every connection of
+the link to it. A task beside the heartbeat asks again every heartbeat period: once the
+Sentinels name another primary, the link ends and the next one follows them. So no link
+keeps reading a demoted node while its heartbeats succeed there (the "deaf node" of
+centrifugal/centrifugo#1189). A Sentinel query that fails or hangs proves nothing and never
+delays a heartbeat; the heartbeat's own `ROLE` ends the link once the node is demoted.
 
 **Replicated appends.** Replication is asynchronous: a failover keeps only what a replica
-had. An append for a publish waits (`WAIT`, on the connection that wrote it) for
-`redis_replicas_to_confirm` replicas, and raises `NotReplicated` when fewer confirm in time.
+had. An append for a publish waits (`WAIT`, on the connection that wrote it) for the
+replicas the broker asks (`Settings.redis_replicas_to_confirm`; `ROLE` at open and at
+every heartbeat tells it whether the primary has any), and raises `NotReplicated` when
+fewer confirm in time. Such appends run on a pool of their own, at most
+`redis_wait_max_publishes` at once, so they never starve the heartbeat and the reads.
 An update that instances read but no replica held can still vanish with its primary; the
 new primary would then give its number to another update. `open` checks that the last
 entry this instance delivered on every stream is still there, unchanged; when it is not,
