@@ -144,7 +144,7 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "redis_wait_replicas": (
         "replicas",
         "Replicas that must confirm an update (Redis `WAIT`) before its publish is "
-        "acknowledged; fewer in time refuses it (503). Empty follows the topology: 1 with "
+        "acknowledged; fewer in time refuses it (503). Empty: it follows the topology, 1 with "
         "`WS_REDIS_SENTINELS`, and with `REDIS_URL` 1 from the first time the primary is "
         "seen with a replica (`ROLE`, read when the link opens and at every heartbeat; it "
         "stays 1 if the replica goes), else 0. 0 acknowledges what the primary alone holds, "
