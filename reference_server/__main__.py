@@ -15,7 +15,7 @@ import argparse
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import uvicorn
 
@@ -74,12 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_overridden(environ: Mapping[str, str], args: argparse.Namespace) -> dict[str, str]:
+    """`environ` without the Redis address the command line replaces.
+
+    `--redis-sentinels` replaces `REDIS_URL`, and `--redis-url` replaces the Sentinel
+    settings: the option wins over the environment, as every option does. Both on the
+    command line, or both in the environment, stay an error (`Settings`).
+    """
+    dropped: tuple[str, ...] = ()
+    if args.redis_sentinels is not None and args.redis_url is None:
+        dropped = ("REDIS_URL",)
+    elif args.redis_url is not None and args.redis_sentinels is None:
+        dropped = ("WS_REDIS_SENTINELS", "WS_REDIS_SENTINEL_MASTER")
+    return {k: v for k, v in environ.items() if k not in dropped}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGTERM/SIGINT; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(
-            os.environ,
+            _without_overridden(os.environ, args),
             host=args.host,
             port=args.port,
             redis_url=args.redis_url,

@@ -173,7 +173,7 @@ class DashboardState:
             }
         elif data_type == "system_health":
             data = {
-                "status": "healthy" if broker.connected else "degraded",
+                "status": "healthy" if broker.healthy else "degraded",
                 "broker": {"kind": broker.kind, "connected": broker.connected},
                 "connections": connections,
                 "uptime_seconds": round(uptime_seconds, 3),  # milliseconds are precise enough

@@ -288,11 +288,16 @@ class Server:
         status = self.broker.status()
         self.metrics.broker_up.set(1 if status.connected else 0)
         return {
-            "status": "healthy" if status.connected else "degraded",
+            "status": "healthy" if status.healthy else "degraded",
             "contract_version": messages.CONTRACT_VERSION,
             "ws_contract_version": messages.CONTRACT_VERSION,
             "components": {
-                "broker": {"kind": status.kind, "connected": status.connected, **status.details}
+                "broker": {
+                    "kind": status.kind,
+                    "connected": status.connected,
+                    **status.details,
+                    **({"degraded": status.degraded} if status.degraded else {}),
+                }
             },
             "connections": len(self.hub.connections),
             "uptime_seconds": self.uptime(),

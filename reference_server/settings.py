@@ -144,14 +144,33 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "redis_wait_replicas": (
         "replicas",
         "Replicas that must confirm an update (Redis `WAIT`) before its publish is "
-        "acknowledged; fewer in time refuses it (503). Empty: 1 with `WS_REDIS_SENTINELS`, "
-        "0 with `REDIS_URL`. 0 acknowledges what the primary alone holds, which a failover "
-        "can lose.",
+        "acknowledged; fewer in time refuses it (503). Empty: it follows the topology, 1 with "
+        "`WS_REDIS_SENTINELS`, and with `REDIS_URL` 1 from the first time the primary is "
+        "seen with a replica (`ROLE`, read when the link opens and at every heartbeat; it "
+        "stays 1 if the replica goes), else 0. 0 acknowledges what the primary alone holds, "
+        "which a failover can lose.",
     ),
     "redis_wait_timeout_ms": (
         "ms",
         "Longest a publish waits for `WS_REDIS_WAIT_REPLICAS` replicas to confirm it (the "
-        "`WAIT` timeout); below `WS_REDIS_TIMEOUT_SECONDS` whenever replicas must confirm.",
+        "`WAIT` timeout). Unless `WS_REDIS_WAIT_REPLICAS` is 0, it plus 200 ms must be at most "
+        "`WS_REDIS_TIMEOUT_SECONDS`: Redis ends a WAIT only at its next tick (100 ms apart).",
+    ),
+    "redis_wait_max_publishes": (
+        "publishes",
+        "Publishes of one instance that may wait for replicas (`WAIT`) at once, each on a "
+        "connection of their own pool (apart from `WS_REDIS_MAX_CONNECTIONS`, so heartbeats "
+        "and reads never wait for them); the next waits for a turn at most "
+        "`WS_REDIS_WAIT_TIMEOUT_MS`, then is refused unpublished (503).",
+    ),
+    "redis_password": (
+        "",
+        "Password of the Redis nodes behind `WS_REDIS_SENTINELS` (`requirepass`, or the "
+        "`default` user's); with `REDIS_URL`, put it in the URL instead.",
+    ),
+    "redis_sentinel_password": (
+        "",
+        "Password of the Sentinels themselves (their `requirepass`); empty: none.",
     ),
     "demo": ("", "Run the demo producer (realistic agent, task and system updates)."),
     "demo_interval_seconds": ("s", "Pause between two demo updates."),
@@ -186,6 +205,8 @@ SETTING_MAXIMA: dict[str, float] = {
     "redis_wait_replicas": 100,
     # A replica that takes over a minute to confirm a write is gone.
     "redis_wait_timeout_ms": 60_000,
+    # Each waiting publish holds a connection: more than this is a connection flood.
+    "redis_wait_max_publishes": 10_000,
     # Every wait and window: longer than a day is a hang or a limit that never acts.
     **{name: _DAY_SECONDS for name in SETTING_DOCS if name.endswith("_seconds")},
     # A resume held longer than a minute holds its live updates in memory as long.
@@ -223,6 +244,10 @@ def _is_utf8_text(text: str) -> bool:
 
 
 _MS_PER_SECOND = 1000
+_WAIT_MARGIN_MS = 200
+"""Room between `redis_wait_timeout_ms` and `redis_timeout_seconds`, in ms: Redis ends a
+WAIT that timed out at its next cron tick (100 ms apart at the default `hz 10`), so the
+answer can come that much late, plus a loaded machine's delay."""
 
 
 def sentinel_address(text: str) -> tuple[str, int]:
@@ -363,6 +388,9 @@ class Settings:
     redis_sentinel_master: str = ""
     redis_wait_replicas: int | None = None
     redis_wait_timeout_ms: int = 500
+    redis_wait_max_publishes: int = 16
+    redis_password: str = dataclasses.field(default="", repr=False)
+    redis_sentinel_password: str = dataclasses.field(default="", repr=False)
     demo: bool = False
     demo_interval_seconds: float = 0.5
     log_level: str = "info"
@@ -412,6 +440,7 @@ class Settings:
             "redis_max_connections",
             "redis_producer_dedupe_seconds",
             "redis_wait_timeout_ms",
+            "redis_wait_max_publishes",
             "demo_interval_seconds",
             "log_repeat_window_seconds",
         )
@@ -480,15 +509,27 @@ class Settings:
             )
         for address in self.redis_sentinels:
             sentinel_address(address)  # raises naming the bad entry
-        # WAIT blocks its connection; the connection's own timeout must not fire first.
+        if self.redis_password and not self.redis_sentinels:
+            raise SettingsError(
+                "WS_REDIS_PASSWORD is for the nodes behind WS_REDIS_SENTINELS; with REDIS_URL "
+                "put the password in the URL (redis://:PASSWORD@host:port)"
+            )
+        if self.redis_sentinel_password and not self.redis_sentinels:
+            raise SettingsError("WS_REDIS_SENTINEL_PASSWORD needs WS_REDIS_SENTINELS")
+        # WAIT blocks its connection; the connection's own timeout must not fire first, and
+        # Redis ends a timed-out WAIT only at its next cron tick (every 100 ms at the
+        # default `hz 10`), so the socket needs a margin past the WAIT timeout. Checked
+        # whenever replicas may have to confirm (with REDIS_URL, once one is seen).
+        margin = _WAIT_MARGIN_MS
         if (
-            self.redis_replicas_to_confirm
-            and self.redis_wait_timeout_ms >= self.redis_timeout_seconds * _MS_PER_SECOND
+            self.redis_enabled
+            and self.redis_wait_replicas != 0
+            and self.redis_wait_timeout_ms + margin > self.redis_timeout_seconds * _MS_PER_SECOND
         ):
             raise SettingsError(
-                f"WS_REDIS_WAIT_TIMEOUT_MS must be below WS_REDIS_TIMEOUT_SECONDS "
-                f"({self.redis_timeout_seconds * _MS_PER_SECOND:g} ms), got "
-                f"{self.redis_wait_timeout_ms}"
+                f"WS_REDIS_WAIT_TIMEOUT_MS + {margin} ms must be at most "
+                f"WS_REDIS_TIMEOUT_SECONDS ({_shown(self.redis_timeout_seconds * _MS_PER_SECOND)}"
+                f" ms): Redis ends a WAIT only at its next tick, got {self.redis_wait_timeout_ms}"
             )
 
     @property
@@ -496,12 +537,12 @@ class Settings:
         """Whether the Redis broker is configured (`REDIS_URL` or Sentinels)."""
         return bool(self.redis_url or self.redis_sentinels)
 
-    @property
-    def redis_replicas_to_confirm(self) -> int:
-        """`redis_wait_replicas`, or its default: 1 with Sentinels, else 0."""
+    def redis_replicas_to_confirm(self, *, replica_seen: bool = False) -> int:
+        """`redis_wait_replicas`, or its default: 1 with Sentinels or once the primary has
+        been seen with a replica (`replica_seen`, sticky: see the broker), else 0."""
         if self.redis_wait_replicas is not None:
             return self.redis_wait_replicas
-        return 1 if self.redis_sentinels else 0
+        return 1 if self.redis_sentinels or replica_seen else 0
 
     @property
     def redis_liveness_seconds(self) -> float:

@@ -150,7 +150,10 @@ class RedisProcess(_PrivateProcess):
         """
         self.kill()
         fresh = start_redis(port=self.port, timeout=timeout, replica_of=replica_of)
-        self.proc, self.log = fresh.proc, fresh.log
+        # The fresh server works in a temporary folder of its own: drop the old one now and
+        # keep the new one's, so `stop` removes it (and nothing lands in the project).
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.proc, self.log, self.workdir = fresh.proc, fresh.log, fresh.workdir
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -169,18 +172,27 @@ def redis_server_binary() -> str:
 def _pong(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
         s.sendall(b"PING\r\n")
-        return s.recv(16).startswith(b"+PONG")
+        # A server with `requirepass` answers NOAUTH: it is up all the same.
+        return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
 
 def start_redis(
-    *, port: int | None = None, timeout: float = 10.0, replica_of: int | None = None
+    *,
+    port: int | None = None,
+    timeout: float = 10.0,
+    replica_of: int | None = None,
+    password: str | None = None,
 ) -> RedisProcess:
     """Start `redis-server` on a free loopback port with no persistence; wait for PING.
 
-    With `replica_of` (a port on 127.0.0.1) it starts as that primary's replica.
+    With `replica_of` (a port on 127.0.0.1) it starts as that primary's replica. With
+    `password` it requires it (`requirepass`), and uses it with its primary (`masterauth`).
+    Its working directory is a temporary folder (a replica writes its copy there).
     """
     port = port or free_port()
     replica = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
+    if password:
+        replica += ["--requirepass", password, "--masterauth", password]
     workdir = Path(tempfile.mkdtemp(prefix="hive-redis-"))
     log = workdir / "redis.log"
     proc = processes.spawn(
@@ -229,13 +241,17 @@ def start_sentinel(
     down_after_ms: int = 1000,
     failover_timeout_ms: int = 3000,
     timeout: float = 10.0,
+    auth_pass: str | None = None,
+    password: str | None = None,
 ) -> SentinelProcess:
     """Start a Sentinel monitoring `master` (the primary on `primary_port`); wait for PING.
 
     The timings are short for tests (Redis's defaults are 30 s and 3 minutes): the primary
     counts as down after `down_after_ms` without an answer, and a failover that stalls is
     retried after `failover_timeout_ms`. Its config file, which Sentinel rewrites as it
-    learns the replicas and the other Sentinels, lives in a temporary folder.
+    learns the replicas and the other Sentinels, lives in a temporary folder. `auth_pass`
+    is the nodes' password (`sentinel auth-pass`), `password` the Sentinel's own
+    (`requirepass`).
     """
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="hive-sentinel-"))
@@ -247,6 +263,8 @@ def start_sentinel(
         f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
         f"sentinel failover-timeout {master} {failover_timeout_ms}\n"
         f"sentinel parallel-syncs {master} 1\n"
+        + (f"sentinel auth-pass {master} {auth_pass}\n" if auth_pass else "")
+        + (f"requirepass {password}\n" if password else "")
     )
     proc = processes.spawn(
         [redis_server_binary(), str(conf), "--sentinel"],

@@ -94,11 +94,19 @@ class BrokerStatus:
         kind: `memory` or `redis`.
         connected: False while the backing service is unreachable.
         details: extra fields shown under `components.broker` on `/health`.
+        degraded: why the broker is degraded although connected (publishes refused for
+            want of replicas); empty: it is not.
     """
 
     kind: str
     connected: bool
     details: dict[str, Any] = field(default_factory=dict)
+    degraded: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        """Connected and not degraded: what `/health` calls `healthy`."""
+        return self.connected and not self.degraded
 
 
 Deliver = Callable[[Update], None]

@@ -17,15 +17,20 @@ Every key but `P epoch` lives under its epoch, so a new epoch never mixes with t
 of an old one.
 
 **Sentinel.** With `redis_sentinels`, `open` asks the Sentinels for the primary of
-`redis_sentinel_master`, checks with `ROLE` that the node answering there is a primary, and
-pins every connection of the link to it. Each heartbeat asks again: once the Sentinels name
-another primary, the link ends and the next one follows them. So no link keeps reading a
-demoted node while its heartbeats succeed there (the "deaf node" of centrifugal/centrifugo
-#1189), and a demoted primary that comes back as a primary for a moment is never chosen.
+`redis_sentinel_master` (all at once, first valid answer, any error skipped: `sentinels`),
+checks with `ROLE` that the node answering there is a primary, and pins every connection of
+the link to it. A task beside the heartbeat asks again every heartbeat period: once the
+Sentinels name another primary, the link ends and the next one follows them. So no link
+keeps reading a demoted node while its heartbeats succeed there (the "deaf node" of
+centrifugal/centrifugo#1189). A Sentinel query that fails or hangs proves nothing and never
+delays a heartbeat; the heartbeat's own `ROLE` ends the link once the node is demoted.
 
 **Replicated appends.** Replication is asynchronous: a failover keeps only what a replica
-had. An append for a publish waits (`WAIT`, on the connection that wrote it) for
-`redis_replicas_to_confirm` replicas, and raises `NotReplicated` when fewer confirm in time.
+had. An append for a publish waits (`WAIT`, on the connection that wrote it) for the
+replicas the broker asks (`Settings.redis_replicas_to_confirm`; `ROLE` at open and at
+every heartbeat tells it whether the primary has any), and raises `NotReplicated` when
+fewer confirm in time. Such appends run on a pool of their own, at most
+`redis_wait_max_publishes` at once, so they never starve the heartbeat and the reads.
 An update that instances read but no replica held can still vanish with its primary; the
 new primary would then give its number to another update. `open` checks that the last
 entry this instance delivered on every stream is still there, unchanged; when it is not,
@@ -51,7 +56,6 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
@@ -65,6 +69,7 @@ from .base import Deliver, Update, make_update
 from .feed import Feed
 from .marks import Marks
 from .producers import PRODUCER_CHANNELS, PRODUCER_PATTERNS, route
+from .sentinels import Sentinels
 
 __all__ = ["DUPLICATE", "STALE", "LinkStale", "NotReplicated", "RedisLink", "finish_within"]
 
@@ -212,20 +217,46 @@ _BLOCK_MS_PER_TIMEOUT_SECOND = _MS_PER_SECOND // 2
 _LISTEN_POLL_SECONDS = 1.0
 
 
-def _sentinel(settings: Settings) -> Sentinel | None:
-    """The Sentinels of `settings`, each asked within `redis_timeout_seconds`; None without."""
+def _sentinels(settings: Settings) -> Sentinels | None:
+    """The Sentinels of `settings`, asked within `redis_timeout_seconds`; None without."""
     if not settings.redis_sentinels:
         return None
-    timeout = settings.redis_timeout_seconds
-    return Sentinel(  # type: ignore[no-untyped-call]
+    return Sentinels(
         [sentinel_address(a) for a in settings.redis_sentinels],
-        sentinel_kwargs={
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "decode_responses": True,
-            "protocol": 2,
-        },
+        settings.redis_sentinel_master,
+        timeout=settings.redis_timeout_seconds,
+        connection_kwargs={"password": settings.redis_sentinel_password or None},
+    )
+
+
+def _client(settings: Settings, connections: int, instance_id: str) -> Redis:
+    """A client with at most `connections` connections, each call bounded in time.
+
+    With Sentinels, `open` sets the address (the primary they name) before connecting.
+    """
+    timeout = settings.redis_timeout_seconds
+    credentials = {"password": settings.redis_password or None} if settings.redis_sentinels else {}
+    return Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url or "redis://",
+            max_connections=connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # No retries or reconnects hidden inside redis-py: every failure must reach
+            # the broker's supervisor, which owns reconnecting, backoff and health.
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            # RESP2: with RESP3 and decoded responses, redis-py 8 does not recognise the
+            # pub/sub PONG that the liveness check below depends on.
+            protocol=2,
+            # A producer may publish bytes that are not UTF-8; they must not end a link,
+            # nor reach subscribers as U+FFFD: surrogateescape keeps them visible as lone
+            # surrogates, which `producers.route` refuses (and counts).
+            encoding_errors="surrogateescape",
+            client_name=f"hive-ws-{instance_id}",
+            **credentials,
+        )
     )
 
 
@@ -269,31 +300,18 @@ class RedisLink:
         self._clock = clock
         self._new_id = new_id
         self._log = get_logger(instance=instance_id)
-        timeout = settings.redis_timeout_seconds
-        self._sentinel = _sentinel(settings)
-        # With Sentinels, `open` sets the address (the primary they name) before connecting.
-        url = settings.redis_url or "redis://"
-        self.client = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                url,
-                max_connections=settings.redis_max_connections,
-                timeout=timeout,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # No retries or reconnects hidden inside redis-py: every failure must reach
-                # the broker's supervisor, which owns reconnecting, backoff and health.
-                retry=Retry(NoBackoff(), 0),
-                decode_responses=True,
-                # RESP2: with RESP3 and decoded responses, redis-py 8 does not recognise the
-                # pub/sub PONG that the liveness check below depends on.
-                protocol=2,
-                # A producer may publish bytes that are not UTF-8; they must not end a link,
-                # nor reach subscribers as U+FFFD: surrogateescape keeps them visible as lone
-                # surrogates, which `producers.route` refuses (and counts).
-                encoding_errors="surrogateescape",
-                client_name=f"hive-ws-{instance_id}",
-            )
-        )
+        self.sentinels = _sentinels(settings)
+        """With Sentinels: who to ask for the primary (their `failed` entries go to `/health`)."""
+        self.client = _client(settings, settings.redis_max_connections, instance_id)
+        # Publishes that wait for replicas (`WAIT`) hold their connection for up to
+        # `redis_wait_timeout_ms`: a pool of their own, so a burst of them never starves the
+        # heartbeat and the reads of connections (they would end the link).
+        self._waits = _client(settings, settings.redis_wait_max_publishes, instance_id)
+        self._wait_slots = asyncio.Semaphore(settings.redis_wait_max_publishes)
+        self.replicas = 0
+        """Replicas connected to the primary at its last `ROLE` (open, each heartbeat)."""
+        self.replica_seen = False
+        """Whether this link ever saw the primary with a replica."""
         self._pubsub = self.client.pubsub()
         self._append = self.client.register_script(_APPEND)
         self._heartbeat = self.client.register_script(_HEARTBEAT)
@@ -319,10 +337,12 @@ class RedisLink:
 
         Raises:
             RedisError, OSError: Redis is unreachable or failed, or (with Sentinels) no
-                Sentinel names a primary, or the node they name is not one.
+                Sentinel names a primary.
+            PrimaryMoved: the node (named by the Sentinels, or `redis_url`) is no primary.
         """
-        if self._sentinel is not None:
+        if self.sentinels is not None:
             await self._pin_primary()
+        await self._check_role()
         self.epoch = await self._join()
         # Read on after the last update delivered (entry ids are `<n>-0`, n = seq - epoch).
         start = {sub: self._feed.last_seq(sub) - self.epoch for sub in messages.SUBSCRIPTIONS}
@@ -355,6 +375,7 @@ class RedisLink:
             asyncio.create_task(self._read_forever(block_ms), name="redis-read"),
             asyncio.create_task(self._listen(), name="redis-listen"),
             asyncio.create_task(self._beat_forever(), name="redis-heartbeat"),
+            asyncio.create_task(self._watch_primary(), name="redis-sentinels"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -389,22 +410,33 @@ class RedisLink:
             `STALE` (-1) when this instance's last heartbeat is too old (nothing appended).
 
         Raises:
-            NotReplicated: appended, but fewer than `replicas` replicas confirmed it in time.
+            NotReplicated: appended, but fewer than `replicas` replicas confirmed it in time;
+                or (its `n` 0) not appended: `redis_wait_max_publishes` publishes were
+                waiting for replicas throughout `redis_wait_timeout_ms`.
             RedisError, OSError: Redis failed or changed epoch; the update may or may not
                 have been appended.
         """
         dedupe_ms = int(self._s.redis_producer_dedupe_seconds * _MS_PER_SECOND)
-        # One connection for both: WAIT counts the writes of the connection it runs on.
-        async with self.client.client() as one:
-            n = int(
-                await self._append_on(
-                    one, subscription, message_type, data, correlation_id, wall, once, dedupe_ms
-                )
-            )
-            if replicas and n > 0:
-                confirmed = int(await one.wait(replicas, self._s.redis_wait_timeout_ms))
-                if confirmed < replicas:
-                    raise NotReplicated(n, confirmed, replicas)
+        args = (subscription, message_type, data, correlation_id, wall, once, dedupe_ms)
+        if not replicas:
+            return int(await self._append_on(self.client, *args))
+        # At most `redis_wait_max_publishes` wait at once; the next waits for a turn within
+        # `redis_wait_timeout_ms`, then is refused unpublished (n = 0).
+        try:
+            async with asyncio.timeout(self._s.redis_wait_timeout_ms / _MS_PER_SECOND):
+                await self._wait_slots.acquire()
+        except TimeoutError:
+            raise NotReplicated(0, 0, replicas) from None
+        try:
+            # One connection for both: WAIT counts the writes of the connection it runs on.
+            async with self._waits.client() as one:
+                n = int(await self._append_on(one, *args))
+                if n > 0:
+                    confirmed = int(await one.wait(replicas, self._s.redis_wait_timeout_ms))
+                    if confirmed < replicas:
+                        raise NotReplicated(n, confirmed, replicas)
+        finally:
+            self._wait_slots.release()
         return n
 
     async def _append_on(
@@ -454,8 +486,9 @@ class RedisLink:
         timeout = self._s.redis_timeout_seconds
         await finish_within(timeout, self._pubsub.aclose())  # type: ignore[no-untyped-call]
         await finish_within(timeout, self.client.aclose(close_connection_pool=True))
-        if self._sentinel is not None:
-            await finish_within(timeout, self._sentinel.aclose())
+        await finish_within(timeout, self._waits.aclose(close_connection_pool=True))
+        if self.sentinels is not None:
+            await finish_within(timeout, self.sentinels.aclose())
 
     async def _stop(self, tasks: Sequence[asyncio.Task[None]]) -> None:
         """End the link's tasks; wait at most about 2 x `redis_timeout_seconds`."""
@@ -526,32 +559,59 @@ class RedisLink:
 
         Raises:
             MasterNotFoundError: no Sentinel answered with a primary that is up.
-            ConnectionError: the node named is not a primary (yet, or any more).
         """
-        assert self._sentinel is not None
-        host, port = await self._sentinel.discover_master(self._s.redis_sentinel_master)
-        self.address = (str(host), int(port))
-        kwargs = self.client.connection_pool.connection_kwargs
-        kwargs["host"], kwargs["port"] = self.address
-        role: Any = await self.client.role()
-        if not role or role[0] != "master":
-            raise ConnectionError(f"the Sentinels name {host}:{port}, but it is not a primary")
-        self._log.info("redis_primary", host=host, port=port)
+        assert self.sentinels is not None
+        host, port = await self._ask_sentinels()
+        self.address = (host, port)
+        for pool in (self.client.connection_pool, self._waits.connection_pool):
+            pool.connection_kwargs["host"], pool.connection_kwargs["port"] = self.address
+        self._log.info("redis_primary", host=host, port=port)  # `open` checks its ROLE next
+
+    async def _ask_sentinels(self) -> tuple[str, int]:
+        assert self.sentinels is not None
+        try:
+            return await self.sentinels.primary()
+        finally:
+            if self.sentinels.failed:
+                self._log.warning("redis_sentinels_failed", entries=self.sentinels.failed)
 
     async def _check_primary(self) -> None:
         """End the link once the Sentinels name another primary (see the module docstring).
 
-        A Sentinel that does not answer proves nothing: the link goes on.
+        Runs beside the heartbeat, never inside it: a hung Sentinel costs this check at
+        most `redis_timeout_seconds` and never delays a heartbeat or the PONG check. A
+        Sentinel query that fails proves nothing (the heartbeat's `ROLE` watches the
+        primary itself): the link goes on.
         """
-        if self._sentinel is None:
+        if self.sentinels is None:
             return
         try:
-            host, port = await self._sentinel.discover_master(self._s.redis_sentinel_master)
+            host, port = await self._ask_sentinels()
         except RedisError as exc:
             self._log.warning("redis_sentinels_unanswered", error=str(exc)[:200])
             return
-        if (str(host), int(port)) != self.address:
+        if (host, port) != self.address:
             raise PrimaryMoved(f"the Sentinels moved the primary to {host}:{port}")
+
+    async def _watch_primary(self) -> None:
+        period = self._s.redis_heartbeat_seconds
+        while self._running:
+            await asyncio.sleep(period)
+            await self._check_primary()
+
+    async def _check_role(self) -> None:
+        """Read the primary's `ROLE`: note its replicas; end the link once it is no primary.
+
+        Raises:
+            PrimaryMoved: the node answers as a replica (demoted, whatever the Sentinels say).
+        """
+        role: Any = await self.client.role()
+        if not role or role[0] != "master":
+            raise PrimaryMoved("the node this link is pinned to is no longer a primary")
+        # A primary answers ['master', offset, [[host, port, offset], ...]] (ROLE).
+        self.replicas = len(role[2]) if len(role) > 2 else 0
+        if self.replicas:
+            self.replica_seen = True
 
     # -- reading -----------------------------------------------------------------------
 
@@ -735,7 +795,7 @@ class RedisLink:
         while self._running:
             await asyncio.sleep(period)
             await self._beat()
-            await self._check_primary()
+            await self._check_role()
             # Each heartbeat is also a marker, so that names keep being agreed on.
             await self._publish_mark()
             # A pub/sub connection can die silently (a proxy or NAT drops it) while the

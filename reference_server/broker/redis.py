@@ -125,6 +125,12 @@ class RedisBroker:
         self._retry_at = 0.0
         self._last_error = ""
         self._closing = False
+        # Sticky: once the primary was seen with a replica (`ROLE`), publishes wait for one
+        # even after it goes, so a lost replica never silently unreplicates acknowledgements.
+        self._replica_seen = False
+        # When the last publish was refused for want of replicas (monotonic s; 0: never),
+        # and the first acknowledged since then: `/health` says degraded in between.
+        self._unreplicated_at = 0.0
 
     # -- Broker ------------------------------------------------------------------------
 
@@ -158,15 +164,12 @@ class RedisBroker:
                 "Redis is unreachable; the update was not published", self._retry_after()
             )
         wall = self._clock()
+        replicas = self._replicas_wanted(link)
         try:
             n = await link.append(
-                subscription,
-                message_type,
-                data,
-                correlation_id,
-                wall,
-                replicas=self._s.redis_replicas_to_confirm,
+                subscription, message_type, data, correlation_id, wall, replicas=replicas
             )
+            self._unreplicated_at = 0.0
             confirmed = self._acks.wait(subscription, n)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
             # caller's cancellation (CPython gh-86296).
@@ -179,6 +182,14 @@ class RedisBroker:
             ) from None
         except NotReplicated as exc:
             self._metrics.publishes_unreplicated.inc()
+            self._unreplicated_at = time.monotonic()
+            if exc.n == 0:
+                raise BrokerUnavailable(
+                    f"The update reached 0 of {exc.wanted} Redis replicas within "
+                    f"{self._s.redis_wait_timeout_ms} ms: {self._s.redis_wait_max_publishes} "
+                    "publishes were waiting for replicas all that time; it was not published",
+                    float(MIN_RETRY_AFTER_SECONDS),
+                ) from None
             raise BrokerUnavailable(
                 f"The update reached {exc.confirmed} of {exc.wanted} Redis replicas within "
                 f"{self._s.redis_wait_timeout_ms} ms, so a failover could lose it; it was not "
@@ -200,6 +211,11 @@ class RedisBroker:
             wall=wall,
         )
 
+    def _replicas_wanted(self, link: RedisLink) -> int:
+        """Replicas a publish waits for now: the setting, or its topology-following default."""
+        self._replica_seen = self._replica_seen or link.replica_seen
+        return self._s.redis_replicas_to_confirm(replica_seen=self._replica_seen)
+
     async def history(self, subscription: str, after_seq: int) -> History:
         """This instance's kept updates of `subscription` after `after_seq`.
 
@@ -220,18 +236,30 @@ class RedisBroker:
         return self._feed.last_seq(subscription)
 
     def status(self) -> BrokerStatus:
-        """Connected while a link is up; its epoch, peers and last error for `/health`."""
+        """Connected while a link is up; its epoch, peers and last error for `/health`.
+
+        Also `degraded` while connected, from a publish refused for want of replicas
+        until the next acknowledged one.
+        """
         link = self._link
-        return BrokerStatus(
-            "redis",
-            link is not None,
-            {
-                "instance": self.instance_id,
-                "epoch": self._feed.epoch,
-                "live_instances": len(self._acks.live) if link is not None else 0,
-                "last_error": self._last_error,
-            },
-        )
+        details: dict[str, Any] = {
+            "instance": self.instance_id,
+            "epoch": self._feed.epoch,
+            "live_instances": len(self._acks.live) if link is not None else 0,
+            "last_error": self._last_error,
+        }
+        if link is not None:
+            details["replicas"] = link.replicas
+            details["replicas_to_confirm"] = self._replicas_wanted(link)
+            if link.sentinels is not None:
+                details["sentinels_failed"] = dict(link.sentinels.failed)
+        degraded = ""
+        if link is not None and self._unreplicated_at > 0:
+            degraded = (
+                "publishes are refused: fewer than "
+                f"{details['replicas_to_confirm']} replicas confirm them"
+            )
+        return BrokerStatus("redis", link is not None, details, degraded)
 
     async def close(self) -> None:
         """Leave the live set and disconnect, in at most 5 x `redis_timeout_seconds`.
@@ -290,6 +318,7 @@ class RedisBroker:
                 self._last_error = _describe(exc)
                 self._log.warning("redis_link_down", error=self._last_error)
             finally:
+                self._replica_seen = self._replica_seen or link.replica_seen
                 self._down()
                 await link.aclose()
             if not first.done():

@@ -120,6 +120,7 @@ def test_prometheus_fires_broker_down_and_backpressure_alerts_within_their_for_w
         {
             "REDIS_URL": redis_server.url,
             "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+            "WS_REDIS_WAIT_TIMEOUT_MS": "300",
             "WS_SEND_QUEUE_MAX_MESSAGES": "50",
             "WS_SEND_TIMEOUT_SECONDS": "60",
         }

@@ -50,17 +50,56 @@ def test_sentinels_are_read_as_addresses_and_default_to_one_replica_confirming()
         ("10.0.0.1", 26379),
         ("::1", 26380),
     ]
-    assert s.redis_enabled and s.redis_replicas_to_confirm == 1
-    assert Settings.from_env({**env, "WS_REDIS_WAIT_REPLICAS": "0"}).redis_replicas_to_confirm == 0
-    assert Settings.from_env({**env, "WS_REDIS_WAIT_REPLICAS": ""}).redis_replicas_to_confirm == 1
+    assert s.redis_enabled and s.redis_replicas_to_confirm() == 1
+    zero = Settings.from_env({**env, "WS_REDIS_WAIT_REPLICAS": "0"})
+    assert zero.redis_replicas_to_confirm(replica_seen=True) == 0
+    assert Settings.from_env({**env, "WS_REDIS_WAIT_REPLICAS": ""}).redis_replicas_to_confirm() == 1
 
 
-def test_a_plain_redis_url_confirms_with_no_replica_unless_told() -> None:
+def test_a_plain_redis_url_confirms_with_one_replica_once_one_was_seen_unless_told() -> None:
     s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0"})
-    assert s.redis_enabled and s.redis_replicas_to_confirm == 0
+    assert s.redis_enabled and s.redis_replicas_to_confirm() == 0
+    assert s.redis_replicas_to_confirm(replica_seen=True) == 1
     s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "WS_REDIS_WAIT_REPLICAS": "2"})
-    assert s.redis_replicas_to_confirm == 2
+    assert s.redis_replicas_to_confirm() == 2
+    s = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "WS_REDIS_WAIT_REPLICAS": "0"})
+    assert s.redis_replicas_to_confirm(replica_seen=True) == 0
     assert not Settings().redis_enabled
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"REDIS_URL": "redis://127.0.0.1:1/0"},
+        {"WS_REDIS_SENTINELS": "127.0.0.1:26379", "WS_REDIS_SENTINEL_MASTER": "hive"},
+    ],
+)
+def test_a_wait_timeout_without_room_for_redis_tick_is_refused_naming_both_settings(
+    env: dict[str, str],
+) -> None:
+    # Redis ends a timed-out WAIT only at its next cron tick (100 ms at hz 10): 990 ms with
+    # a 1 s socket timeout ended as a socket timeout, not as the promised 503.
+    tight = {**env, "WS_REDIS_TIMEOUT_SECONDS": "1", "WS_REDIS_WAIT_TIMEOUT_MS": "990"}
+    with pytest.raises(SettingsError, match=r"WS_REDIS_WAIT_TIMEOUT_MS.*WS_REDIS_TIMEOUT_SECONDS"):
+        Settings.from_env(tight)
+    assert Settings.from_env({**tight, "WS_REDIS_WAIT_TIMEOUT_MS": "800"})
+    assert Settings.from_env({**tight, "WS_REDIS_WAIT_REPLICAS": "0"})  # nothing waits
+
+
+def test_passwords_for_sentinel_deployments_are_refused_without_sentinels_and_never_shown() -> None:
+    with pytest.raises(SettingsError, match="put the password in the URL"):
+        Settings.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "WS_REDIS_PASSWORD": "x"})
+    with pytest.raises(SettingsError, match="WS_REDIS_SENTINEL_PASSWORD needs"):
+        Settings.from_env({"WS_REDIS_SENTINEL_PASSWORD": "x"})
+    s = Settings.from_env(
+        {
+            "WS_REDIS_SENTINELS": "127.0.0.1:26379",
+            "WS_REDIS_SENTINEL_MASTER": "hive",
+            "WS_REDIS_PASSWORD": "node-secret",
+            "WS_REDIS_SENTINEL_PASSWORD": "sentinel-secret",
+        }
+    )
+    assert "secret" not in repr(s)
 
 
 def test_redis_url_and_overrides() -> None:

@@ -215,6 +215,7 @@ def test_a_snapshot_older_than_the_other_instances_history_gets_resync_required(
 # Fast failure detection, so a Redis restart is over in about a second.
 _FAST = {
     "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+    "WS_REDIS_WAIT_TIMEOUT_MS": "300",
     "WS_REDIS_HEARTBEAT_SECONDS": "0.2",
     "WS_REDIS_BACKOFF_BASE_SECONDS": "0.05",
     "WS_REDIS_BACKOFF_CAP_SECONDS": "0.5",

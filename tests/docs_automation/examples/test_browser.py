@@ -238,6 +238,7 @@ def test_health_dashboard_broker_panel_turns_red_while_redis_is_down_and_recover
         {
             "REDIS_URL": redis_server.url,
             "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+            "WS_REDIS_WAIT_TIMEOUT_MS": "300",
             "WS_REDIS_BACKOFF_CAP_SECONDS": "1",
             "WS_CORS_ALLOWED_ORIGINS": base.rstrip("/"),
         }

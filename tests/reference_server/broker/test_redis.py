@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 
 FAST = {
     "redis_timeout_seconds": 0.5,
+    "redis_wait_timeout_ms": 300,
     "redis_heartbeat_seconds": 0.2,
     "redis_ack_timeout_seconds": 2.0,
     "redis_backoff_base_seconds": 0.05,
@@ -394,7 +395,13 @@ def test_reconnects_follow_the_capped_full_jitter_backoff() -> None:
 def test_a_server_says_degraded_and_answers_503_while_its_redis_is_down(
     redis_server: RedisProcess, server_factory: Callable[..., ServerProcess]
 ) -> None:
-    server = server_factory({"REDIS_URL": redis_server.url, "WS_REDIS_TIMEOUT_SECONDS": "0.5"})
+    server = server_factory(
+        {
+            "REDIS_URL": redis_server.url,
+            "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+            "WS_REDIS_WAIT_TIMEOUT_MS": "300",
+        }
+    )
     publish_url = server.http + "/api/dashboard/websocket/broadcast?subscription=alerts"
     alert = {"alerts": [{"level": "critical", "message": "disk full"}]}
 
@@ -499,6 +506,7 @@ def test_a_server_stops_within_its_bound_while_its_redis_hangs(
     env = {
         "REDIS_URL": redis_server.url,
         "WS_REDIS_TIMEOUT_SECONDS": "0.5",
+        "WS_REDIS_WAIT_TIMEOUT_MS": "300",
         "WS_SHUTDOWN_GRACE_SECONDS": "1",
         "WS_LOG_LEVEL": "warning",
     }

@@ -14,7 +14,12 @@ Sentinel:
   READONLY forever (redis/redis-py#460; spring-projects/spring-data-redis#2668);
 - a Sentinel list in which some are down or hung still finds the primary, in bounded time
   (the `MasterNotFoundError`s of redis/redis-py#1125 and #3186 came from Sentinels that did
-  not answer within the socket timeout).
+  not answer within the socket timeout);
+- a Sentinel that hangs, or all of them, never takes a healthy primary away, and an entry
+  that answers with an error does not hide the Sentinels after it (review of issue 16);
+- a burst of publishes waiting for a lost replica never starves the heartbeat;
+- Redis nodes and Sentinels with passwords (redis/redis-py#483, #1219: no way to give the
+  Sentinels' password was redis-py's most reported Sentinel failure).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,7 +41,7 @@ from reference_server.broker.redis import RedisBroker
 from reference_server.errors import BrokerUnavailable
 from reference_server.metrics import Metrics
 from reference_server.settings import Settings
-from tests.procs import free_port, start_redis
+from tests.procs import free_port, start_redis, start_sentinel
 from tests.sentinels import MASTER, Topology, topology
 
 pytestmark = pytest.mark.integration
@@ -252,3 +258,294 @@ def test_a_sentinel_list_with_dead_and_hung_entries_still_finds_the_primary() ->
         # One connect refused, one Sentinel timing out (0.5 s), then an answer.
         print(f"\nfirst publish acknowledged {took:.2f} s after start")
         assert took < 5
+
+
+RECONNECTS = "leanvibe_ws_broker_reconnect_attempts_total"
+
+
+def test_a_sentinel_hanging_after_it_answered_does_not_take_a_healthy_primary_away() -> None:
+    with topology() as top:
+        asked_first = top.sentinels[0]  # the link asks its Sentinels in the order listed
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            before = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            # The Sentinel's host stops answering (powered off, packets dropped): no RST.
+            asked_first.proc.send_signal(signal.SIGSTOP)
+            down_seen = 0
+            refused = 0
+            try:
+                deadline = time.monotonic() + 4
+                ident = 2
+                while time.monotonic() < deadline:
+                    if not a.broker.status().connected:
+                        down_seen += 1
+                    try:
+                        await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                    except BrokerUnavailable:
+                        refused += 1
+                    ident += 1
+                    await asyncio.sleep(0.05)
+            finally:
+                asked_first.proc.send_signal(signal.SIGCONT)
+            after = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            # The primary answered all along: nothing should have noticed the Sentinel.
+            assert (after - before, down_seen, refused) == (0, 0, 0)
+
+        run(top, scenario, "a")
+
+
+def test_a_burst_of_publishes_waiting_for_a_lost_replica_does_not_drop_the_link() -> None:
+    with topology() as top:
+        primary = top.primary()
+        replica = top.other(primary)
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            before = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            # Replication stops (as in test_sentinel): the replica cannot re-authenticate.
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "not-the-password")
+            with redis.Redis(port=primary.port, socket_timeout=2) as c:
+                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            down_seen = 0
+            watching = True
+
+            async def watch() -> None:
+                nonlocal down_seen
+                while watching:
+                    if not a.broker.status().connected:
+                        down_seen += 1
+                    await asyncio.sleep(0.02)
+
+            async def one(ident: int) -> str:
+                try:
+                    await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                except BrokerUnavailable as exc:
+                    return str(exc)
+                return "acknowledged"
+
+            watcher = asyncio.create_task(watch())
+            try:
+                outcomes = await asyncio.wait_for(
+                    asyncio.gather(*(one(i) for i in range(2, 202))), timeout=60
+                )
+            finally:
+                watching = False
+                await watcher
+            # Every publish refused for want of a replica (as promised), and nothing else.
+            kinds = {o.split(" within")[0] for o in outcomes}
+            after = a.metrics.registry.get_sample_value(RECONNECTS) or 0
+            assert (kinds, after - before, down_seen) == (
+                {"The update reached 0 of 1 Redis replicas"},
+                0,
+                0,
+            )
+
+        run(top, scenario, "a")
+
+
+def test_with_redis_url_and_a_replica_an_update_the_replica_lacks_is_not_acknowledged() -> None:
+    primary = start_redis()
+    replica = start_redis(replica_of=primary.port)
+    try:
+        deadline = time.monotonic() + 20
+        with redis.Redis(port=primary.port, socket_timeout=2, decode_responses=True) as c:
+            while c.info("replication").get("connected_slaves") != 1:
+                assert time.monotonic() < deadline, "the replica never connected"
+                time.sleep(0.1)
+
+        async def main() -> None:
+            metrics = Metrics()
+            settings = Settings(redis_url=f"redis://127.0.0.1:{primary.port}", **TIGHT)
+            broker = RedisBroker(
+                settings, metrics, instance_id="a", rng=random.Random(), new_id=new_uuid
+            )
+            await broker.start(lambda _update: None)
+            try:
+                deadline = time.monotonic() + 10
+                while True:  # acknowledged while the replica is in sync
+                    try:
+                        await broker.publish("agents", "agent_update", {"id": 1}, "c1")
+                        break
+                    except BrokerUnavailable:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.1)
+                # The replica stalls (still connected, as the primary sees it).
+                replica.proc.send_signal(signal.SIGSTOP)
+                try:
+                    with pytest.raises(BrokerUnavailable):
+                        await broker.publish("agents", "agent_update", {"id": 2}, "c2")
+                finally:
+                    replica.proc.send_signal(signal.SIGCONT)
+            finally:
+                await broker.close()
+
+        asyncio.run(main())
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+def test_a_wait_timeout_the_settings_accept_ends_as_unreplicated_not_as_a_socket_timeout() -> None:
+    with topology() as top:
+        primary = top.primary()
+        replica = top.other(primary)
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "not-the-password")
+            with redis.Redis(port=primary.port, socket_timeout=2) as c:
+                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            details = []
+            for ident in range(2, 12):
+                try:
+                    await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                except BrokerUnavailable as exc:
+                    details.append(str(exc).split(" within")[0])
+            unreplicated = "leanvibe_ws_publishes_unreplicated_total"
+            assert details == ["The update reached 0 of 1 Redis replicas"] * 10
+            assert a.metrics.registry.get_sample_value(unreplicated) == 10
+            # Connected, but publishes cannot be acknowledged: /health must not say healthy.
+            status = a.broker.status()
+            assert (status.connected, status.healthy) == (True, False)
+            assert "replicas" in status.degraded
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "")
+            await publish_when_possible(a, 100, within=20)
+            assert a.broker.status().healthy
+
+        # The longest WAIT timeout the settings accept with a 1 s Redis timeout (990 ms is
+        # refused at start-up: test_settings).
+        run(
+            top,
+            scenario,
+            "a",
+            redis_timeout_seconds=1.0,
+            redis_wait_timeout_ms=800,
+            redis_heartbeat_seconds=0.3,
+        )
+
+
+def test_every_sentinel_hung_leaves_a_link_to_a_healthy_primary_up() -> None:
+    with topology() as top:
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            for sentinel in top.sentinels:
+                sentinel.proc.send_signal(signal.SIGSTOP)
+            refused = 0
+            try:
+                deadline = time.monotonic() + 4
+                ident = 2
+                while time.monotonic() < deadline:
+                    try:
+                        await a.broker.publish("agents", "agent_update", {"id": ident}, f"c{ident}")
+                    except BrokerUnavailable:
+                        refused += 1
+                    ident += 1
+                    await asyncio.sleep(0.05)
+            finally:
+                for sentinel in top.sentinels:
+                    sentinel.proc.send_signal(signal.SIGCONT)
+            assert (refused, a.broker.status().connected) == (0, True)
+
+        run(top, scenario, "a")
+
+
+def test_an_entry_answering_with_an_error_does_not_hide_the_sentinels_after_it() -> None:
+    with topology() as top:
+        not_a_sentinel = start_redis()  # e.g. a port mix-up: 6379 listed for 26379
+        addresses = (
+            f"127.0.0.1:{not_a_sentinel.port}",
+            *(s.address for s in top.sentinels),
+        )
+
+        async def main() -> None:
+            node = Node(addresses, "a")
+            await node.broker.start(node.got.append)
+            try:
+                await publish_when_possible(node, 1, within=10)
+                failed = node.broker.status().details["sentinels_failed"]
+                assert list(failed) == [addresses[0]], failed  # named on /health
+            finally:
+                await node.broker.close()
+
+        try:
+            asyncio.run(main())
+        finally:
+            not_a_sentinel.stop()
+
+
+def test_an_entry_refusing_for_max_clients_does_not_hide_the_sentinels_after_it() -> None:
+    # redis/redis-py#609: a Sentinel at its `maxclients` answers "ERR max number of clients
+    # reached" (then a ResponseError that discover_master did not skip; redis-py 8 turns it
+    # into a ConnectionError as it closes the socket). Skipped and named, either way.
+    with topology() as top:
+        full = start_redis()
+        holder = socket.create_connection(("127.0.0.1", full.port), timeout=2)
+        try:
+            with redis.Redis(port=full.port, socket_timeout=2) as c:
+                c.config_set("maxclients", 1)  # this client's own connection is the one
+            addresses = (f"127.0.0.1:{full.port}", *(s.address for s in top.sentinels))
+
+            async def main() -> None:
+                node = Node(addresses, "a")
+                await node.broker.start(node.got.append)
+                try:
+                    await publish_when_possible(node, 1, within=10)
+                    failed = node.broker.status().details["sentinels_failed"]
+                    assert list(failed) == [addresses[0]], failed
+                finally:
+                    await node.broker.close()
+
+            asyncio.run(main())
+        finally:
+            holder.close()
+            full.stop()
+
+
+def test_nodes_and_sentinels_with_passwords_are_reached_with_the_two_password_settings() -> None:
+    secret, sentinel_secret = "node-pass", "sentinel-pass"
+    primary = start_redis(password=secret)
+    replica = start_redis(replica_of=primary.port, password=secret)
+    sentinel = start_sentinel(
+        MASTER, primary.port, quorum=1, auth_pass=secret, password=sentinel_secret
+    )
+    try:
+
+        async def main() -> None:
+            good = Node(
+                (sentinel.address,),
+                "a",
+                redis_password=secret,
+                redis_sentinel_password=sentinel_secret,
+            )
+            await good.broker.start(good.got.append)
+            try:
+                # Acknowledged: the primary was reached and its replica confirmed (WAIT 1).
+                await publish_when_possible(good, 1, within=20)
+                assert good.broker.status().details["replicas"] == 1
+            finally:
+                await good.broker.close()
+            # Without the Sentinel's password the entry is named with its refusal.
+            bad = Node((sentinel.address,), "b", redis_password=secret)
+            await bad.broker.start(bad.got.append)
+            try:
+                status = bad.broker.status()
+                assert not status.connected
+                assert sentinel.address in status.details["last_error"]
+                assert "auth" in status.details["last_error"].lower()
+            finally:
+                await bad.broker.close()
+
+        asyncio.run(main())
+    finally:
+        sentinel.stop()
+        replica.stop()
+        primary.stop()

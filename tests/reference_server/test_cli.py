@@ -1,4 +1,4 @@
-"""Review of the Sentinel options on the command line: "command-line options win"."""
+"""The Redis options on the command line: "command-line options win" over the environment."""
 
 from __future__ import annotations
 
@@ -47,14 +47,6 @@ def _starts(args: list[str], env: dict[str, str]) -> tuple[bool, str]:
             proc.stderr.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cli.md says command-line options win over the environment, but --redis-sentinels "
-        "with REDIS_URL left in the environment exits 2 ('set either REDIS_URL or "
-        "WS_REDIS_SENTINELS, not both') instead of using the Sentinels"
-    ),
-)
 def test_redis_sentinels_on_the_command_line_win_over_redis_url_in_the_environment() -> None:
     dead = f"127.0.0.1:{free_port()}"  # no Sentinel answers: the server starts degraded
     started, stderr = _starts(
@@ -62,3 +54,36 @@ def test_redis_sentinels_on_the_command_line_win_over_redis_url_in_the_environme
         {"REDIS_URL": "redis://127.0.0.1:1"},
     )
     assert started, stderr
+
+
+def test_redis_url_on_the_command_line_wins_over_sentinels_in_the_environment() -> None:
+    started, stderr = _starts(
+        ["--redis-url", f"redis://127.0.0.1:{free_port()}"],  # nobody there: starts degraded
+        {"WS_REDIS_SENTINELS": f"127.0.0.1:{free_port()}", "WS_REDIS_SENTINEL_MASTER": "hive"},
+    )
+    assert started, stderr
+
+
+def test_redis_url_and_sentinels_both_on_the_command_line_exit_2_naming_both() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reference_server",
+            "--redis-url",
+            f"redis://{dead}",
+            "--redis-sentinels",
+            dead,
+            "--redis-sentinel-master",
+            "hive",
+        ],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("WS_", "REDIS_"))},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "REDIS_URL" in proc.stderr and "WS_REDIS_SENTINELS" in proc.stderr
