@@ -1,0 +1,133 @@
+// The snapshot handshake's bookkeeping, with a scripted socket: the interleavings that matter
+// (updates arriving while the snapshot is taken, a replay overlapping them) cannot be made to
+// happen on demand with a real server. The browser tests run the same handshake for real.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { HiveClient } from "../dist/index.js";
+import { FakeEnvironment } from "./helpers.js";
+
+class ScriptedSocket {
+  static last = null;
+  constructor(url) {
+    this.url = url;
+    this.readyState = 1;
+    this.sent = [];
+    this.onmessage = this.onclose = this.onopen = this.onerror = null;
+    ScriptedSocket.last = this;
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  deliver(frame) {
+    this.onmessage({ data: JSON.stringify({ correlation_id: "x", timestamp: "2026-11-29T00:00:00Z", ...frame }) });
+  }
+}
+
+const established = (subscriptions = []) => ({
+  type: "connection_established",
+  connection_id: "c",
+  subscriptions,
+  server_time: "2026-11-29T00:00:00Z",
+  contract_version: "1.1.0",
+});
+const update = (seq) => ({ type: "agent_update", subscription: "agents", data: { seq }, seq });
+
+function start() {
+  const hive = new HiveClient({ url: "ws://127.0.0.1:1/ws", WebSocket: ScriptedSocket, environment: new FakeEnvironment(), pingIntervalMs: 0 });
+  const seqs = [];
+  const snapshots = [];
+  hive.on("update", (frame) => seqs.push(frame.seq));
+  hive.on("snapshot", (snapshot) => snapshots.push(snapshot));
+  hive.start();
+  return { hive, seqs, snapshots, socket: ScriptedSocket.last };
+}
+
+test("snapshot first: not subscribed in the URL, then subscribe with resume = positions", async () => {
+  const { hive, seqs, socket } = start();
+  const taken = hive.snapshot("agent_status", ["agents"]);
+  assert.equal(new URL(socket.url).searchParams.get("subscriptions"), "");
+  socket.deliver(established());
+  const request = socket.sent.find((f) => f.type === "request_data");
+  assert.equal(request.data_type, "agent_status");
+  socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: { agents: [] }, positions: { agents: 41 } });
+  const snapshot = await taken;
+  assert.deepEqual(snapshot.positions, { agents: 41 });
+  const subscribe = socket.sent.find((f) => f.type === "subscribe");
+  assert.deepEqual(subscribe.subscriptions, ["agents"]);
+  assert.deepEqual(subscribe.resume, { agents: 41 });
+  socket.deliver(update(42));
+  socket.deliver(update(43));
+  assert.deepEqual(seqs, [42, 43]);
+  hive.stop();
+});
+
+test("updates during the snapshot are held, and those it covers dropped", () => {
+  const { hive, seqs, socket } = start();
+  hive.subscribe(["agents"]);
+  socket.deliver(established(["agents"]));
+  socket.deliver(update(10));
+  hive.snapshot("agent_status", ["agents"]);
+  const request = socket.sent.find((f) => f.type === "request_data");
+  socket.deliver(update(11));
+  socket.deliver(update(12));
+  socket.deliver(update(13));
+  assert.deepEqual(seqs, [10], "nothing delivered while the snapshot is pending");
+  socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: {}, positions: { agents: 12 } });
+  socket.deliver(update(13)); // a replay overlapping the buffer
+  socket.deliver(update(14));
+  assert.deepEqual(seqs, [10, 13, 14]);
+  assert.equal(socket.sent.filter((f) => f.type === "subscribe").length, 0, "already streaming: no second subscribe");
+  hive.stop();
+});
+
+test("resync_required re-takes the snapshot and nothing it covers is delivered twice", () => {
+  const { hive, seqs, snapshots, socket } = start();
+  hive.snapshot("agent_status", ["agents"]);
+  socket.deliver(established());
+  let request = socket.sent.find((f) => f.type === "request_data");
+  socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: {}, positions: { agents: 5 } });
+  socket.deliver({ type: "subscription_updated", subscriptions: ["agents"] });
+  socket.deliver({ type: "resync_required", subscription: "agents", last_seq: 5, oldest_seq: 100, latest_seq: 102 });
+  socket.deliver(update(100));
+  socket.deliver(update(101));
+  request = socket.sent.filter((f) => f.type === "request_data").at(-1);
+  assert.equal(socket.sent.filter((f) => f.type === "request_data").length, 2);
+  socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: {}, positions: { agents: 101 } });
+  socket.deliver(update(102));
+  assert.deepEqual(seqs, [102]);
+  assert.equal(snapshots.length, 2);
+  hive.stop();
+});
+
+test("a gap nobody announced is reported", () => {
+  const { hive, socket } = start();
+  const gaps = [];
+  hive.on("gap", (gap) => gaps.push(gap));
+  hive.subscribe(["agents"]);
+  socket.deliver(established(["agents"]));
+  socket.deliver(update(1));
+  socket.deliver(update(4));
+  assert.deepEqual(gaps, [{ subscription: "agents", from: 2, to: 3 }]);
+  hive.stop();
+});
+
+test("the snapshot buffer is bounded: past it the client drops the connection", () => {
+  const hive = new HiveClient({ url: "ws://127.0.0.1:1/ws", WebSocket: ScriptedSocket, environment: new FakeEnvironment(), pingIntervalMs: 0, maxBufferedBytes: 2000 });
+  const problems = [];
+  const closes = [];
+  hive.on("problem", (error) => problems.push(error.message));
+  hive.on("close", (info) => closes.push(info));
+  hive.subscribe(["agents"]);
+  hive.start();
+  const socket = ScriptedSocket.last;
+  socket.deliver(established(["agents"]));
+  hive.snapshot("agent_status", ["agents"]);
+  for (let seq = 1; seq <= 10; seq += 1) socket.deliver(update(seq));
+  assert.match(problems.join("\n"), /snapshot buffer over 2000 bytes/);
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0].reconnect, true);
+  hive.stop();
+});
