@@ -48,8 +48,12 @@ export interface Environment {
 
 /** Options of {@link HiveClient}; every limit has a unit and a default. */
 export interface ClientOptions {
-  /** `ws://host:port/api/dashboard/ws/dashboard` (query parameters are added by the client). */
-  url: string;
+  /**
+   * `ws://host:port/api/dashboard/ws/dashboard` (query parameters are added by the client), or
+   * a function of the number of connection attempts made so far (0, 1, ...) that returns it:
+   * rotate through instances so a reconnect after one fails tries the next.
+   */
+  url: string | ((attempts: number) => string);
   /** Sent as `?access_token=` (browsers cannot set headers on a WebSocket). */
   token?: string;
   /** Subscriptions to stream live from the first connection, without a snapshot. */
@@ -167,6 +171,7 @@ export class HiveClient {
   private attempt = 0;
   private stopped = true;
   private counter = 0;
+  private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -352,7 +357,7 @@ export class HiveClient {
   }
 
   private url(): string {
-    const url = new URL(this.o.url);
+    const url = new URL(typeof this.o.url === "string" ? this.o.url : this.o.url(this.attempts++));
     const streaming = [...this.live].filter((name) => !this.covered(name) || this.lastSeq.has(name));
     url.searchParams.set("subscriptions", streaming.join(","));
     const resume = streaming.filter((name) => this.lastSeq.has(name)).map((name) => `${name}:${this.lastSeq.get(name)}`);
