@@ -122,9 +122,12 @@ export interface ClientEvents {
   problem: Error;
 }
 
-type FrameEvents = { [K in ControlType]: Extract<ServerFrame, { type: K }> };
-type Events = ClientEvents & FrameEvents;
-type Handler<K extends keyof Events> = (event: Events[K]) => void;
+/** One event per control frame type, carrying that frame. */
+export type FrameEvents = { [K in ControlType]: Extract<ServerFrame, { type: K }> };
+/** Every event `on` accepts: lifecycle events and one per control frame type. */
+export type Events = ClientEvents & FrameEvents;
+/** A handler of `event`: it receives that event's value. */
+export type Handler<K extends keyof Events> = (event: Events[K]) => void;
 
 interface Pending {
   correlationId: string;
@@ -248,6 +251,16 @@ export class HiveClient {
     env.document?.removeEventListener("visibilitychange", this.wake);
     clearTimeout(this.retryTimer);
     this.drop(1000, "client stopped");
+  }
+
+  /**
+   * Drop the connection and connect again at once (within `backoffBaseMs`), resuming every
+   * subscription from its last `seq`: after a token refresh, or to see recovery work.
+   */
+  reconnect(): void {
+    this.attempt = 0;
+    if (this.socket) this.drop(CLIENT_CLOSE, "reconnect");
+    else this.wake();
   }
 
   /** Stream `subscriptions` live, resuming from their last `seq` when they had one. */
