@@ -9,6 +9,7 @@ seq bookkeeping.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import threading
@@ -59,7 +60,8 @@ window.makeClients = (count, options, snapshot) => {
       record.snapshots.push({ positions: s.positions, before, data: s.data, at: Date.now() });
     });
     client.on("open", () => record.opens.push(Date.now()));
-    client.on("close", (c) => record.closes.push({ code: c.code, reconnect: c.reconnect, at: Date.now() }));
+    client.on("close", (c) =>
+      record.closes.push({ code: c.code, reconnect: c.reconnect, at: Date.now() }));
     client.on("resync_required", () => (record.resyncs += 1));
     client.on("gap", (g) => record.gaps.push(g));
     client.on("problem", (e) => record.problems.push(e.message));
@@ -206,6 +208,6 @@ def tally(record: dict[str, Any], subscription: str, acked: Sequence[int]) -> Ta
         received=len(got),
         duplicated=len(got) - len(seen),
         lost=lost,
-        out_of_order=sum(1 for a, b in zip(got, got[1:], strict=False) if b <= a),
+        out_of_order=sum(1 for a, b in itertools.pairwise(got) if b <= a),
         snapshots=len(covered),
     )

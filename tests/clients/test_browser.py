@@ -54,7 +54,9 @@ def page(browser: Any, page_url: str) -> Iterator[Page]:
     assert errors == [], errors
 
 
-def make(page: Page, count: int, urls: list[str], snapshot: dict[str, Any] | None = None, **client: Any) -> None:
+def make(
+    page: Page, count: int, urls: list[str], snapshot: dict[str, Any] | None = None, **client: Any
+) -> None:
     page.evaluate(
         "([count, options, snapshot]) => makeClients(count, options, snapshot)",
         [count, {"urls": urls, "client": client}, snapshot],
@@ -143,7 +145,9 @@ def test_snapshot_handshake_under_load_loses_and_repeats_nothing(page: Page) -> 
         server.stop()
 
 
-def check_snapshot_honest(snapshot: dict[str, Any], acked: list[tuple[int, dict[str, Any]]]) -> None:
+def check_snapshot_honest(
+    snapshot: dict[str, Any], acked: list[tuple[int, dict[str, Any]]]
+) -> None:
     """Every agent in the snapshot shows its last acknowledged update at or before the
     snapshot's position (the positions do not claim more, or less, than the data holds)."""
     position = snapshot["positions"]["agents"]

@@ -9,13 +9,14 @@ clients, the issue's floor) is marked `long` (scripts/long).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 from docs_automation.examples.browser import launch
 from tests.clients.browser import Publisher, served_page, tally
@@ -60,9 +61,7 @@ def run_chaos(page_url: str, seconds: float, clients: int, rate: float) -> dict[
                 "([count, options, snapshot]) => makeClients(count, options, snapshot)",
                 [clients, {"urls": [s.ws for s in servers], "client": {}}, SNAPSHOT],
             )
-            page.wait_for_function(
-                "records.every((r) => r.snapshots.length >= 1)", timeout=30_000
-            )
+            page.wait_for_function("records.every((r) => r.snapshots.length >= 1)", timeout=30_000)
             publisher.start()
             deadline = time.monotonic() + seconds
             step = 0
@@ -82,14 +81,13 @@ def run_chaos(page_url: str, seconds: float, clients: int, rate: float) -> dict[
             time.sleep(max(0.0, deadline - time.monotonic()))
             publisher.stop()
             last = publisher.seqs[-1]
-            try:
+            # On a timeout the tally below names what is missing.
+            with contextlib.suppress(PlaywrightTimeout):
                 page.wait_for_function(
                     f"records.every((r) => (r.received.agents ?? []).includes({last})"
                     f" || r.snapshots.some((s) => s.positions.agents >= {last}))",
                     timeout=CATCH_UP_MS,
                 )
-            except PlaywrightTimeout:
-                pass  # the tally below names what is missing
             found = page.evaluate("window.records")
             page.evaluate("window.clients.forEach((c) => c.stop())")
         finally:
