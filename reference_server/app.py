@@ -31,7 +31,7 @@ from .broker.base import Broker
 from .broker.memory import MemoryBroker
 from .broker.redis import MIN_RETRY_AFTER_SECONDS, RedisBroker
 from .demo import run_demo
-from .errors import BrokerUnavailable, LimitsError, PublishError
+from .errors import BrokerUnavailable, DataRequestError, LimitsError, PublishError
 from .messages import IdFactory
 from .metrics import Metrics
 from .server import Server
@@ -383,6 +383,66 @@ def _routes(app: FastAPI, server: Server) -> None:
             "subscriptions": server.hub.counts(),
             "uptime_seconds": server.uptime(),
         }
+
+    @app.get(
+        "/api/dashboard/data/{data_type}",
+        summary="A snapshot of server state with its stream positions",
+        description="The REST twin of `request_data`: the same `data` a `data_response` "
+        "carries, and its `positions` (subscription -> the `seq` of the last update the data "
+        "reflects), taken together. Subscribe with `resume` set to `positions` to receive "
+        "exactly the updates after the snapshot, on this instance or another one sharing its "
+        "Redis. Needs `Authorization: Bearer <WS_AUTH_TOKEN>` when auth is required (the "
+        "admin token works too).",
+        responses={
+            200: {
+                "description": "The snapshot and its positions.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "data_type": "agent_status",
+                            "data": {"agents": [], "count": 0, "total": 0, "truncated": False},
+                            "positions": {"agents": 42},
+                        }
+                    }
+                },
+            },
+            401: {"description": "Auth is required and the Bearer token is missing or wrong."},
+            404: {"description": "Unknown data type, or unknown `agent_id`; `detail` says which."},
+            422: {"description": "A parameter of the wrong shape; `detail` names it."},
+        },
+    )
+    async def data(
+        request: Request,
+        data_type: str,
+        agent_id: str | None = Query(
+            None, description="`agent_status` only: this one agent.", examples=["agent-7"]
+        ),
+        after: str | None = Query(
+            None,
+            description="`agent_status` only: the page after this agent_id (`next_after`).",
+            examples=["agent-7"],
+        ),
+    ) -> JSONResponse:
+        settings = server.settings
+        if settings.auth_required:
+            given = bearer_token(request.headers.get("authorization", ""))
+            if not any(
+                tokens_equal(given, token)
+                for token in (settings.auth_token, settings.admin_token)
+                if token
+            ):
+                return JSONResponse(
+                    {"detail": "Missing or wrong Bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        params = {k: v for k, v in (("agent_id", agent_id), ("after", after)) if v is not None}
+        try:
+            answer, positions = server.answer(data_type, params)
+        except DataRequestError as exc:
+            status = 404 if data_type not in messages.DATA_TYPES or "agent_id" in params else 422
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"data_type": data_type, "data": answer, "positions": positions})
 
     @app.post(
         "/api/dashboard/websocket/broadcast",

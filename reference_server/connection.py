@@ -172,7 +172,7 @@ class Connection:
                 # (oldest_seq = latest_seq = 0 means "unknown"), never left with a gap.
                 self.log.warning("history_unavailable", subscription=sub, exc_info=True)
                 history = History([], oldest_seq=0, latest_seq=0)
-            buffered = conn.resuming.pop(sub, None)
+            buffered = conn.release(sub)
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue
             outbox = conn.outbox

@@ -2,6 +2,21 @@
 
 `request_data` answers come from here: the latest state of each agent seen on `agents`, the
 per-subscription update counts and the live connection figures. Pure: the app feeds it.
+
+**Positions.** Every answer comes with `positions`: for each subscription its data reflects,
+the `seq` of the last update on it already in the answer, taken in the same call as the data
+(nothing runs in between). A client that subscribes with `resume: positions` receives exactly
+the updates after them. `agent_status` covers `agents`; `coordination_metrics` covers every
+subscription (its `latest_seq` and `delivered` count them all); `system_health` covers none
+(it reflects no update).
+
+The state is built from the updates this instance delivered, so a position must not claim
+updates the instance never saw. When the broker announces a hole on a subscription (a
+`resync_required` notice: Redis lost its data, or this instance fell behind the stream's
+trimming or started after it), the state of that subscription is dropped and rebuilt from
+the updates after the hole, as a client does on `resync_required`: the data is then always
+exactly the updates after the last hole up to the position, never a mix with updates whose
+successors were lost.
 """
 
 from __future__ import annotations
@@ -13,7 +28,20 @@ from . import messages
 from .broker.base import BrokerStatus, Update
 from .errors import DataRequestError
 
-__all__ = ["DashboardState"]
+__all__ = ["COVERS", "Answer", "DashboardState"]
+
+Answer = tuple[dict[str, Any], dict[str, int]]
+"""A `request_data` answer: its `data`, and its `positions` (subscription -> seq)."""
+
+_RESYNC = "resync_required"
+
+
+COVERS: dict[str, tuple[str, ...]] = {
+    "agent_status": ("agents",),
+    "coordination_metrics": messages.SUBSCRIPTIONS,
+    "system_health": (),
+}
+"""The subscriptions each `data_type`'s answer reflects, hence the keys of its `positions`."""
 
 
 class DashboardState:
@@ -48,9 +76,20 @@ class DashboardState:
         self.delivered: dict[str, int] = dict.fromkeys(messages.SUBSCRIPTIONS, 0)
 
     def observe(self, update: Update) -> None:
-        """Record one update delivered to this instance."""
+        """Record one update (or `resync_required` notice) delivered to this instance.
+
+        A notice means the updates before it on its subscription cannot all be known: the
+        subscription's state is dropped (see the module docstring) and its position moves to
+        the notice's `seq`, after which live updates continue.
+        """
         sub = update.subscription
         self.latest_seq[sub] = update.seq
+        if update.type == _RESYNC:
+            if sub == "agents":
+                self._agents.clear()
+                self._sizes.clear()
+                self.agent_bytes = 0
+            return
         self.delivered[sub] += 1
         if sub == "agents":
             agent_id = update.data.get("agent_id")
@@ -103,34 +142,45 @@ class DashboardState:
         subscribers: Mapping[str, int],
         broker: BrokerStatus,
         uptime_seconds: float,
-    ) -> dict[str, Any]:
-        """The `data` of a `data_response` for `data_type`.
+    ) -> Answer:
+        """The `data` and `positions` of a `data_response` for `data_type`, taken together.
+
+        Returns:
+            `(data, positions)`: `positions` maps each subscription the data covers to the
+            seq of the last update on it that the data reflects (0 before the first).
 
         Raises:
             DataRequestError: unknown data type or parameter value.
         """
         if data_type == "agent_status":
-            agent_id = params.get("agent_id")
-            if agent_id is not None:
-                if not isinstance(agent_id, str):
-                    raise DataRequestError("params.agent_id must be a string")
-                if agent_id not in self._agents:
-                    raise DataRequestError(f"Unknown agent: {str(agent_id)[: messages.ECHO_CHARS]}")
-                return {"agents": [self._agents[agent_id]], "count": 1}
-            return self._listing(params.get("after"))
-        if data_type == "coordination_metrics":
-            return {
+            data = self._agent_status(params)
+        elif data_type == "coordination_metrics":
+            data = {
                 "latest_seq": dict(self.latest_seq),
                 "delivered": dict(self.delivered),
                 "subscribers": dict(subscribers),
                 "connections": connections,
             }
-        if data_type == "system_health":
-            return {
+        elif data_type == "system_health":
+            data = {
                 "status": "healthy" if broker.connected else "degraded",
                 "broker": {"kind": broker.kind, "connected": broker.connected},
                 "connections": connections,
                 "uptime_seconds": round(uptime_seconds, 3),  # milliseconds are precise enough
                 "contract_version": messages.CONTRACT_VERSION,
             }
-        raise DataRequestError(f"Unknown data type: {data_type[: messages.ECHO_CHARS]}")
+        else:
+            raise DataRequestError(f"Unknown data type: {data_type[: messages.ECHO_CHARS]}")
+        # Taken in the same call as the data, with nothing in between: no update can slip
+        # between the two.
+        return data, {sub: self.latest_seq[sub] for sub in COVERS[data_type]}
+
+    def _agent_status(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        agent_id = params.get("agent_id")
+        if agent_id is not None:
+            if not isinstance(agent_id, str):
+                raise DataRequestError("params.agent_id must be a string")
+            if agent_id not in self._agents:
+                raise DataRequestError(f"Unknown agent: {str(agent_id)[: messages.ECHO_CHARS]}")
+            return {"agents": [self._agents[agent_id]], "count": 1}
+        return self._listing(params.get("after"))

@@ -3,7 +3,8 @@
 `Hub.deliver` is the broker's callback. It offers the update's one encoded frame to the
 outbox of every subscribed connection (written at once when that client is idle, queued
 otherwise) and never awaits, so one stalled reader delays nobody.
-A connection whose outbox is full (in frames or in bytes) is cut off with close 1013 instead.
+A connection whose outbox is full (in frames or in bytes) is cut off with close 1013 instead,
+as is one whose live updates held during a resume pass the outbox's byte bound.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Client:
         cut_off: called with a reason to close the client (notice, close code, metrics).
     """
 
-    __slots__ = ("cut_off", "outbox", "resuming", "session")
+    __slots__ = ("cut_off", "held_bytes", "outbox", "resuming", "session")
 
     def __init__(self, session: Session, outbox: Outbox, cut_off: Callable[[str], None]) -> None:
         self.session = session
@@ -38,6 +39,15 @@ class Client:
         self.cut_off = cut_off
         #: subscription -> live updates held while its resume history is fetched.
         self.resuming: dict[str, list[Update]] = {}
+        #: UTF-8 bytes of the updates held in `resuming`, bounded by the outbox's byte bound.
+        self.held_bytes = 0
+
+    def release(self, subscription: str) -> list[Update] | None:
+        """Stop holding `subscription`'s live updates; return them (None when not held)."""
+        held = self.resuming.pop(subscription, None)
+        if held is not None:
+            self.held_bytes -= sum(messages.utf8_length(u.text) for u in held)
+        return held
 
 
 class Hub:
@@ -76,7 +86,7 @@ class Hub:
             if conn in members:
                 members.discard(conn)
                 self._metrics.subscribers.labels(sub).set(len(members))
-            conn.resuming.pop(sub, None)
+            conn.release(sub)
 
     def counts(self) -> dict[str, int]:
         """Subscribed connections per subscription."""
@@ -95,7 +105,12 @@ class Hub:
         written = 0
         for conn in members:
             if conn.resuming and sub in conn.resuming:
+                # Held while a resume waits for its history (at most resume_wait_seconds
+                # with Redis); bounded in bytes like the outbox the updates are bound for.
                 conn.resuming[sub].append(update)
+                conn.held_bytes += size
+                if conn.held_bytes > conn.outbox.max_bytes and not conn.outbox.closing:
+                    full.append(conn)
                 continue
             outcome = conn.outbox.offer(text, stamp, size)
             if outcome == WRITTEN:

@@ -20,7 +20,7 @@ from fastapi import WebSocket
 from . import messages
 from .broker.base import Broker
 from .connection import Connection
-from .dashboard import DashboardState
+from .dashboard import Answer, DashboardState
 from .hub import Hub
 from .logs import get_logger
 from .messages import IdFactory
@@ -78,8 +78,15 @@ class Server:
 
     # -- request_data ------------------------------------------------------------------
 
-    def answer(self, data_type: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer a `request_data` from live state (every session's data source)."""
+    def answer(self, data_type: str, params: Mapping[str, Any]) -> Answer:
+        """Answer a `request_data` from live state (every session's data source).
+
+        Returns:
+            `(data, positions)`, taken together with no await in between (`DashboardState`).
+
+        Raises:
+            DataRequestError: unknown data type or parameter value.
+        """
         return self.dashboard.answer(
             data_type,
             params,

@@ -30,8 +30,10 @@ __all__ = [
     "replay",
 ]
 
-DataSource = Callable[[str, Mapping[str, Any]], dict[str, Any]]
-"""Answers `request_data` from live server state; raises DataRequestError when it cannot."""
+DataSource = Callable[[str, Mapping[str, Any]], tuple[dict[str, Any], dict[str, int]]]
+"""Answers `request_data` from live server state with `(data, positions)`, both taken in one
+call (`positions`: subscription -> the seq of the last update the data reflects); raises
+DataRequestError when it cannot."""
 
 # RFC 6455 §7.4.1: 1000 normal closure, 1001 going away, 1008 policy violation,
 # 1013 try again later. 4401/4403 are application codes (4000-4999) mirroring HTTP 401/403,
@@ -349,10 +351,14 @@ class Session:
         # request_data
         data_type = msg["data_type"]
         try:
-            data = self._data_source(data_type, msg.get("params") or {})
+            data, positions = self._data_source(data_type, msg.get("params") or {})
         except DataRequestError as exc:
             return [self._send("data_error", wall, cid, data_type=data_type, error=str(exc))]
-        return [self._send("data_response", wall, cid, data_type=data_type, data=data)]
+        return [
+            self._send(
+                "data_response", wall, cid, data_type=data_type, data=data, positions=positions
+            )
+        ]
 
     def _apply_subscribe(
         self, names: Iterable[str], resume: Mapping[str, int], wall: float, cid: str | None
@@ -365,6 +371,19 @@ class Session:
             shown = ", ".join(n[: messages.ECHO_CHARS] for n in unknown)
             errors.append(
                 self._error("invalid_subscription", f"Invalid subscription(s): {shown}", wall, cid)
+            )
+        # Positions name only real subscriptions: an unknown name is a client bug to report,
+        # not a resume to drop silently. Known names not subscribed are ignored (documented).
+        unknown_resume = sorted(set(resume).difference(messages.SUBSCRIPTIONS))
+        if unknown_resume:
+            shown = ", ".join(n[: messages.ECHO_CHARS] for n in unknown_resume)
+            errors.append(
+                self._error(
+                    "invalid_subscription",
+                    f"Invalid subscription(s) in resume: {shown}",
+                    wall,
+                    cid,
+                )
             )
         cap = self._settings.max_subscriptions_per_connection
         if len(self.subscriptions | valid) > cap:

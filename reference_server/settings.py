@@ -98,6 +98,13 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "redis_url": ("", "Redis URL for fan-out across instances; empty uses the in-process broker."),
     "history_max_messages": ("messages", "Updates kept per subscription for resume."),
     "history_max_age_seconds": ("s", "Oldest update kept for resume."),
+    "resume_wait_seconds": (
+        "s",
+        "Longest a resume from a position this instance has not reached yet waits for it "
+        "(with Redis, another instance may be a few milliseconds ahead); then "
+        "`resync_required`. Live updates of that subscription are held meanwhile, at most "
+        "`send_queue_max_bytes` of them (past it the client is cut off, 1013).",
+    ),
     "redis_backoff_cap_seconds": ("s", "Cap of the full-jitter reconnect backoff to Redis."),
     "redis_backoff_base_seconds": (
         "s",
@@ -154,6 +161,8 @@ SETTING_MAXIMA: dict[str, float] = {
     "send_queue_max_bytes": _GIB,
     # Every wait and window: longer than a day is a hang or a limit that never acts.
     **{name: _DAY_SECONDS for name in SETTING_DOCS if name.endswith("_seconds")},
+    # A resume held longer than a minute holds its live updates in memory as long.
+    "resume_wait_seconds": 60.0,
 }
 """The largest value of each setting that has one, keyed by field name, in its unit: above
 it the setting would disable the protection it exists for. Checked at start-up and on a
@@ -235,6 +244,7 @@ class Settings:
         redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
             instance), its timeouts and backoff in seconds, connections and key prefix.
         history_*: what each subscription keeps for resumes (messages, seconds).
+        resume_wait_seconds: how long a resume from a position not reached yet waits.
         demo*: the demo producer, and its pause between updates in seconds.
         log_level/log_repeat_window_seconds: the lowest level logged, and the window in
             seconds within which a library's log record of one kind is written once.
@@ -284,6 +294,9 @@ class Settings:
     redis_url: str = ""
     history_max_messages: int = 1_000
     history_max_age_seconds: float = 300.0
+    # Instances read one Redis stream within milliseconds of each other; a second covers a
+    # loaded machine, and holds a bogus position's live updates no longer than that.
+    resume_wait_seconds: float = 1.0
     redis_backoff_cap_seconds: float = 5.0
     redis_backoff_base_seconds: float = 0.1
     redis_timeout_seconds: float = 2.0
@@ -332,6 +345,7 @@ class Settings:
             "idle_disconnect_seconds",
             "history_max_messages",
             "history_max_age_seconds",
+            "resume_wait_seconds",
             "redis_backoff_cap_seconds",
             "redis_backoff_base_seconds",
             "redis_timeout_seconds",

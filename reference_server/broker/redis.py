@@ -62,6 +62,8 @@ _STOP_TIMEOUTS = 4
 MIN_RETRY_AFTER_SECONDS = 1
 """The shortest Retry-After sent with a 503, in seconds: HTTP counts whole seconds
 (RFC 9110 §10.2.3), and 0 would invite an immediate retry of a broker that is down."""
+# `history` checks this often whether this instance has read up to a resume's position.
+_CATCH_UP_POLL_SECONDS = 0.005
 # `/health` shows the last error truncated to this many characters.
 _ERROR_CHARS = 300
 
@@ -182,8 +184,14 @@ class RedisBroker:
         """This instance's kept updates of `subscription` after `after_seq`.
 
         Served from memory (every instance reads every update), so it answers at once and
-        also while Redis is unreachable.
+        also while Redis is unreachable. A position this instance has not reached yet (taken
+        from another instance a few milliseconds ahead, or made up) is waited for, at most
+        `resume_wait_seconds`: the History then covers it, or does not and the resume ends
+        in `resync_required`.
         """
+        deadline = time.monotonic() + self._s.resume_wait_seconds
+        while self._feed.last_seq(subscription) < after_seq and time.monotonic() < deadline:  # noqa: ASYNC110 (bounded poll)
+            await asyncio.sleep(_CATCH_UP_POLL_SECONDS)
         return self._feed.history(subscription, after_seq, self._clock())
 
     def status(self) -> BrokerStatus:

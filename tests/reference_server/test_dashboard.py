@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from reference_server.broker.base import BrokerStatus, make_update
+from reference_server.broker.base import BrokerStatus, Update, make_update
 from reference_server.dashboard import DashboardState
 from reference_server.errors import DataRequestError
 
@@ -23,9 +24,11 @@ def agent(state: DashboardState, agent_id: str, seq: int, pad: int = 0) -> int:
 
 def listing(state: DashboardState, **params: Any) -> dict[str, Any]:
     status = BrokerStatus("memory", True)
-    return state.answer(
+    data, positions = state.answer(
         "agent_status", params, connections=0, subscribers={}, broker=status, uptime_seconds=0.0
     )
+    assert positions == {"agents": state.latest_seq["agents"]}
+    return data
 
 
 def test_agent_state_is_bounded_in_bytes_forgetting_the_least_recently_updated() -> None:
@@ -76,3 +79,61 @@ def test_a_long_listing_comes_in_pages_that_fit_the_answer_bound() -> None:
 def test_a_cursor_that_is_not_a_string_is_refused() -> None:
     with pytest.raises(DataRequestError, match=r"params\.after"):
         listing(DashboardState(), after=3)
+
+
+def answer(state: DashboardState, data_type: str) -> tuple[dict[str, Any], dict[str, int]]:
+    status = BrokerStatus("redis", True)
+    return state.answer(
+        data_type, {}, connections=1, subscribers={}, broker=status, uptime_seconds=0.0
+    )
+
+
+def test_positions_name_the_seq_of_the_last_update_each_answer_reflects() -> None:
+    state = DashboardState()
+    assert answer(state, "agent_status")[1] == {"agents": 0}
+    agent(state, "a", 7)
+    agent(state, "b", 8)
+    task = make_update("tasks", "task_update", {"t": 1}, seq=3, correlation_id="c", wall=1.8e9)
+    state.observe(task)
+    data, positions = answer(state, "agent_status")
+    assert positions == {"agents": 8}
+    assert [a["seq"] for a in data["agents"]] == [7, 8]
+    _, every = answer(state, "coordination_metrics")
+    assert every == {
+        "agents": 8,
+        "coordination": 0,
+        "tasks": 3,
+        "system": 0,
+        "alerts": 0,
+        "project_index": 0,
+    }
+    assert answer(state, "system_health")[1] == {}
+
+
+def test_a_hole_announced_by_the_broker_drops_the_state_it_made_unknowable() -> None:
+    # Agents a and b are known up to seq 8; the broker then lost seqs 9-11 (Redis lost its
+    # data, or this instance lagged behind the stream's trimming). b may have changed in
+    # the hole: an answer must not show its old state at a position past the hole.
+    state = DashboardState()
+    agent(state, "a", 7)
+    agent(state, "b", 8)
+    body = {"type": "resync_required", "subscription": "agents", "last_seq": 8, "latest_seq": 11}
+    hole = Update("agents", "resync_required", 11, {}, "n", 1.8e9, json.dumps(body))
+    state.observe(hole)
+    agent(state, "a", 12)
+    data, positions = answer(state, "agent_status")
+    assert positions == {"agents": 12}
+    assert [(a["agent_id"], a["seq"]) for a in data["agents"]] == [("a", 12)]
+    assert state.agent_bytes == len(
+        make_update(
+            "agents",
+            "agent_update",
+            {"agent_id": "a", "status": "busy", "note": ""},
+            seq=12,
+            correlation_id="c",
+            wall=1.8e9,
+        ).text.encode()
+    )
+    _, every = answer(state, "coordination_metrics")
+    assert every["agents"] == 12
+    assert answer(state, "coordination_metrics")[0]["delivered"]["agents"] == 3  # not the notice

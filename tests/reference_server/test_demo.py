@@ -33,9 +33,10 @@ def test_every_demo_update_is_a_valid_frame_and_feeds_request_data() -> None:
     assert {"agent_update", "task_update", "coordination_update", "system_update"} <= seen
     assert "critical_alert" in seen
     status = BrokerStatus("memory", True)
-    agents = state.answer(
+    agents, positions = state.answer(
         "agent_status", {}, connections=0, subscribers={}, broker=status, uptime_seconds=1.0
     )
+    assert positions == {"agents": state.latest_seq["agents"]}
     assert agents["count"] == 5
     assert all(a["agent_id"].startswith("agent-") for a in agents["agents"])
 

@@ -174,6 +174,25 @@ def test_updates_are_held_while_a_resume_fetches_history() -> None:
     assert wire.written_now == []
 
 
+def test_updates_held_for_a_resume_are_bounded_in_bytes_by_the_outbox_bound() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        wire = Recorder()
+        c = joined(hub, metrics, wire, "agents")
+        c.resuming["agents"] = []
+        big = [update(n, text_data="x" * 300_000) for n in range(1, 5)]
+        for u in big[:3]:
+            hub.deliver(u)
+        assert wire.cut == [] and c.held_bytes == sum(len(u.text.encode()) for u in big[:3])
+        hub.deliver(big[3])  # past 1 MiB held: cut off as a full outbox would be
+        assert wire.cut == ["backpressure"]
+        assert c.release("agents") == big
+        assert (c.held_bytes, c.release("agents")) == (0, None)
+
+    run(scenario)
+
+
 def test_remove_forgets_every_subscription_and_pending_resume() -> None:
     metrics = Metrics()
     hub = Hub(metrics, DashboardState())

@@ -40,7 +40,7 @@ def test_connection_established_comes_first(server: ServerProcess) -> None:
         first = c.recv()
         assert first["type"] == "connection_established"
         assert first["subscriptions"] == ["agents", "coordination", "system", "tasks"]
-        assert first["contract_version"] == "1.1.0"
+        assert first["contract_version"] == "1.2.0"
 
 
 def test_connection_ids_are_chosen_by_the_server_and_unique(server: ServerProcess) -> None:
@@ -159,6 +159,56 @@ def test_request_data_answers_from_live_state(server: ServerProcess) -> None:
             {"type": "request_data", "data_type": "agent_status", "params": {"agent_id": "nobody"}}
         )
         assert missing["type"] == "data_error"
+
+
+def test_a_snapshot_carries_its_positions_and_a_resume_from_them_gets_exactly_what_follows(
+    server: ServerProcess,
+) -> None:
+    seqs = [publish(server, "agents", {"agent_id": f"p-{i}", "n": i})["seq"] for i in range(3)]
+    with Client(server.ws + "?subscriptions=") as c:
+        c.recv()
+        snap = c.request({"type": "request_data", "data_type": "agent_status"})
+        assert snap["positions"] == {"agents": seqs[-1]}
+        assert {"p-0", "p-1", "p-2"} <= {a["agent_id"] for a in snap["data"]["agents"]}
+        rest = httpx.get(f"{server.http}/api/dashboard/data/agent_status").json()
+        assert (rest["data"], rest["positions"]) == (snap["data"], snap["positions"])
+        health = c.request({"type": "request_data", "data_type": "system_health"})
+        assert health["positions"] == {}
+        metrics = c.request({"type": "request_data", "data_type": "coordination_metrics"})
+        assert sorted(metrics["positions"]) == sorted(SUBSCRIPTIONS)
+        assert metrics["positions"]["agents"] == seqs[-1]
+        # Published after the snapshot, before the subscribe: the resume replays it.
+        later = publish(server, "agents", {"agent_id": "p-3"})["seq"]
+        c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": snap["positions"]})
+        after = publish(server, "agents", {"agent_id": "p-4"})["seq"]
+        got = [c.recv_until("agent_update")["seq"] for _ in range(2)]
+        assert got == [later, after] == [seqs[-1] + 1, seqs[-1] + 2]
+        with pytest.raises(TimeoutError):
+            c.recv(timeout=0.3)  # nothing repeated
+
+
+def test_a_resume_from_a_position_ahead_of_every_update_gets_resync_required_then_live(
+    server: ServerProcess,
+) -> None:
+    latest = publish(server, "agents", {"agent_id": "ahead"})["seq"]
+    ahead = 2**53 - 1  # the largest position the schema allows; no update has it
+    with Client(server.ws + "?subscriptions=") as c:
+        c.recv()
+        c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": {"agents": ahead}})
+        resync = c.recv_until("resync_required")
+        assert (resync["last_seq"], resync["latest_seq"]) == (ahead, latest)
+        nxt = publish(server, "agents", {"agent_id": "ahead"})["seq"]
+        assert c.recv_until("agent_update")["seq"] == nxt == latest + 1
+
+
+def test_the_rest_snapshot_refuses_unknown_types_and_agents_by_name(server: ServerProcess) -> None:
+    base = f"{server.http}/api/dashboard/data"
+    weather = httpx.get(f"{base}/weather")
+    assert (weather.status_code, weather.json()["detail"]) == (404, "Unknown data type: weather")
+    nobody = httpx.get(f"{base}/agent_status", params={"agent_id": "nobody"})
+    assert (nobody.status_code, nobody.json()["detail"]) == (404, "Unknown agent: nobody")
+    health = httpx.get(f"{base}/system_health").json()
+    assert (health["data"]["status"], health["positions"]) == ("healthy", {})
 
 
 def test_rest_endpoints(server: ServerProcess) -> None:
@@ -287,6 +337,12 @@ def test_auth_is_checked_after_accept_so_browsers_can_read_4401(server_factory: 
     )
     assert ok.status_code == 200
     assert metric(srv, "leanvibe_ws_auth_denied_total") == 2
+    # The snapshot route shows state only to a client that may connect.
+    data = f"{srv.http}/api/dashboard/data/agent_status"
+    assert httpx.get(data).status_code == 401
+    assert httpx.get(data, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    snap = httpx.get(data, headers={"Authorization": "Bearer tok-123"})
+    assert (snap.status_code, snap.json()["positions"]) == (200, {"agents": ok.json()["seq"]})
 
 
 def test_origin_allowlist_closes_4403(server_factory: Any) -> None:

@@ -22,9 +22,11 @@ pytestmark = pytest.mark.unit
 WALL = 1_795_000_000.0
 
 
-def data_source(data_type: str, params: Any) -> dict[str, Any]:
+def data_source(data_type: str, params: Any) -> tuple[dict[str, Any], dict[str, int]]:
     if data_type == "system_health":
-        return {"status": "healthy"}
+        return {"status": "healthy"}, {}
+    if data_type == "agent_status":
+        return {"agents": []}, {"agents": 41}
     raise DataRequestError(f"Unknown data type: {data_type}")
 
 
@@ -160,6 +162,9 @@ def test_request_data_answers_from_the_data_source_or_with_data_error() -> None:
     ok = frames(session.receive('{"type":"request_data","data_type":"system_health"}', 1, WALL))
     assert ok[0]["type"] == "data_response"
     assert ok[0]["data"] == {"status": "healthy"}
+    assert ok[0]["positions"] == {}
+    agents = frames(session.receive('{"type":"request_data","data_type":"agent_status"}', 1, WALL))
+    assert (agents[0]["data"], agents[0]["positions"]) == ({"agents": []}, {"agents": 41})
     bad = frames(session.receive('{"type":"request_data","data_type":"weather"}', 2, WALL))
     assert bad[0]["type"] == "data_error"
     assert bad[0]["error"] == "Unknown data type: weather"
@@ -402,3 +407,63 @@ def test_apply_with_a_longer_idle_timeout_keeps_a_quiet_client() -> None:
     session = make(Settings(idle_disconnect_seconds=60))
     session.apply(Settings(idle_disconnect_seconds=600), now=30.0)
     assert session.tick(120.0, WALL) == []
+
+
+@pytest.mark.parametrize(
+    "resume",
+    [
+        {"agents": -1},  # negative
+        {"agents": 1.5},  # not an integer
+        {"agents": "41"},  # a string of digits
+        {"agents": True},  # a JSON boolean, which Python would take for 1
+        {"agents": None},
+        {"agents": 2**53},  # past what a JavaScript number holds exactly
+        {"agents": 10**400},  # a huge integer
+        {f"s{i}": 1 for i in range(65)},  # more entries than there are subscriptions, many times
+        {"x" * 65: 1},  # a name longer than any subscription name
+        [41],
+        "agents:41",
+    ],
+)
+def test_a_resume_map_of_the_wrong_shape_is_refused_whole_with_nothing_applied(
+    resume: object,
+) -> None:
+    session = make(subscriptions="")
+    frame = json.dumps({"type": "subscribe", "subscriptions": ["agents"], "resume": resume})
+    actions = session.receive(frame, 1.0, WALL)
+    out = frames(actions)
+    assert [(f["type"], f["code"]) for f in out] == [("error", "invalid_field")]
+    assert not [a for a in actions if isinstance(a, SubscriptionsChanged)]
+    assert session.subscriptions == set()
+
+
+def test_a_resume_naming_unknown_subscriptions_says_so_and_resumes_the_rest() -> None:
+    session = make(subscriptions="")
+    frame = {
+        "type": "subscribe",
+        "subscriptions": ["agents"],
+        "resume": {"agents": 41, "weather": 3, "tasks": 7},
+        "correlation_id": "r-1",
+    }
+    actions = session.receive(json.dumps(frame), 1.0, WALL)
+    out = frames(actions)
+    assert [f["type"] for f in out] == ["error", "subscription_updated"]
+    assert out[0]["message"] == "Invalid subscription(s) in resume: weather"
+    assert (out[0]["code"], out[0]["correlation_id"]) == ("invalid_subscription", "r-1")
+    # `tasks` is a subscription, just not held: ignored, as the positions of
+    # coordination_metrics (every subscription) are meant to be passed whole.
+    (change,) = [a for a in actions if isinstance(a, SubscriptionsChanged)]
+    assert dict(change.resume) == {"agents": 41}
+
+
+def test_a_resume_from_the_largest_position_is_taken_and_left_to_the_history() -> None:
+    session = make(subscriptions="")
+    frame = {"type": "subscribe", "subscriptions": ["agents"], "resume": {"agents": 2**53 - 1}}
+    (change,) = [
+        a
+        for a in session.receive(json.dumps(frame), 1.0, WALL)
+        if isinstance(a, SubscriptionsChanged)
+    ]
+    assert dict(change.resume) == {"agents": 2**53 - 1}
+    resync, replayed = replay(2**53 - 1, History([], oldest_seq=6, latest_seq=5), [])
+    assert resync and replayed == []  # ahead of every update known: resync_required

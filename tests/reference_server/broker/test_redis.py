@@ -194,6 +194,36 @@ def test_history_answers_resumes_on_any_instance_and_a_late_instance_catches_up(
     run(scenario)
 
 
+def test_a_resume_from_a_position_not_read_yet_waits_for_it_within_its_bound(
+    redis_server: RedisProcess,
+) -> None:
+    # A snapshot taken on `a` names a seq that `b` may read a few milliseconds later; a
+    # resume on `b` must neither call it lost (resync_required) nor replay it twice.
+    async def scenario() -> None:
+        a, b = await started(redis_server.url, "a", "b", resume_wait_seconds=5.0)
+        (c,) = await started(redis_server.url, "c", resume_wait_seconds=0.2)
+        await settled(a, b, c)
+        first = await a.publish("agents", "agent_update", {"i": 0}, "c0")
+        asking = asyncio.create_task(b.broker.history("agents", first.seq + 1))
+        await asyncio.sleep(0.1)
+        assert not asking.done(), "answered before the position was read"
+        second = await a.publish("agents", "agent_update", {"i": 1}, "c1")
+        async with asyncio.timeout(5):
+            history = await asking
+        assert history.covers(second.seq) and history.latest_seq == second.seq
+        assert history.updates == []  # nothing after the position: nothing replayed twice
+        # A position no instance will reach soon (made up): answered after the bound, and
+        # not covered, so the resume ends in resync_required.
+        start = time.monotonic()
+        async with asyncio.timeout(5):
+            bogus = await c.broker.history("agents", second.seq + 10**9)
+        assert time.monotonic() - start >= 0.2
+        assert not bogus.covers(second.seq + 10**9)
+        await close_all(a, b, c)
+
+    run(scenario)
+
+
 def test_a_restart_that_loses_all_data_starts_a_new_epoch_and_tells_subscribers(
     redis_server: RedisProcess,
 ) -> None:
