@@ -4,6 +4,7 @@ import type {
   ClientFrame,
   CriticalAlert,
   DataResponse,
+  Positions,
   RequestData,
   ResyncRequired,
   ServerFrame,
@@ -16,8 +17,6 @@ export type UpdateFrame = Update | CriticalAlert;
 export type ControlType = Exclude<ServerFrame, Update>["type"];
 /** The data types `request_data` can ask for. */
 export type DataType = RequestData["data_type"];
-/** Subscription name to the `seq` a snapshot was taken at (the last update it reflects). */
-export type Positions = Record<string, number>;
 
 /** The part of the browser's `WebSocket` the client uses (the `ws` package has it too). */
 export interface SocketLike {
@@ -581,7 +580,7 @@ export class HiveClient {
     for (const [dataType, pending] of this.pending) {
       if (pending.correlationId !== frame.correlation_id) continue;
       this.pending.delete(dataType);
-      const given = (frame as DataResponse & { positions?: Positions }).positions ?? {};
+      const given: Positions = frame.positions ?? {};
       const positions: Positions = {};
       const resume: Positions = {};
       for (const name of pending.subscriptions) {

@@ -17,7 +17,6 @@ export type {
   Events,
   FrameEvents,
   Handler,
-  Positions,
   Snapshot,
   SocketConstructor,
   SocketLike,

@@ -80,6 +80,9 @@ export interface Subscribe {
    * @maxItems 64
    */
   subscriptions: string[];
+  /**
+   * Subscription → the last `seq` seen, or a `data_response`'s `positions` as is. Entries for subscriptions the connection does not hold after this subscribe are ignored (so the positions of `coordination_metrics`, which cover every subscription, can be passed whole); unknown names get one `error` `invalid_subscription`.
+   */
   resume?: {
     [k: string]: number | undefined;
   };
@@ -138,7 +141,7 @@ export interface Pong {
   timestamp: Timestamp;
 }
 /**
- * Server → Client. A snapshot of server state answering `request_data`.
+ * Server → Client. A snapshot of server state answering `request_data`. `positions` (contract 1.2.0) says where in each stream the snapshot was taken: subscribe with `resume: positions` to receive exactly the updates after it, with nothing lost or repeated.
  */
 export interface DataResponse {
   type: "data_response";
@@ -146,6 +149,13 @@ export interface DataResponse {
   timestamp: Timestamp;
   data_type: string;
   data: {};
+  positions?: Positions;
+}
+/**
+ * Where a `data_response` was taken: subscription → the `seq` of the last update on it that `data` already reflects (0 before the first). Pass it as `subscribe.resume` to receive exactly the updates after it. `agent_status` covers `agents`, `coordination_metrics` every subscription, `system_health` none. An instance whose broker announced a hole on a subscription (`resync_required`) rebuilt that subscription's state from the updates after the hole, so a position never claims an update the data lacks.
+ */
+export interface Positions {
+  [k: string]: number | undefined;
 }
 /**
  * Server → Client. `request_data` could not be answered.
