@@ -48,7 +48,8 @@ window.makeClients = (count, options, snapshot) => {
     const client = new HiveClient({
       ...options.client,
       WebSocket: Counting,
-      url: (n) => urls[(i + n) % urls.length],
+      // Attempt n goes to the next URL; `spread` starts client i at the i-th.
+      url: (n) => urls[((options.spread ? i : 0) + n) % urls.length],
     });
     client.on("update", (u) => (record.received[u.subscription] ??= []).push(u.seq));
     client.on("snapshot", (s) => {

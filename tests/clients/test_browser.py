@@ -167,8 +167,8 @@ def test_resume_across_instances_with_no_gap_at_50_updates_per_second(
     publisher = Publisher([b.http], rate=50).start()
     try:
         # Every client starts on A; when A goes, the next URL is B.
-        make(page, 5, [a.ws, b.ws, b.ws, b.ws, b.ws], SNAPSHOT)
-        wait(page, "records.every((r) => r.snapshots.length === 1)")
+        make(page, 5, [a.ws, b.ws], SNAPSHOT)
+        wait(page, "records.every((r) => r.snapshots.length >= 1)")
         time.sleep(1.0)
         a.stop()
         wait(page, "records.every((r) => r.opens.length === 2)")
@@ -179,8 +179,11 @@ def test_resume_across_instances_with_no_gap_at_50_updates_per_second(
         for record in records(page):
             counted = tally(record, "agents", publisher.seqs)
             assert (counted.lost, counted.duplicated, counted.out_of_order) == ([], 0, 0)
-            assert record["resyncs"] == 0 and record["gaps"] == []
-            assert counted.snapshots == 1, "resumed by seq, not by a second snapshot"
+            assert record["gaps"] == []
+            moved = record["opens"][1]
+            assert [snap for snap in record["snapshots"] if snap["at"] >= moved] == [], (
+                "resumed by seq on B, not by a new snapshot"
+            )
     finally:
         publisher.stop()
 
@@ -191,7 +194,7 @@ def test_redis_restart_with_two_instances_loses_nothing_it_does_not_cover(
     redis, a, b = redis_pair
     publisher = Publisher([b.http, a.http], rate=20).start()
     try:
-        make(page, 4, [a.ws, b.ws], SNAPSHOT)
+        make(page, 4, [a.ws, b.ws], SNAPSHOT, spread=True)
         wait(page, "records.every((r) => r.snapshots.length === 1)")
         time.sleep(1.0)
         redis.kill()

@@ -555,7 +555,9 @@ export class HiveClient {
     const name = frame.subscription;
     const last = this.lastSeq.get(name);
     if (last !== undefined && frame.seq <= last) return; // already delivered or in a snapshot
-    if (last !== undefined && frame.seq > last + 1 && !this.jumpOk.has(name)) {
+    // Position 0 reflects no update, and seqs start from a large time-based value: the first
+    // update after it is never `last + 1`, and that is no gap.
+    if (last !== undefined && last > 0 && frame.seq > last + 1 && !this.jumpOk.has(name)) {
       this.emit("gap", { subscription: name, from: last + 1, to: frame.seq - 1 });
     }
     this.jumpOk.delete(name);

@@ -131,3 +131,18 @@ test("the snapshot buffer is bounded: past it the client drops the connection", 
   assert.equal(closes[0].reconnect, true);
   hive.stop();
 });
+
+test("a snapshot at position 0 reflects no update: the first seq after it is no gap", () => {
+  const { hive, seqs, socket } = start();
+  const gaps = [];
+  hive.on("gap", (gap) => gaps.push(gap));
+  hive.snapshot("agent_status", ["agents"]);
+  socket.deliver(established());
+  const request = socket.sent.find((f) => f.type === "request_data");
+  socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: {}, positions: { agents: 0 } });
+  assert.deepEqual(socket.sent.find((f) => f.type === "subscribe").resume, { agents: 0 });
+  socket.deliver(update(1795972045028910));
+  assert.deepEqual(seqs, [1795972045028910]);
+  assert.deepEqual(gaps, []);
+  hive.stop();
+});
