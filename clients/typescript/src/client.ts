@@ -390,7 +390,9 @@ export class HiveClient {
     if (!Socket) throw new Error("no WebSocket: pass options.WebSocket (the `ws` package in Node)");
     const socket = new Socket(this.url());
     this.socket = socket;
-    socket.onmessage = (event) => this.receive(String(event.data));
+    // A socket already replaced or stopped may still deliver what it had read: ignore it, or
+    // updates would reach the app after `stop()` (centrifuge-go#143).
+    socket.onmessage = (event) => socket === this.socket && this.receive(String(event.data));
     socket.onclose = (event) => this.closed(socket, event.code, event.reason);
     socket.onerror = () => undefined; // a close always follows; it decides what to do
     this.armReply(); // a handshake that never completes counts as a missing reply

@@ -84,6 +84,9 @@ test("offline then online: reconnects at once and resumes with nothing lost or r
   }
 });
 
+// kuzzleio/sdk-javascript#455/#456 and joewalnes/reconnecting-websocket#72: retrying while the
+// browser is offline only drains the battery; centrifugal/centrifuge-js#203: reconnecting
+// took a minute after the network came back, until the `online` event was used.
 test("does not spin while offline: no socket is made until online", async () => {
   const environment = new FakeEnvironment();
   environment.navigator.onLine = false;
@@ -154,6 +157,8 @@ test("a full outbound queue throws a RangeError naming the limit", () => {
   assert.throws(() => hive.send({ type: "ping", correlation_id: "b".repeat(100) }), /maxOutboundBytes 200/);
 });
 
+// PatrickRuddiman/Crabshell#32 and giantmachines/redux-websocket#103: a client that ignored
+// the close code reconnected forever after an auth failure.
 test("close 4401 (wrong token): no reconnect", async () => {
   const { Counting, made } = countingSocket();
   const hive = new HiveClient({ url: AUTH_WS_URL, token: "wrong", WebSocket: Counting, environment: new FakeEnvironment() });
@@ -195,4 +200,19 @@ test("a server that is gone: retries stay within the backoff cap", async () => {
   } finally {
     hive.stop();
   }
+});
+
+// pladaria/reconnecting-websocket#14 and centrifugal/centrifuge-js#24/#93: close() called
+// while a retry was waiting did not cancel it, and the socket came back.
+test("stop() during a backoff wait cancels the retry", async () => {
+  const { Counting, made } = countingSocket();
+  const dead = WS_URL.replace(/:\d+\//, ":9/");
+  const hive = new HiveClient({ url: dead, WebSocket: Counting, environment: new FakeEnvironment(), backoffBaseMs: 300, backoffCapMs: 300, random: () => 0.99 });
+  const closes = [];
+  hive.on("close", (info) => closes.push(info));
+  hive.start();
+  await until(() => closes.length === 1, "the first failed attempt");
+  hive.stop(); // the retry is ~300 ms away
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  assert.equal(made.length, 1);
 });

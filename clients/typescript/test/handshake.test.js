@@ -146,3 +146,36 @@ test("a snapshot at position 0 reflects no update: the first seq after it is no 
   assert.deepEqual(gaps, []);
   hive.stop();
 });
+
+// centrifugal/centrifuge-go#143: publications were delivered after the app tore the client
+// down. Frames a closed socket still hands over must reach no handler.
+test("nothing is delivered after stop(), even frames the old socket still hands over", () => {
+  const { hive, seqs, socket } = start();
+  hive.subscribe(["agents"]);
+  socket.deliver(established(["agents"]));
+  socket.deliver(update(1));
+  hive.stop();
+  socket.deliver(update(2));
+  assert.deepEqual(seqs, [1]);
+});
+
+// centrifugal/centrifuge-dart#142: a listener that re-subscribed from inside its handler got
+// the same publication again, because the position moved only after the event. Here the
+// handler reconnects: the new connection must resume after the update being handled.
+test("reconnecting from inside an update handler resumes after that update", () => {
+  const { hive, seqs, socket } = start();
+  hive.subscribe(["agents"]);
+  socket.deliver(established(["agents"]));
+  hive.on("update", (frame) => frame.seq === 7 && hive.reconnect());
+  socket.deliver(update(7));
+  return new Promise((resolve) => setTimeout(resolve, 250)).then(() => {
+    const next = ScriptedSocket.last;
+    assert.notEqual(next, socket);
+    assert.equal(new URL(next.url).searchParams.get("resume"), "agents:7");
+    next.deliver(established(["agents"]));
+    next.deliver(update(7)); // a server that replays it anyway
+    next.deliver(update(8));
+    assert.deepEqual(seqs, [7, 8]);
+    hive.stop();
+  });
+});
