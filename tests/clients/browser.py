@@ -46,7 +46,7 @@ window.makeClients = (count, options, snapshot) => {
       constructor(url) { super(url); record.sockets += 1; }
     };
     const client = new HiveClient({
-      ...options.client,
+      ...(options.client ?? {}),
       WebSocket: Counting,
       // Attempt n goes to the next URL; `spread` starts client i at the i-th.
       url: (n) => urls[((options.spread ? i : 0) + n) % urls.length],

@@ -59,7 +59,7 @@ def run_chaos(page_url: str, seconds: float, clients: int, rate: float) -> dict[
             page.wait_for_function("window.ready === true", timeout=20_000)
             page.evaluate(
                 "([count, options, snapshot]) => makeClients(count, options, snapshot)",
-                [clients, {"urls": [s.ws for s in servers], "client": {}, "spread": True}, SNAPSHOT],
+                [clients, {"urls": [s.ws for s in servers], "spread": True}, SNAPSHOT],
             )
             page.wait_for_function("records.every((r) => r.snapshots.length >= 1)", timeout=30_000)
             publisher.start()
