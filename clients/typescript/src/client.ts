@@ -133,7 +133,7 @@ interface Pending {
   subscriptions: string[];
   buffer: UpdateFrame[];
   bytes: number;
-  resolve: ((snapshot: Snapshot) => void)[];
+  waiters: { resolve: (snapshot: Snapshot) => void; reject: (error: Error) => void }[];
 }
 
 const OPEN = 1;
@@ -250,6 +250,13 @@ export class HiveClient {
     env.document?.removeEventListener("visibilitychange", this.wake);
     clearTimeout(this.retryTimer);
     this.drop(1000, "client stopped");
+    for (const dataType of [...this.pending.keys()]) this.abandon(dataType, "client stopped");
+  }
+
+  private abandon(dataType: DataType, why: string): void {
+    const pending = this.pending.get(dataType);
+    this.pending.delete(dataType);
+    for (const waiter of pending?.waiters ?? []) waiter.reject(new Error(`snapshot ${dataType} abandoned: ${why}`));
   }
 
   /**
@@ -277,7 +284,7 @@ export class HiveClient {
     for (const [dataType, names] of this.sources) {
       if (names.some((name) => subscriptions.includes(name))) {
         this.sources.delete(dataType);
-        this.pending.delete(dataType);
+        this.abandon(dataType, `unsubscribed from ${subscriptions.join(", ")}`);
       }
     }
     if (this.established) this.send({ type: "unsubscribe", subscriptions });
@@ -290,14 +297,15 @@ export class HiveClient {
    * `resync_required` on one of `subscriptions`, or when a reconnect finds it still pending;
    * each answer is also emitted as a `snapshot` event.
    *
-   * @returns the first snapshot taken.
+   * @returns the first snapshot taken; rejected when the client stops, closes for good, or
+   *   `subscriptions` are unsubscribed before it came.
    */
   snapshot(dataType: DataType, subscriptions: string[]): Promise<Snapshot> {
     this.sources.set(dataType, subscriptions);
     for (const name of subscriptions) this.live.add(name);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       this.request(dataType);
-      this.pending.get(dataType)?.resolve.push(resolve);
+      this.pending.get(dataType)?.waiters.push({ resolve, reject });
     });
   }
 
@@ -417,7 +425,11 @@ export class HiveClient {
     const reconnect = !this.stopped && !this.permanent.has(code);
     if (this.permanent.has(code)) this.stopped = true;
     this.emit("close", { code, reason, reconnect });
-    if (!reconnect) return;
+    if (!reconnect) {
+      const why = this.permanent.has(code) ? `closed ${code} for good` : "client stopped";
+      for (const dataType of [...this.pending.keys()]) this.abandon(dataType, why);
+      return;
+    }
     const delay = backoffDelay(this.attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.o.random());
     this.attempt += 1;
     clearTimeout(this.retryTimer);
@@ -507,7 +519,11 @@ export class HiveClient {
     this.attempt = 0;
     if (this.o.pingIntervalMs > 0) {
       this.pingTimer = setInterval(() => {
-        this.ping().catch(() => undefined); // a missing pong is caught by the reply timer
+        try {
+          this.ping().catch(() => undefined); // a missing pong is caught by the reply timer
+        } catch (error) {
+          this.emit("problem", error as Error); // the outbound queue is full: skip this one
+        }
       }, this.o.pingIntervalMs);
     }
     for (const dataType of this.sources.keys()) {
@@ -522,7 +538,7 @@ export class HiveClient {
   }
 
   private request(dataType: DataType): void {
-    const pending = this.pending.get(dataType) ?? { correlationId: "", subscriptions: [], buffer: [], bytes: 0, resolve: [] };
+    const pending = this.pending.get(dataType) ?? { correlationId: "", subscriptions: [], buffer: [], bytes: 0, waiters: [] };
     pending.subscriptions = this.sources.get(dataType) ?? [];
     pending.buffer = [];
     pending.bytes = 0;
@@ -598,7 +614,7 @@ export class HiveClient {
         resume[name] = position;
       }
       const snapshot: Snapshot = { dataType, data: frame.data, positions };
-      for (const resolve of pending.resolve) resolve(snapshot);
+      for (const waiter of pending.waiters) waiter.resolve(snapshot);
       this.emit("snapshot", snapshot);
       // Updates that came while the snapshot was taken: those up to its position are in it.
       for (const update of pending.buffer) this.deliver(update);

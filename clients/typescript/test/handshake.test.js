@@ -69,7 +69,7 @@ test("updates during the snapshot are held, and those it covers dropped", () => 
   hive.subscribe(["agents"]);
   socket.deliver(established(["agents"]));
   socket.deliver(update(10));
-  hive.snapshot("agent_status", ["agents"]);
+  hive.snapshot("agent_status", ["agents"]).catch(() => undefined); // rejected by stop()
   const request = socket.sent.find((f) => f.type === "request_data");
   socket.deliver(update(11));
   socket.deliver(update(12));
@@ -85,7 +85,7 @@ test("updates during the snapshot are held, and those it covers dropped", () => 
 
 test("resync_required re-takes the snapshot and nothing it covers is delivered twice", () => {
   const { hive, seqs, snapshots, socket } = start();
-  hive.snapshot("agent_status", ["agents"]);
+  hive.snapshot("agent_status", ["agents"]).catch(() => undefined); // rejected by stop()
   socket.deliver(established());
   let request = socket.sent.find((f) => f.type === "request_data");
   socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: {}, positions: { agents: 5 } });
@@ -124,7 +124,7 @@ test("the snapshot buffer is bounded: past it the client drops the connection", 
   hive.start();
   const socket = ScriptedSocket.last;
   socket.deliver(established(["agents"]));
-  hive.snapshot("agent_status", ["agents"]);
+  hive.snapshot("agent_status", ["agents"]).catch(() => undefined); // rejected by stop()
   for (let seq = 1; seq <= 10; seq += 1) socket.deliver(update(seq));
   assert.match(problems.join("\n"), /snapshot buffer over 2000 bytes/);
   assert.equal(closes.length, 1);
@@ -136,7 +136,7 @@ test("a snapshot at position 0 reflects no update: the first seq after it is no 
   const { hive, seqs, socket } = start();
   const gaps = [];
   hive.on("gap", (gap) => gaps.push(gap));
-  hive.snapshot("agent_status", ["agents"]);
+  hive.snapshot("agent_status", ["agents"]).catch(() => undefined); // rejected by stop()
   socket.deliver(established());
   const request = socket.sent.find((f) => f.type === "request_data");
   socket.deliver({ type: "data_response", correlation_id: request.correlation_id, data_type: "agent_status", data: {}, positions: { agents: 0 } });
@@ -178,4 +178,12 @@ test("reconnecting from inside an update handler resumes after that update", () 
     assert.deepEqual(seqs, [7, 8]);
     hive.stop();
   });
+});
+
+test("a snapshot still pending when the client stops is rejected, not left hanging", async () => {
+  const { hive, socket } = start();
+  const taken = hive.snapshot("agent_status", ["agents"]);
+  socket.deliver(established());
+  hive.stop();
+  await assert.rejects(taken, /snapshot agent_status abandoned: client stopped/);
 });
