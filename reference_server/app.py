@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -413,7 +413,10 @@ def _routes(app: FastAPI, server: Server) -> None:
     )
     async def data(
         request: Request,
-        data_type: str,
+        data_type: str = Path(
+            description="`agent_status`, `coordination_metrics` or `system_health`.",
+            examples=["agent_status"],
+        ),
         agent_id: str | None = Query(
             None, description="`agent_status` only: this one agent.", examples=["agent-7"]
         ),

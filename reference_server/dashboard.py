@@ -21,7 +21,7 @@ successors were lost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import messages
@@ -142,12 +142,19 @@ class DashboardState:
         subscribers: Mapping[str, int],
         broker: BrokerStatus,
         uptime_seconds: float,
+        position: Callable[[str], int],
     ) -> Answer:
         """The `data` and `positions` of a `data_response` for `data_type`, taken together.
 
+        Args:
+            position: the broker's `Broker.position`: the seq of the last update it
+                delivered on a subscription, which this state has observed (the broker
+                calls the hub, and the hub this state, without awaiting), or the
+                numbering's base before the first.
+
         Returns:
             `(data, positions)`: `positions` maps each subscription the data covers to the
-            seq of the last update on it that the data reflects (0 before the first).
+            seq of the last update on it that the data reflects.
 
         Raises:
             DataRequestError: unknown data type or parameter value.
@@ -156,7 +163,8 @@ class DashboardState:
             data = self._agent_status(params)
         elif data_type == "coordination_metrics":
             data = {
-                "latest_seq": dict(self.latest_seq),
+                # The broker's count, as in `positions`: the base before the first update.
+                "latest_seq": {sub: position(sub) for sub in messages.SUBSCRIPTIONS},
                 "delivered": dict(self.delivered),
                 "subscribers": dict(subscribers),
                 "connections": connections,
@@ -173,7 +181,7 @@ class DashboardState:
             raise DataRequestError(f"Unknown data type: {data_type[: messages.ECHO_CHARS]}")
         # Taken in the same call as the data, with nothing in between: no update can slip
         # between the two.
-        return data, {sub: self.latest_seq[sub] for sub in COVERS[data_type]}
+        return data, {sub: position(sub) for sub in COVERS[data_type]}
 
     def _agent_status(self, params: Mapping[str, Any]) -> dict[str, Any]:
         agent_id = params.get("agent_id")

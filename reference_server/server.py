@@ -94,6 +94,7 @@ class Server:
             subscribers=self.hub.counts(),
             broker=self.broker.status(),
             uptime_seconds=time.monotonic() - self.started,
+            position=self.broker.position,
         )
 
     # -- connections -------------------------------------------------------------------

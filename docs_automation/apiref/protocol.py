@@ -54,15 +54,8 @@ _GOVERNED_BY = {
     "server_shutdown": ("shutdown_grace_seconds",),
 }
 
-_COMMON_TYPES = (
-    "SubscriptionName",
-    "CorrelationId",
-    "Timestamp",
-    "Seq",
-    "ErrorCode",
-    "DisconnectReason",
-    "UpdateType",
-)
+# The frame unions: every other definition that is not a frame is a common type.
+_UNIONS = ("ClientFrame", "ServerFrame")
 
 
 def type_of(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
@@ -180,14 +173,16 @@ def _codes_section(schema: Mapping[str, Any], package: Path) -> str:
     )
 
 
-def _common_types(defs: Mapping[str, Any]) -> str:
+def _common_types(defs: Mapping[str, Any], frame_names: set[str]) -> str:
+    """Every definition a frame field refers to (`$ref`) that is not a frame itself."""
     rows = [
         (
             code(n),
             type_of({k: v for k, v in defs[n].items() if k != "description"}, defs),
             defs[n].get("description", ""),
         )
-        for n in _COMMON_TYPES
+        for n in defs
+        if n not in frame_names and n not in _UNIONS
     ]
     return "## Common types\n\n" + table(("Type", "Definition", "Meaning"), rows)
 
@@ -223,7 +218,7 @@ def page(root: Path, schema: dict[str, Any]) -> str:
         + table(("Frame", "Direction", "What it does"), anchors)
         + "\n"
         + "".join(_frame_section(f, defs) for f in catalogue)
-        + _common_types(defs)
+        + _common_types(defs, {f.name for f in catalogue})
         + "\n"
         + _codes_section(schema, root / "reference_server")
         + "\n## Sequences\n\n"

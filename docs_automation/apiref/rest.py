@@ -74,6 +74,10 @@ def _content(content: Mapping[str, Any]) -> str:
 
 def _curl(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
     query = [p for p in op.get("parameters", []) if p["in"] == "query" and p.get("required")]
+    # A path parameter takes its example value, like a required query parameter.
+    in_path = [p for p in op.get("parameters", []) if p["in"] == "path"]
+    for param in in_path:
+        path = path.replace("{" + param["name"] + "}", _example_value(param))
     url = (
         base
         + path
@@ -88,7 +92,9 @@ def _curl(base: str, method: str, path: str, op: Mapping[str, Any]) -> str:
     if secured:
         parts.append("-H 'Authorization: Bearer <admin-token>'")
     body = op.get("requestBody", {}).get("content", {})
-    complete = not secured and all(not _example_value(p).startswith("<") for p in query)
+    complete = not secured and all(
+        not _example_value(p).startswith("<") for p in (*query, *in_path)
+    )
     for media, spec in body.items():
         examples = _examples(spec)
         parts.append(f"-H 'Content-Type: {media}'")

@@ -123,6 +123,14 @@ class Broker(Protocol):
     async def history(self, subscription: str, after_seq: int) -> History:
         """The retained updates of `subscription` with seq greater than `after_seq`."""
 
+    def position(self, subscription: str) -> int:
+        """The seq of the last update delivered on `subscription` to this instance.
+
+        Before the first, the numbering's base (the seq before the first update), so a
+        resume from it replays the first. Without I/O; it changes only when `deliver` is
+        called, so whatever `deliver` updated agrees with it.
+        """
+
     def status(self) -> BrokerStatus:
         """Current health, without I/O."""
 

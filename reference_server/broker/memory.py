@@ -73,6 +73,10 @@ class MemoryBroker:
         self._retained.expire(subscription, self._clock())
         return self._retained.history(subscription, after_seq, self._seq[subscription])
 
+    def position(self, subscription: str) -> int:
+        """The seq of the last update delivered on `subscription` (the base before the first)."""
+        return self._seq[subscription]
+
     def status(self) -> BrokerStatus:
         """Always connected; `details.published` counts the updates per subscription."""
         published = {sub: seq - self._base for sub, seq in self._seq.items()}

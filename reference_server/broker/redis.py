@@ -194,6 +194,11 @@ class RedisBroker:
             await asyncio.sleep(_CATCH_UP_POLL_SECONDS)
         return self._feed.history(subscription, after_seq, self._clock())
 
+    def position(self, subscription: str) -> int:
+        """The seq of the last update delivered on `subscription` (the epoch's base before
+        the first; 0 before the first epoch is joined: nothing is known yet)."""
+        return self._feed.last_seq(subscription)
+
     def status(self) -> BrokerStatus:
         """Connected while a link is up; its epoch, peers and last error for `/health`."""
         link = self._link

@@ -24,10 +24,15 @@ def agent(state: DashboardState, agent_id: str, seq: int, pad: int = 0) -> int:
 
 def listing(state: DashboardState, **params: Any) -> dict[str, Any]:
     status = BrokerStatus("memory", True)
-    data, positions = state.answer(
-        "agent_status", params, connections=0, subscribers={}, broker=status, uptime_seconds=0.0
+    data, _ = state.answer(
+        "agent_status",
+        params,
+        connections=0,
+        subscribers={},
+        broker=status,
+        uptime_seconds=0.0,
+        position=lambda sub: 0,
     )
-    assert positions == {"agents": state.latest_seq["agents"]}
     return data
 
 
@@ -81,33 +86,42 @@ def test_a_cursor_that_is_not_a_string_is_refused() -> None:
         listing(DashboardState(), after=3)
 
 
+# What a broker would say it delivered last, per subscription.
+DELIVERED = {
+    "agents": 8,
+    "coordination": 100,
+    "tasks": 3,
+    "system": 0,
+    "alerts": 0,
+    "project_index": 9,
+}
+
+
 def answer(state: DashboardState, data_type: str) -> tuple[dict[str, Any], dict[str, int]]:
     status = BrokerStatus("redis", True)
     return state.answer(
-        data_type, {}, connections=1, subscribers={}, broker=status, uptime_seconds=0.0
+        data_type,
+        {},
+        connections=1,
+        subscribers={},
+        broker=status,
+        uptime_seconds=0.0,
+        position=DELIVERED.__getitem__,
     )
 
 
-def test_positions_name_the_seq_of_the_last_update_each_answer_reflects() -> None:
+def test_each_answer_carries_the_broker_positions_of_the_subscriptions_it_reflects() -> None:
     state = DashboardState()
-    assert answer(state, "agent_status")[1] == {"agents": 0}
     agent(state, "a", 7)
     agent(state, "b", 8)
-    task = make_update("tasks", "task_update", {"t": 1}, seq=3, correlation_id="c", wall=1.8e9)
-    state.observe(task)
     data, positions = answer(state, "agent_status")
     assert positions == {"agents": 8}
     assert [a["seq"] for a in data["agents"]] == [7, 8]
-    _, every = answer(state, "coordination_metrics")
-    assert every == {
-        "agents": 8,
-        "coordination": 0,
-        "tasks": 3,
-        "system": 0,
-        "alerts": 0,
-        "project_index": 0,
-    }
+    metrics, every = answer(state, "coordination_metrics")
+    assert every == metrics["latest_seq"] == DELIVERED  # every subscription
     assert answer(state, "system_health")[1] == {}
+    with pytest.raises(DataRequestError, match="Unknown data type"):
+        answer(state, "weather")
 
 
 def test_a_hole_announced_by_the_broker_drops_the_state_it_made_unknowable() -> None:
@@ -121,8 +135,7 @@ def test_a_hole_announced_by_the_broker_drops_the_state_it_made_unknowable() -> 
     hole = Update("agents", "resync_required", 11, {}, "n", 1.8e9, json.dumps(body))
     state.observe(hole)
     agent(state, "a", 12)
-    data, positions = answer(state, "agent_status")
-    assert positions == {"agents": 12}
+    data, _ = answer(state, "agent_status")
     assert [(a["agent_id"], a["seq"]) for a in data["agents"]] == [("a", 12)]
     assert state.agent_bytes == len(
         make_update(
@@ -134,6 +147,5 @@ def test_a_hole_announced_by_the_broker_drops_the_state_it_made_unknowable() -> 
             wall=1.8e9,
         ).text.encode()
     )
-    _, every = answer(state, "coordination_metrics")
-    assert every["agents"] == 12
+    assert state.latest_seq["agents"] == 12
     assert answer(state, "coordination_metrics")[0]["delivered"]["agents"] == 3  # not the notice

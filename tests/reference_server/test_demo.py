@@ -34,9 +34,15 @@ def test_every_demo_update_is_a_valid_frame_and_feeds_request_data() -> None:
     assert "critical_alert" in seen
     status = BrokerStatus("memory", True)
     agents, positions = state.answer(
-        "agent_status", {}, connections=0, subscribers={}, broker=status, uptime_seconds=1.0
+        "agent_status",
+        {},
+        connections=0,
+        subscribers={},
+        broker=status,
+        uptime_seconds=1.0,
+        position=lambda sub: 500,
     )
-    assert positions == {"agents": state.latest_seq["agents"]}
+    assert positions == {"agents": 500}
     assert agents["count"] == 5
     assert all(a["agent_id"].startswith("agent-") for a in agents["agents"])
 
@@ -52,4 +58,5 @@ def test_agent_status_refuses_a_non_string_agent_id() -> None:
             subscribers={},
             broker=BrokerStatus("memory", True),
             uptime_seconds=0.0,
+            position=lambda sub: 0,
         )

@@ -177,6 +177,7 @@ def test_a_snapshot_carries_its_positions_and_a_resume_from_them_gets_exactly_wh
         metrics = c.request({"type": "request_data", "data_type": "coordination_metrics"})
         assert sorted(metrics["positions"]) == sorted(SUBSCRIPTIONS)
         assert metrics["positions"]["agents"] == seqs[-1]
+        assert metrics["data"]["latest_seq"] == metrics["positions"]
         # Published after the snapshot, before the subscribe: the resume replays it.
         later = publish(server, "agents", {"agent_id": "p-3"})["seq"]
         c.request({"type": "subscribe", "subscriptions": ["agents"], "resume": snap["positions"]})

@@ -71,6 +71,15 @@ def test_every_json_example_on_the_page_validates_against_the_schema(protocol_pa
 
 
 @pytest.mark.unit
+def test_every_type_a_field_links_to_is_defined_under_common_types(protocol_page: str) -> None:
+    common = protocol_page.split("\n## Common types\n", 1)[1].split("\n## ", 1)[0]
+    linked = set(re.findall(r"\[`(\w+)`\]\(#common-types\)", protocol_page))
+    assert "Positions" in linked
+    for name in linked:
+        assert f"| `{name}` |" in common, f"{name} is linked to Common types, not defined there"
+
+
+@pytest.mark.unit
 def test_page_lists_every_error_code_and_close_code(protocol_page: str) -> None:
     for error_code in SCHEMA["definitions"]["ErrorCode"]["enum"]:
         assert f"| `{error_code}` |" in protocol_page
@@ -241,6 +250,25 @@ def test_rest_page_shows_examples_the_openapi_document_carries() -> None:
         in page
     )
     assert f"{ILLUSTRATIVE}\n```bash" not in page  # every value is known: the docs tests run it
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("schema", "url", "runs"),
+    [
+        ({"type": "string", "examples": ["agent_status"]}, "http://h/data/agent_status", True),
+        ({"type": "string"}, "http://h/data/<kind>", False),
+    ],
+)
+def test_rest_page_fills_a_path_parameter_with_its_example_and_runs_it_only_then(
+    schema: dict[str, Any], url: str, runs: bool
+) -> None:
+    kind = {"name": "kind", "in": "path", "required": True, "schema": schema}
+    operation = {"summary": "s", "parameters": [kind], "responses": {"200": {"description": "ok"}}}
+    spec = {"info": {"title": "t", "version": "1"}, "paths": {"/data/{kind}": {"get": operation}}}
+    page = rest.render_openapi(spec, "http://h")
+    assert f"curl -fsS '{url}'" in page
+    assert (f"{ILLUSTRATIVE}\n```bash" not in page) is runs
 
 
 @pytest.mark.unit

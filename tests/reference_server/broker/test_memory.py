@@ -67,3 +67,20 @@ def test_history_is_bounded_by_count_and_age() -> None:
     assert [u.seq - base for u in by_age.updates] == [4, 5]  # type: ignore[attr-defined]
     assert not by_age.covers(base + 2)  # type: ignore[attr-defined]
     assert by_age.covers(base + 3)  # type: ignore[attr-defined]
+
+
+def test_position_is_the_last_seq_delivered_and_the_base_before_the_first() -> None:
+    got: list[Update] = []
+
+    async def scenario() -> None:
+        broker = MemoryBroker(history_max_messages=10, history_max_age_seconds=60, clock=Clock())
+        base = int(Clock()() * 1_000_000)
+        assert broker.position("agents") == base  # a resume from it replays the first update
+        await broker.start(got.append)
+        update = await broker.publish("agents", "agent_update", {"x": 1}, "cid")
+        assert broker.position("agents") == update.seq == got[-1].seq == base + 1
+        assert broker.position("tasks") == base
+        history = await broker.history("agents", base)
+        assert history.covers(base) and history.updates == [update]
+
+    run(scenario())

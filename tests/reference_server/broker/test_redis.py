@@ -203,7 +203,13 @@ def test_a_resume_from_a_position_not_read_yet_waits_for_it_within_its_bound(
         a, b = await started(redis_server.url, "a", "b", resume_wait_seconds=5.0)
         (c,) = await started(redis_server.url, "c", resume_wait_seconds=0.2)
         await settled(a, b, c)
+        # Before the first update, the position is the epoch's base: a resume from it is
+        # covered and replays the first update.
+        base = a.broker.position("agents")
+        assert base == b.broker.position("agents") == a.broker.status().details["epoch"]
+        assert (await b.broker.history("agents", base)).covers(base)
         first = await a.publish("agents", "agent_update", {"i": 0}, "c0")
+        assert a.broker.position("agents") == b.broker.position("agents") == first.seq == base + 1
         asking = asyncio.create_task(b.broker.history("agents", first.seq + 1))
         await asyncio.sleep(0.1)
         assert not asking.done(), "answered before the position was read"
