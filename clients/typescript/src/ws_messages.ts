@@ -152,7 +152,7 @@ export interface DataResponse {
   positions?: Positions;
 }
 /**
- * Where a `data_response` was taken: subscription → the `seq` of the last update on it that `data` already reflects (0 before the first). Pass it as `subscribe.resume` to receive exactly the updates after it. `agent_status` covers `agents`, `coordination_metrics` every subscription, `system_health` none. An instance whose broker announced a hole on a subscription (`resync_required`) rebuilt that subscription's state from the updates after the hole, so a position never claims an update the data lacks.
+ * Where a `data_response` was taken: subscription → the `seq` of the last update on it that `data` already reflects; before the first update, the seq just before it, so a resume from it replays the first. Pass it as `subscribe.resume` to receive exactly the updates after it. `agent_status` covers `agents`, `coordination_metrics` every subscription, `system_health` none. An instance whose broker announced a hole on a subscription (`resync_required`) rebuilt that subscription's state from the updates after the hole, so a position never claims an update the data lacks.
  */
 export interface Positions {
   [k: string]: number | undefined;
