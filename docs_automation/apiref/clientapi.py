@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import GenerateError
 from .generator import Rendered, read_text
+from . import typescript
 from .node import run_tool
 
 __all__ = ["CLIENT_API", "PACKAGE", "render"]
@@ -40,13 +41,23 @@ def render(root: Path) -> Rendered:
         raise GenerateError(f"{typedoc} is missing; run scripts/bootstrap")
     scratch = root / ".hive"
     scratch.mkdir(exist_ok=True)
-    out = Path(tempfile.mkdtemp(prefix="client-api-", dir=scratch))
+    # Under root, so TypeDoc finds its plugin in root/node_modules.
+    work = Path(tempfile.mkdtemp(prefix="client-api-", dir=scratch))
+    out = work / "out"
     try:
-        run_tool(root / PACKAGE, [str(typedoc), "--out", str(out), "--logLevel", "Warn"])
+        # The package as it will be once `apiref` has written its generated types: a page
+        # rendered from the types on disk would lag one run behind a schema change.
+        package = work / "package"
+        shutil.copytree(root / PACKAGE / "src", package / "src")
+        for name in ("tsconfig.json", "typedoc.json", "package.json"):
+            shutil.copy(root / PACKAGE / name, package / name)
+        types = typescript.render(root)[typescript.CLIENT_TYPES]
+        (package / "src" / Path(typescript.CLIENT_TYPES).name).write_text(types, encoding="utf-8")
+        run_tool(package, [str(typedoc), "--out", str(out), "--logLevel", "Warn"])
         page = out / Path(CLIENT_API).name
         if not page.is_file():
             raise GenerateError(f"TypeDoc wrote no {page.name}; check {PACKAGE}/typedoc.json")
         text = read_text(page)
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return {CLIENT_API: _BANNER.format(package=PACKAGE) + text.rstrip("\n") + "\n"}
