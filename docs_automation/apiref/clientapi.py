@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import GenerateError
-from .generator import Rendered, read_text
 from . import typescript
+from .generator import Rendered, read_text
 from .node import run_tool
 
 __all__ = ["CLIENT_API", "PACKAGE", "render"]
