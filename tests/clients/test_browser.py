@@ -248,3 +248,33 @@ def test_a_right_token_connects_from_the_page(page: Page) -> None:
         wait(page, "records[0].opens.length === 1")
     finally:
         server.stop()
+
+
+def test_offline_then_online_in_chromium_waits_then_resumes_at_once(page: Page) -> None:
+    """Chromium's own offline mode (navigator.onLine false, the `offline` and `online`
+    events): no attempt while offline (kuzzleio/sdk-javascript#455), a reconnect as soon as
+    the page is back online (centrifugal/centrifuge-js#203), and nothing lost meanwhile."""
+    server = start_server()
+    publisher = Publisher([server.http], subscription="tasks")
+    try:
+        make(page, 1, [server.ws], subscriptions=["tasks"], backoffCapMs=60_000)
+        wait(page, "records[0].opens.length === 1")
+        publisher.publish_one(0)
+        wait(page, f"(records[0].received.tasks ?? []).includes({publisher.seqs[0]})")
+        page.context.set_offline(True)
+        wait(page, "!clients[0].connected")
+        for n in range(1, 6):
+            publisher.publish_one(n)
+        time.sleep(1.0)
+        assert records(page)[0]["sockets"] == 1, "no attempt while offline"
+        back = time.time() * 1000
+        page.context.set_offline(False)
+        wait(page, "records[0].opens.length === 2", timeout_ms=5_000)
+        record = records(page)[0]
+        # A 60 s backoff cap: only the `online` event explains a reconnect this soon.
+        assert record["opens"][1] - back < 1000, record["opens"][1] - back
+        wait(page, f"(records[0].received.tasks ?? []).includes({publisher.seqs[-1]})")
+        got = records(page)[0]["received"]["tasks"]
+        assert got == publisher.seqs, (got, publisher.seqs)
+    finally:
+        server.stop()
