@@ -5,10 +5,12 @@ per-subscription update counts and the live connection figures. Pure: the app fe
 
 **Positions.** Every answer comes with `positions`: for each subscription its data reflects,
 the `seq` of the last update on it already in the answer, taken in the same call as the data
-(nothing runs in between). A client that subscribes with `resume: positions` receives exactly
-the updates after them. `agent_status` covers `agents`; `coordination_metrics` covers every
-subscription (its `latest_seq` and `delivered` count them all); `system_health` covers none
-(it reflects no update).
+(nothing runs in between). The seq is the broker's (`Broker.position`): the broker hands
+each update to the hub, and the hub to this state, without awaiting, so the two agree.
+A client that subscribes with `resume: positions` receives exactly the updates after them.
+`agent_status` covers `agents`; `coordination_metrics` covers every subscription (its
+`latest_seq` and `delivered` count them all); `system_health` covers none (it reflects no
+update).
 
 The state is built from the updates this instance delivered, so a position must not claim
 updates the instance never saw. When the broker announces a hole on a subscription (a
