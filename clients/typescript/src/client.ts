@@ -140,6 +140,8 @@ const OPEN = 1;
 const DEFAULT_PERMANENT = [4401, 4403];
 // 4000-4999 are for applications (RFC 6455 §7.4.2); the client closes with this one itself.
 const CLIENT_CLOSE = 4000;
+// RFC 6455 §7.4.1 1008 policy violation: the server's close for a client still flooding.
+const RATE_LIMITED = 1008;
 
 function isUpdate(frame: ServerFrame): frame is UpdateFrame {
   return typeof (frame as UpdateFrame).seq === "number";
@@ -430,7 +432,10 @@ export class HiveClient {
       for (const dataType of [...this.pending.keys()]) this.abandon(dataType, why);
       return;
     }
-    const delay = backoffDelay(this.attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.o.random());
+    // 1008 rate_limited: the error guide says reconnect "after a pause, and send less"; the
+    // pause is one backoff cap on top of the jitter, the bucket does the rest.
+    const pause = code === RATE_LIMITED ? this.o.backoffCapMs : 0;
+    const delay = pause + backoffDelay(this.attempt, this.o.backoffBaseMs, this.o.backoffCapMs, this.o.random());
     this.attempt += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {

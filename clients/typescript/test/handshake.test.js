@@ -187,3 +187,16 @@ test("a snapshot still pending when the client stops is rejected, not left hangi
   hive.stop();
   await assert.rejects(taken, /snapshot agent_status abandoned: client stopped/);
 });
+
+test("close 1008 (rate limited): the retry waits a whole backoff cap first", async () => {
+  const hive = new HiveClient({ url: "ws://127.0.0.1:1/ws", WebSocket: ScriptedSocket, environment: new FakeEnvironment(), pingIntervalMs: 0, backoffCapMs: 300, random: () => 0 });
+  hive.start();
+  const socket = ScriptedSocket.last;
+  socket.deliver(established());
+  socket.onclose({ code: 1008, reason: "rate_limited" });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(ScriptedSocket.last, socket, "no attempt within the pause");
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.notEqual(ScriptedSocket.last, socket, "an attempt after it");
+  hive.stop();
+});
