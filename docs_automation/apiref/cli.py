@@ -1,7 +1,8 @@
 """The reference pages' command line: `python -m docs_automation apiref` writes or checks them.
 
 REST from the app's OpenAPI document, the WebSocket protocol (page, AsyncAPI document and
-TypeScript types) from `schemas/ws_messages.schema.json`, and the configuration, command-line,
+TypeScript types) from `schemas/ws_messages.schema.json`, the TypeScript client's API page from
+its sources (TypeDoc), and the configuration, command-line,
 metrics and Python API pages from the code itself. `--check` fails when any is stale.
 """
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from . import (
     asyncapi,
+    clientapi,
     commandline,
     configuration,
     metrics,
@@ -28,6 +30,7 @@ STEPS: tuple[Step, ...] = (
     ("protocol reference", protocol.render),
     ("AsyncAPI document", asyncapi.render),
     ("TypeScript types", typescript.render),
+    ("TypeScript client API", clientapi.render),
     ("configuration reference", configuration.render),
     ("command-line reference", commandline.render),
     ("metrics reference", metrics.render),

@@ -2,8 +2,9 @@
 
 The schema's `oneOf` of `$ref`s becomes a union of interfaces whose `type` fields are string
 literals, so a `switch (frame.type)` narrows it (a discriminated union). quicktype is not used
-because it flattens the union into one loose type. The example `docs/examples/pwa-client.ts`
-uses these types; the docs harness type-checks it with tsc and runs it against a server.
+because it flattens the union into one loose type. The client package
+`clients/typescript/` compiles the same text as `src/ws_messages.ts`, so its types are
+generated too and drift-checked with the page.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from .generator import Rendered, read_text
 from .node import run_node
 from .schema import SCHEMA
 
-__all__ = ["TYPES", "render"]
+__all__ = ["CLIENT_TYPES", "TYPES", "render"]
 
 TYPES = "docs/reference/ws_messages.d.ts"
 """Where the generated declarations go, relative to the repository root."""
+CLIENT_TYPES = "clients/typescript/src/ws_messages.ts"
+"""The same declarations inside the client package's sources, so its types are never a copy."""
 
 # Reads the schema on stdin, prints the declarations. `additionalProperties: false` in the
 # options keeps objects without that keyword open-ended only where the schema says so.
@@ -55,4 +58,6 @@ def render(root: Path) -> Rendered:
         GenerateError: node or json-schema-to-typescript is missing, or the schema is invalid.
     """
     declarations = run_node(root, _COMPILE, stdin=read_text(root / SCHEMA))
-    return {TYPES: _BANNER.format(schema=SCHEMA) + declarations}
+    text = _BANNER.format(schema=SCHEMA) + declarations
+    # A `.ts` file, not `.d.ts`: tsc emits declarations for it into the package's dist/.
+    return {TYPES: text, CLIENT_TYPES: text}
