@@ -284,3 +284,47 @@ def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_p
         """,
     )
     assert result["missing"] == 0, result
+
+
+@pytest.fixture(scope="module")
+def secured_server() -> Iterator[ServerProcess]:
+    build_package()
+    srv = start_server({"WS_AUTH_REQUIRED": "true", "WS_AUTH_TOKEN": "fresh-token"})
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "reconnect() is documented for use 'after a token refresh', but the token is copied "
+        "at construction and nothing can change it: after a 4401 and a refreshed token the "
+        "client can only be replaced, and a new client cannot resume from the old positions"
+    ),
+)
+def test_a_refreshed_token_is_used_on_the_next_connection(
+    secured_server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const options = {{ url: {json.dumps(secured_server.ws)}, WebSocket: Counting, token: "expired-token" }};
+        const client = new HiveClient(options);
+        const closes = [];
+        let opened = 0;
+        client.on("close", ({{ code }}) => closes.push(code));
+        client.on("connection_established", () => (opened += 1));
+        client.start();
+        await until(() => closes.includes(4401), 5000);
+        // The app refreshes its token the only way the options allow, and connects again.
+        options.token = "fresh-token";
+        client.start();
+        await until(() => closes.length >= 2 || client.connected, 5000);
+        const connected = client.connected;
+        client.stop();
+        console.log(JSON.stringify({{ closes, connected, tokens: made.map((url) => new URL(url).searchParams.get("access_token")) }}));
+        process.exit(0);
+        """,
+    )
+    assert result["connected"], result
