@@ -328,3 +328,29 @@ def test_a_refreshed_token_is_used_on_the_next_connection(
         """,
     )
     assert result["connected"], result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "ping() is documented to reject 'after replyTimeoutMs or a close', but a close "
+        "(here stop()) leaves it pending until replyTimeoutMs has passed"
+    ),
+)
+def test_a_ping_rejects_when_the_connection_closes(server: ServerProcess, tmp_path: Path) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket, replyTimeoutMs: 8000 }});
+        client.start();
+        await until(() => client.connected, 5000);
+        const asked = Date.now();
+        const outcome = client.ping().then(() => "resolved", () => "rejected");
+        client.stop();
+        const settled = await Promise.race([outcome, sleep(2000).then(() => "pending")]);
+        console.log(JSON.stringify({{ settled, ms: Date.now() - asked }}));
+        process.exit(0);
+        """,
+    )
+    assert result["settled"] == "rejected", result
