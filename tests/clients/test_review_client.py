@@ -6,6 +6,7 @@ reference server (or, for the flapping case, a real server process that accepts 
 closes, as an overloaded or draining server does).
 """
 
+# ruff: noqa: E501  (the Node programs are JavaScript in strings)
 from __future__ import annotations
 
 import json
