@@ -355,3 +355,38 @@ def test_a_ping_rejects_when_the_connection_closes(server: ServerProcess, tmp_pa
         """,
     )
     assert result["settled"] == "rejected", result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the client's own handshake frames share the bounded outbound queue with the app's: "
+        "when the app has filled it, request_data throws RangeError out of the socket's "
+        "message handler and the snapshot stalls until the reply timeout forces a reconnect"
+    ),
+)
+def test_a_full_outbound_queue_does_not_stall_the_snapshot(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const uncaught = [];
+        process.on("uncaughtException", (error) => uncaught.push(error.message));
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket, maxOutboundBytes: 4096 }});
+        client.start();
+        const asked = Date.now();
+        const taken = client.snapshot("agent_status", ["agents"]).then(() => Date.now() - asked, () => -1);
+        // The app queues its own frames (sent at the rate limit) until the queue is full.
+        let queued = 0;
+        try {{
+          for (; queued < 1000; queued++) client.send({{ type: "ping", correlation_id: `app-${{queued}}` }});
+        }} catch {{}}
+        const ms = await Promise.race([taken, sleep(5000).then(() => null)]);
+        client.stop();
+        console.log(JSON.stringify({{ queued, ms, uncaught }}));
+        process.exit(0);
+        """,
+    )
+    assert result["uncaught"] == [] and result["ms"] is not None, result
