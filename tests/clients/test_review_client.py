@@ -463,3 +463,33 @@ def test_latency_is_the_round_trip_not_the_queueing(server: ServerProcess, tmp_p
         """,
     )
     assert result["latency"] < 500, result  # type: ignore[operator]
+
+
+@pytest.mark.hostile
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a snapshot the server refuses with data_error (a data type it does not know, as an "
+        "older server answers a newer client) makes the client drop a healthy connection and "
+        "reconnect every 0-100 ms forever, its backoff reset by each connection_established"
+    ),
+)
+def test_a_refused_snapshot_does_not_hammer_the_server(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket: Counting, subscriptions: ["alerts"] }});
+        const problems = [];
+        client.on("problem", (error) => problems.push(error.message));
+        client.start();
+        // A data type of a newer protocol version; the typed API is bypassed as plain JS would.
+        client.snapshot("agent_history", ["agents"]).catch(() => undefined);
+        await sleep({FLAP_MS});
+        client.stop();
+        console.log(JSON.stringify({{ connections: made.length, problem: problems[0] ?? null }}));
+        process.exit(0);
+        """,
+    )
+    assert result["connections"] <= FLAP_MAX_CONNECTIONS, result  # type: ignore[operator]
