@@ -1,0 +1,495 @@
+"""Review of the TypeScript client package (issue 15): defects found by attacking it.
+
+Each test runs a small Node program against real processes on loopback: the built package
+from `clients/typescript/dist`, `ws` standing in for the browser's `WebSocket`, and a real
+reference server (or, for the flapping case, a real server process that accepts and then
+closes, as an overloaded or draining server does).
+"""
+
+# ruff: noqa: E501  (the Node programs are JavaScript in strings)
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.clients.test_typescript import PACKAGE, build_package
+from tests.procs import ROOT, ServerProcess, free_port, start_server
+
+#: Longest one Node program may run, in seconds.
+NODE_TIMEOUT_SECONDS = 40.0
+
+PRELUDE = f"""
+import WebSocket from {json.dumps(str(ROOT / "node_modules" / "ws" / "index.js"))};
+import {{ HiveClient }} from {json.dumps(str(PACKAGE / "dist" / "index.js"))};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+async function until(done, ms) {{
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await sleep(10);
+}}
+async function publish(http, subscription, data) {{
+  const response = await fetch(`${{http}}/api/dashboard/websocket/broadcast?subscription=${{subscription}}`, {{
+    method: "POST",
+    headers: {{ "Content-Type": "application/json" }},
+    body: JSON.stringify(data),
+    signal: AbortSignal.timeout(5000),
+  }});
+  if (!response.ok) throw new Error(`publish: HTTP ${{response.status}}`);
+  return (await response.json()).seq;
+}}
+const made = [];
+class Counting extends WebSocket {{
+  constructor(url) {{
+    super(url);
+    made.push(url);
+  }}
+}}
+"""
+
+
+def run_node(tmp_path: Path, body: str) -> dict[str, object]:
+    """Run `body` after the prelude; it prints one JSON line (its result) last."""
+    script = tmp_path / "program.mjs"
+    script.write_text(PRELUDE + textwrap.dedent(body))
+    proc = subprocess.run(
+        ["node", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert proc.returncode == 0, f"node exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    build_package()
+    srv = start_server()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "snapshot() promises the subscriptions stream from the snapshot's position with "
+        "nothing lost, but an exception in the app's `snapshot` handler aborts the handshake "
+        "midway: the resuming subscribe is never sent and every later update is silently lost"
+    ),
+)
+def test_a_throwing_snapshot_handler_does_not_lose_the_stream(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        // A browser reports an exception thrown from a socket's message handler and carries
+        // on; Node would exit, so report it the same way.
+        process.on("uncaughtException", (error) => console.log(`reported: ${{error.message}}`));
+        const http = {json.dumps(server.http)};
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket }});
+        let snapshots = 0;
+        client.on("snapshot", () => {{
+          snapshots += 1;
+          if (snapshots === 1) throw new Error("a bug in the app's first render");
+        }});
+        const seen = [];
+        client.on("update", (update) => update.data.agent_id === "rev-throw" && seen.push(update.seq));
+        client.start();
+        const timer = setTimeout(() => {{ throw new Error("no snapshot within 10 s"); }}, 10_000);
+        await client.snapshot("agent_status", ["agents"]);
+        clearTimeout(timer);
+        const published = [];
+        for (let i = 0; i < 5; i++) published.push(await publish(http, "agents", {{ agent_id: "rev-throw", status: `s${{i}}` }}));
+        await until(() => seen.length >= published.length, 3000);
+        client.stop();
+        console.log(JSON.stringify({{ published, seen }}));
+        process.exit(0);
+        """,
+    )
+    assert result["seen"] == result["published"], result
+
+
+#: A server that completes every handshake, says `connection_established`, then closes 1013
+#: ("try again later") at once: what an overloaded or draining server, or one whose backend
+#: fails right after the upgrade, looks like to a client (y-websocket#195, chat-gui#872).
+FLAPPING_SERVER = """
+import asyncio, json, sys
+from websockets.asyncio.server import serve
+
+async def handler(ws):
+    await ws.send(json.dumps({"type": "connection_established", "connection_id": "c",
+        "subscriptions": [], "server_time": "2026-01-01T00:00:00Z", "contract_version": "1.2.0"}))
+    await ws.close(1013, "try again later")
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1])):
+        print("ready", flush=True)
+        await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def flapping_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FLAPPING_SERVER, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        yield f"ws://127.0.0.1:{port}/api/dashboard/ws/dashboard"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+#: How long the client runs against the flapping server, ms.
+FLAP_MS = 3000
+#: Most connections a backoff that grows (base 100 ms, cap 1 s, full jitter) makes in FLAP_MS:
+#: its mean waits are 50, 100, 200, 400, then 500 ms, about 9 connections; a backoff pinned
+#: at its first step makes about 50.
+FLAP_MAX_CONNECTIONS = 20
+
+
+@pytest.mark.hostile
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the promised full-jitter exponential backoff never grows against a server that "
+        "accepts and then closes at once (1013): the attempt count is reset on every "
+        "connection_established, so the client reconnects every 0-100 ms forever"
+    ),
+)
+def test_backoff_grows_when_the_server_closes_right_after_accepting(
+    flapping_server: str, tmp_path: Path
+) -> None:
+    build_package()
+    result = run_node(
+        tmp_path,
+        f"""
+        const client = new HiveClient({{ url: {json.dumps(flapping_server)}, WebSocket: Counting }});
+        const codes = new Set();
+        client.on("close", ({{ code }}) => codes.add(code));
+        client.start();
+        await sleep({FLAP_MS});
+        client.stop();
+        console.log(JSON.stringify({{ connections: made.length, codes: [...codes] }}));
+        process.exit(0);
+        """,
+    )
+    assert 1013 in result["codes"], result  # type: ignore[operator]
+    assert result["connections"] <= FLAP_MAX_CONNECTIONS, result  # type: ignore[operator]
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "every agents update is promised to the `update` handler once, but taking a "
+        "coordination_metrics snapshot (which the docs say covers every subscription) while "
+        "agents streams drops the agents updates that arrive during it: the client treats "
+        "them as contained in a snapshot that holds no agent state, and emits no gap"
+    ),
+)
+def test_a_metrics_snapshot_does_not_swallow_agent_updates(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const http = {json.dumps(server.http)};
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket }});
+        const seen = [];
+        const gaps = [];
+        client.on("update", (update) => update.data.agent_id === "rev-metrics" && seen.push(update.seq));
+        client.on("gap", (gap) => gaps.push(gap));
+        client.start();
+        await client.snapshot("agent_status", ["agents"]);
+        const published = [];
+        let publishing = true;
+        const publisher = (async () => {{
+          for (let round = 0; publishing && round < 400; round++) {{
+            const batch = [];
+            for (let i = 0; i < 5; i++) batch.push(publish(http, "agents", {{ agent_id: "rev-metrics", status: `r${{round}}` }}));
+            published.push(...(await Promise.all(batch)));
+            await sleep(5);
+          }}
+        }})();
+        // The metrics panel refreshes its figures a few times while agents stream.
+        for (let i = 0; i < 10; i++) {{
+          await sleep(100);
+          await client.snapshot("coordination_metrics", ["agents"]);
+        }}
+        publishing = false;
+        await publisher;
+        await until(() => seen.length >= published.length, 3000);
+        client.stop();
+        const delivered = new Set(seen);
+        const missing = published.filter((seq) => !delivered.has(seq));
+        console.log(JSON.stringify({{ published: published.length, seen: seen.length, missing: missing.length, gaps: gaps.length }}));
+        process.exit(0);
+        """,
+    )
+    assert result["missing"] == 0, result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "snapshot('agent_status') promises the state to stream from, but past 256 KiB of "
+        "agents the server answers one page (truncated, next_after) and the client resolves "
+        "with that page alone, with no way to page on, also when it re-takes it after a resync"
+    ),
+)
+def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_path: Path) -> None:
+    # 40 agents of about 8 KB each: 320 KB of agent state, well inside the server's 4 MiB
+    # and 10,000-agent bounds, past one answer's 256 KiB.
+    result = run_node(
+        tmp_path,
+        f"""
+        const http = {json.dumps(server.http)};
+        const names = [];
+        for (let i = 0; i < 40; i++) {{
+          const name = `rev-big-${{String(i).padStart(2, "0")}}`;
+          names.push(name);
+          await publish(http, "agents", {{ agent_id: name, status: "idle", note: "x".repeat(8000) }});
+        }}
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket }});
+        client.start();
+        const timer = setTimeout(() => {{ throw new Error("no snapshot within 10 s"); }}, 10_000);
+        const snapshot = await client.snapshot("agent_status", ["agents"]);
+        clearTimeout(timer);
+        client.stop();
+        const held = new Set(snapshot.data.agents.map((agent) => agent.agent_id));
+        console.log(JSON.stringify({{
+          missing: names.filter((name) => !held.has(name)).length,
+          truncated: snapshot.data.truncated ?? false,
+        }}));
+        process.exit(0);
+        """,
+    )
+    assert result["missing"] == 0, result
+
+
+@pytest.fixture(scope="module")
+def secured_server() -> Iterator[ServerProcess]:
+    build_package()
+    srv = start_server({"WS_AUTH_REQUIRED": "true", "WS_AUTH_TOKEN": "fresh-token"})
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "reconnect() is documented for use 'after a token refresh', but the token is copied "
+        "at construction and nothing can change it: after a 4401 and a refreshed token the "
+        "client can only be replaced, and a new client cannot resume from the old positions"
+    ),
+)
+def test_a_refreshed_token_is_used_on_the_next_connection(
+    secured_server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const options = {{ url: {json.dumps(secured_server.ws)}, WebSocket: Counting, token: "expired-token" }};
+        const client = new HiveClient(options);
+        const closes = [];
+        let opened = 0;
+        client.on("close", ({{ code }}) => closes.push(code));
+        client.on("connection_established", () => (opened += 1));
+        client.start();
+        await until(() => closes.includes(4401), 5000);
+        // The app refreshes its token the only way the options allow, and connects again.
+        options.token = "fresh-token";
+        client.start();
+        await until(() => closes.length >= 2 || client.connected, 5000);
+        const connected = client.connected;
+        client.stop();
+        console.log(JSON.stringify({{ closes, connected, tokens: made.map((url) => new URL(url).searchParams.get("access_token")) }}));
+        process.exit(0);
+        """,
+    )
+    assert result["connected"], result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "ping() is documented to reject 'after replyTimeoutMs or a close', but a close "
+        "(here stop()) leaves it pending until replyTimeoutMs has passed"
+    ),
+)
+def test_a_ping_rejects_when_the_connection_closes(server: ServerProcess, tmp_path: Path) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket, replyTimeoutMs: 8000 }});
+        client.start();
+        await until(() => client.connected, 5000);
+        const asked = Date.now();
+        const outcome = client.ping().then(() => "resolved", () => "rejected");
+        client.stop();
+        const settled = await Promise.race([outcome, sleep(2000).then(() => "pending")]);
+        console.log(JSON.stringify({{ settled, ms: Date.now() - asked }}));
+        process.exit(0);
+        """,
+    )
+    assert result["settled"] == "rejected", result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the client's own handshake frames share the bounded outbound queue with the app's: "
+        "when the app has filled it, request_data throws RangeError out of the socket's "
+        "message handler and the snapshot stalls until the reply timeout forces a reconnect"
+    ),
+)
+def test_a_full_outbound_queue_does_not_stall_the_snapshot(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const uncaught = [];
+        process.on("uncaughtException", (error) => uncaught.push(error.message));
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket, maxOutboundBytes: 4096 }});
+        client.start();
+        const asked = Date.now();
+        const taken = client.snapshot("agent_status", ["agents"]).then(() => Date.now() - asked, () => -1);
+        // The app queues its own frames (sent at the rate limit) until the queue is full.
+        let queued = 0;
+        try {{
+          for (; queued < 1000; queued++) client.send({{ type: "ping", correlation_id: `app-${{queued}}` }});
+        }} catch {{}}
+        const ms = await Promise.race([taken, sleep(5000).then(() => null)]);
+        client.stop();
+        console.log(JSON.stringify({{ queued, ms, uncaught }}));
+        process.exit(0);
+        """,
+    )
+    assert result["uncaught"] == [] and result["ms"] is not None, result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the docs promise the client connects at once when the browser is back online, and a "
+        "hidden page reconnects after a server drop; but back online while the page is "
+        "hidden it never reconnects (wake() ignores hidden pages and no retry is left), so "
+        "a background dashboard stays cut off until someone looks at it"
+    ),
+)
+def test_back_online_while_hidden_reconnects(server: ServerProcess, tmp_path: Path) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        // `window` and `document` stand-ins, as the package's own node tests use.
+        const target = new EventTarget();
+        const navigator = {{ onLine: true }};
+        let visibilityState = "visible";
+        const on = (type, fn) => target.addEventListener(type, fn);
+        const off = (type, fn) => target.removeEventListener(type, fn);
+        const environment = {{
+          window: {{ addEventListener: on, removeEventListener: off, navigator }},
+          document: {{ addEventListener: on, removeEventListener: off, get visibilityState() {{ return visibilityState; }} }},
+        }};
+        const fire = (type) => target.dispatchEvent(new Event(type));
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket: Counting, environment, subscriptions: ["alerts"] }});
+        client.start();
+        await until(() => client.connected, 5000);
+        // The user switches to another app; then the network drops and comes back.
+        visibilityState = "hidden";
+        fire("visibilitychange");
+        navigator.onLine = false;
+        fire("offline");
+        await sleep(300);
+        navigator.onLine = true;
+        fire("online");
+        await until(() => client.connected, 5000);
+        const connected = client.connected;
+        client.stop();
+        console.log(JSON.stringify({{ connected, sockets: made.length }}));
+        process.exit(0);
+        """,
+    )
+    assert result["connected"], result
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "ping() promises the round trip, but the clock starts when the ping is queued, not "
+        "sent: behind frames paced by the rate limit, a 1 ms loopback round trip is reported "
+        "as seconds"
+    ),
+)
+def test_latency_is_the_round_trip_not_the_queueing(server: ServerProcess, tmp_path: Path) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket }});
+        client.start();
+        await until(() => client.connected, 5000);
+        // The app asks for some data (60 frames: 3 s at 20 frames/s), then measures latency.
+        for (let i = 0; i < 60; i++) client.send({{ type: "request_data", data_type: "system_health", params: {{}}, correlation_id: `q-${{i}}` }});
+        const latency = await client.ping();
+        client.stop();
+        console.log(JSON.stringify({{ latency }}));
+        process.exit(0);
+        """,
+    )
+    assert result["latency"] < 500, result  # type: ignore[operator]
+
+
+@pytest.mark.hostile
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a snapshot the server refuses with data_error (a data type it does not know, as an "
+        "older server answers a newer client) makes the client drop a healthy connection and "
+        "reconnect every 0-100 ms forever, its backoff reset by each connection_established"
+    ),
+)
+def test_a_refused_snapshot_does_not_hammer_the_server(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    result = run_node(
+        tmp_path,
+        f"""
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket: Counting, subscriptions: ["alerts"] }});
+        const problems = [];
+        client.on("problem", (error) => problems.push(error.message));
+        client.start();
+        // A data type of a newer protocol version; the typed API is bypassed as plain JS would.
+        client.snapshot("agent_history", ["agents"]).catch(() => undefined);
+        await sleep({FLAP_MS});
+        client.stop();
+        console.log(JSON.stringify({{ connections: made.length, problem: problems[0] ?? null }}));
+        process.exit(0);
+        """,
+    )
+    assert result["connections"] <= FLAP_MAX_CONNECTIONS, result  # type: ignore[operator]
