@@ -76,14 +76,6 @@ def server() -> Iterator[ServerProcess]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "snapshot() promises the subscriptions stream from the snapshot's position with "
-        "nothing lost, but an exception in the app's `snapshot` handler aborts the handshake "
-        "midway: the resuming subscribe is never sent and every later update is silently lost"
-    ),
-)
 def test_a_throwing_snapshot_handler_does_not_lose_the_stream(
     server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -167,14 +159,6 @@ FLAP_MAX_CONNECTIONS = 20
 
 
 @pytest.mark.hostile
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the promised full-jitter exponential backoff never grows against a server that "
-        "accepts and then closes at once (1013): the attempt count is reset on every "
-        "connection_established, so the client reconnects every 0-100 ms forever"
-    ),
-)
 def test_backoff_grows_when_the_server_closes_right_after_accepting(
     flapping_server: str, tmp_path: Path
 ) -> None:
@@ -197,15 +181,6 @@ def test_backoff_grows_when_the_server_closes_right_after_accepting(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "every agents update is promised to the `update` handler once, but taking a "
-        "coordination_metrics snapshot (which the docs say covers every subscription) while "
-        "agents streams drops the agents updates that arrive during it: the client treats "
-        "them as contained in a snapshot that holds no agent state, and emits no gap"
-    ),
-)
 def test_a_metrics_snapshot_does_not_swallow_agent_updates(
     server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -249,14 +224,6 @@ def test_a_metrics_snapshot_does_not_swallow_agent_updates(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "snapshot('agent_status') promises the state to stream from, but past 256 KiB of "
-        "agents the server answers one page (truncated, next_after) and the client resolves "
-        "with that page alone, with no way to page on, also when it re-takes it after a resync"
-    ),
-)
 def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_path: Path) -> None:
     # 40 agents of about 8 KB each: 320 KB of agent state, well inside the server's 4 MiB
     # and 10,000-agent bounds, past one answer's 256 KiB.
@@ -296,14 +263,6 @@ def secured_server() -> Iterator[ServerProcess]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "reconnect() is documented for use 'after a token refresh', but the token is copied "
-        "at construction and nothing can change it: after a 4401 and a refreshed token the "
-        "client can only be replaced, and a new client cannot resume from the old positions"
-    ),
-)
 def test_a_refreshed_token_is_used_on_the_next_connection(
     secured_server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -318,8 +277,8 @@ def test_a_refreshed_token_is_used_on_the_next_connection(
         client.on("connection_established", () => (opened += 1));
         client.start();
         await until(() => closes.includes(4401), 5000);
-        // The app refreshes its token the only way the options allow, and connects again.
-        options.token = "fresh-token";
+        // The app refreshes its token and connects again.
+        client.setToken("fresh-token");
         client.start();
         await until(() => closes.length >= 2 || client.connected, 5000);
         const connected = client.connected;
@@ -332,13 +291,6 @@ def test_a_refreshed_token_is_used_on_the_next_connection(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ping() is documented to reject 'after replyTimeoutMs or a close', but a close "
-        "(here stop()) leaves it pending until replyTimeoutMs has passed"
-    ),
-)
 def test_a_ping_rejects_when_the_connection_closes(server: ServerProcess, tmp_path: Path) -> None:
     result = run_node(
         tmp_path,
@@ -358,14 +310,6 @@ def test_a_ping_rejects_when_the_connection_closes(server: ServerProcess, tmp_pa
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the client's own handshake frames share the bounded outbound queue with the app's: "
-        "when the app has filled it, request_data throws RangeError out of the socket's "
-        "message handler and the snapshot stalls until the reply timeout forces a reconnect"
-    ),
-)
 def test_a_full_outbound_queue_does_not_stall_the_snapshot(
     server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -393,15 +337,6 @@ def test_a_full_outbound_queue_does_not_stall_the_snapshot(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the docs promise the client connects at once when the browser is back online, and a "
-        "hidden page reconnects after a server drop; but back online while the page is "
-        "hidden it never reconnects (wake() ignores hidden pages and no retry is left), so "
-        "a background dashboard stays cut off until someone looks at it"
-    ),
-)
 def test_back_online_while_hidden_reconnects(server: ServerProcess, tmp_path: Path) -> None:
     result = run_node(
         tmp_path,
@@ -439,14 +374,6 @@ def test_back_online_while_hidden_reconnects(server: ServerProcess, tmp_path: Pa
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ping() promises the round trip, but the clock starts when the ping is queued, not "
-        "sent: behind frames paced by the rate limit, a 1 ms loopback round trip is reported "
-        "as seconds"
-    ),
-)
 def test_latency_is_the_round_trip_not_the_queueing(server: ServerProcess, tmp_path: Path) -> None:
     result = run_node(
         tmp_path,
@@ -466,14 +393,6 @@ def test_latency_is_the_round_trip_not_the_queueing(server: ServerProcess, tmp_p
 
 
 @pytest.mark.hostile
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a snapshot the server refuses with data_error (a data type it does not know, as an "
-        "older server answers a newer client) makes the client drop a healthy connection and "
-        "reconnect every 0-100 ms forever, its backoff reset by each connection_established"
-    ),
-)
 def test_a_refused_snapshot_does_not_hammer_the_server(
     server: ServerProcess, tmp_path: Path
 ) -> None:
