@@ -394,7 +394,8 @@ export class HiveClient {
   snapshot(dataType: DataType, subscriptions: string[]): Promise<Snapshot> {
     const held = subscriptions.filter((name) => HOLDS[dataType]?.includes(name));
     this.sources.set(dataType, held);
-    this.subscribe(subscriptions.filter((name) => !held.includes(name) && !this.live.has(name)));
+    const others = subscriptions.filter((name) => !held.includes(name) && !this.live.has(name));
+    if (others.length) this.subscribe(others);
     for (const name of held) this.live.add(name);
     return new Promise((resolve, reject) => {
       this.request(dataType);
