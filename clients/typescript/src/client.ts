@@ -113,7 +113,10 @@ export interface ClientOptions {
 export interface Snapshot {
   dataType: DataType;
   data: DataResponse["data"];
-  /** Positions of the covered subscriptions; a subscription is missing when the server gave none. */
+  /**
+   * The answer's `positions` as the server gave them (the first page's when paged). Only the
+   * subscriptions whose state `data` holds start from them, and never move back.
+   */
   positions: Positions;
 }
 
@@ -323,7 +326,7 @@ export class HiveClient {
     this.connect();
   }
 
-  /** Close for good (code 1000); pending snapshots and pings are abandoned. */
+  /** Close for good (code 1000); pending snapshots and pings are rejected. */
   stop(): void {
     this.stopped = true;
     const env = this.env();
@@ -351,7 +354,11 @@ export class HiveClient {
     else this.wake();
   }
 
-  /** Stream `subscriptions` live, resuming from their last `seq` when they had one. */
+  /**
+   * Stream `subscriptions` live, resuming from their last `seq` when they had one.
+   *
+   * @throws RangeError when the client's own queue (`maxControlBytes`) is full.
+   */
   subscribe(subscriptions: string[]): void {
     for (const name of subscriptions) this.live.add(name);
     if (this.established) this.sendSubscribe(subscriptions);
@@ -403,7 +410,11 @@ export class HiveClient {
     });
   }
 
-  /** Send a ping; resolves with the round trip in ms, rejects after `replyTimeoutMs` or a close. */
+  /**
+   * Send a ping, before any frame of the app's; resolves with the round trip in ms, counted
+   * from when the frame leaves. Rejects after `replyTimeoutMs`, at once when the connection
+   * closes, or when `maxControlBytes` is used up.
+   */
   ping(): Promise<number> {
     const id = this.id("ping");
     return new Promise((resolve, reject) => {
