@@ -178,6 +178,7 @@ def test_backoff_grows_when_the_server_closes_right_after_accepting(
         process.exit(0);
         """,
     )
+    print(f"flapping server: {result['connections']} connections in {FLAP_MS} ms")
     assert 1013 in result["codes"], result  # type: ignore[operator]
     assert result["connections"] <= FLAP_MAX_CONNECTIONS, result  # type: ignore[operator]
 
@@ -335,6 +336,7 @@ def test_a_full_outbound_queue_does_not_stall_the_snapshot(
         process.exit(0);
         """,
     )
+    print(f"snapshot behind a full app queue: {result['ms']} ms")
     assert result["uncaught"] == [] and result["ms"] is not None, result
 
 
@@ -391,6 +393,7 @@ def test_latency_is_the_round_trip_not_the_queueing(server: ServerProcess, tmp_p
         process.exit(0);
         """,
     )
+    print(f"latency behind 60 queued frames: {result['latency']} ms")
     assert result["latency"] < 500, result  # type: ignore[operator]
 
 
@@ -415,6 +418,7 @@ def test_a_refused_snapshot_does_not_hammer_the_server(
         process.exit(0);
         """,
     )
+    print(f"refused snapshot: {result['connections']} connection(s) in {FLAP_MS} ms")
     # Refused for good: rejected to the app, and the one healthy connection kept.
     assert result["connections"] == 1 and result["connected"], result
     assert "Unknown data type" in str(result["refused"]), result
