@@ -257,6 +257,56 @@ def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_p
     assert result["missing"] == 0, result
 
 
+@pytest.mark.integration
+def test_a_paged_snapshot_and_the_stream_hold_each_update_once(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    # The same 320 KB of agents, updated while the pages are taken: every update is either in
+    # the snapshot (the agent's `seq` is at or above it) or delivered once after it, never both.
+    result = run_node(
+        tmp_path,
+        f"""
+        const http = {json.dumps(server.http)};
+        const note = "y".repeat(8000);
+        for (let i = 0; i < 40; i++) await publish(http, "agents", {{ agent_id: `rev-page-${{String(i).padStart(2, "0")}}`, note }});
+        const client = new HiveClient({{ url: {json.dumps(server.ws)}, WebSocket }});
+        const seen = [];
+        client.on("update", (update) => String(update.data.agent_id).startsWith("rev-page-") && seen.push([update.data.agent_id, update.seq]));
+        client.start();
+        const published = [];
+        let publishing = true;
+        const publisher = (async () => {{
+          for (let round = 0; publishing && round < 200; round++) {{
+            const id = `rev-page-${{String(round % 40).padStart(2, "0")}}`;
+            published.push([id, await publish(http, "agents", {{ agent_id: id, note, round }})]);
+          }}
+        }})();
+        const timer = setTimeout(() => {{ throw new Error("no snapshot within 15 s"); }}, 15_000);
+        const snapshot = await client.snapshot("agent_status", ["agents"]);
+        clearTimeout(timer);
+        await sleep(200);
+        publishing = false;
+        await publisher;
+        await until(() => false, 1000);
+        client.stop();
+        const held = new Map(snapshot.data.agents.map((agent) => [agent.agent_id, agent.seq]));
+        const delivered = new Map();
+        for (const [, seq] of seen) delivered.set(seq, (delivered.get(seq) ?? 0) + 1);
+        let lost = 0, twice = 0;
+        for (const [id, seq] of published) {{
+          const inSnapshot = (held.get(id) ?? 0) >= seq;
+          const times = delivered.get(seq) ?? 0;
+          if (!inSnapshot && times === 0) lost++;
+          if (times + (inSnapshot ? 1 : 0) > 1) twice++;
+        }}
+        console.log(JSON.stringify({{ published: published.length, delivered: seen.length, lost, twice }}));
+        process.exit(0);
+        """,
+    )
+    print(f"paged snapshot under load: {result}")
+    assert result["lost"] == 0 and result["twice"] == 0, result
+
+
 @pytest.fixture(scope="module")
 def secured_server() -> Iterator[ServerProcess]:
     build_package()
