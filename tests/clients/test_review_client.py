@@ -257,12 +257,22 @@ def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_p
     assert result["missing"] == 0, result
 
 
+@pytest.fixture(scope="module")
+def small_frame_server() -> Iterator[ServerProcess]:
+    """A server whose answers hold about two 8 KB agents: 40 agents take 20 pages."""
+    build_package()
+    srv = start_server({"WS_MAX_FRAME_BYTES": "20480", "WS_MAX_INBOUND_MESSAGE_BYTES": "16384"})
+    yield srv
+    srv.stop()
+
+
 @pytest.mark.integration
 def test_a_paged_snapshot_and_the_stream_hold_each_update_once(
-    server: ServerProcess, tmp_path: Path
+    small_frame_server: ServerProcess, tmp_path: Path
 ) -> None:
-    # The same 320 KB of agents, updated while the pages are taken: every update is either in
-    # the snapshot (the agent's `seq` is at or above it) or delivered once after it, never both.
+    # 40 agents of 8 KB, updated while the 20 pages are taken: every update is either in the
+    # snapshot (the agent's `seq` is at or above it) or delivered once after it, never both.
+    server = small_frame_server
     result = run_node(
         tmp_path,
         f"""
@@ -276,9 +286,11 @@ def test_a_paged_snapshot_and_the_stream_hold_each_update_once(
         const published = [];
         let publishing = true;
         const publisher = (async () => {{
-          for (let round = 0; publishing && round < 200; round++) {{
-            const id = `rev-page-${{String(round % 40).padStart(2, "0")}}`;
-            published.push([id, await publish(http, "agents", {{ agent_id: id, note, round }})]);
+          for (let round = 0; publishing && round < 100; round++) {{
+            // Five at once, so some land between two pages.
+            const ids = [0, 1, 2, 3, 4].map((i) => `rev-page-${{String((round * 5 + i) % 40).padStart(2, "0")}}`);
+            const seqs = await Promise.all(ids.map((id) => publish(http, "agents", {{ agent_id: id, note, round }})));
+            ids.forEach((id, i) => published.push([id, seqs[i]]));
           }}
         }})();
         const timer = setTimeout(() => {{ throw new Error("no snapshot within 15 s"); }}, 15_000);
