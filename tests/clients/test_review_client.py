@@ -69,12 +69,17 @@ def run_node(tmp_path: Path, body: str) -> dict[str, object]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
+def serve(env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """Build the package, then run a reference server with `env` until the fixture ends."""
     build_package()
-    srv = start_server()
+    srv = start_server(env)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    yield from serve()
 
 
 @pytest.mark.integration
@@ -260,10 +265,7 @@ def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_p
 @pytest.fixture(scope="module")
 def small_frame_server() -> Iterator[ServerProcess]:
     """A server whose answers hold about two 8 KB agents: 40 agents take 20 pages."""
-    build_package()
-    srv = start_server({"WS_MAX_FRAME_BYTES": "20480", "WS_MAX_INBOUND_MESSAGE_BYTES": "16384"})
-    yield srv
-    srv.stop()
+    yield from serve({"WS_MAX_FRAME_BYTES": "20480", "WS_MAX_INBOUND_MESSAGE_BYTES": "16384"})
 
 
 @pytest.mark.integration
@@ -321,10 +323,7 @@ def test_a_paged_snapshot_and_the_stream_hold_each_update_once(
 
 @pytest.fixture(scope="module")
 def secured_server() -> Iterator[ServerProcess]:
-    build_package()
-    srv = start_server({"WS_AUTH_REQUIRED": "true", "WS_AUTH_TOKEN": "fresh-token"})
-    yield srv
-    srv.stop()
+    yield from serve({"WS_AUTH_REQUIRED": "true", "WS_AUTH_TOKEN": "fresh-token"})
 
 
 @pytest.mark.integration
