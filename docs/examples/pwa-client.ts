@@ -7,7 +7,7 @@ import { HiveClient } from "@agent-hive/dashboard-client";
 const client = new HiveClient({
   url: "ws://127.0.0.1:8000/api/dashboard/ws/dashboard",
   subscriptions: ["alerts"],
-  // token: "…",  // when the server requires one (sent as ?access_token=)
+  // token: () => currentToken(),  // when the server requires one: asked before each connection
 });
 
 // One typed handler per frame type: `frame` is a SubscriptionUpdated here.

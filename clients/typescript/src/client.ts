@@ -53,8 +53,17 @@ export interface ClientOptions {
    * rotate through instances so a reconnect after one fails tries the next.
    */
   url: string | ((attempts: number) => string);
-  /** Sent as `?access_token=` (browsers cannot set headers on a WebSocket). */
-  token?: string;
+  /**
+   * Sent as `?access_token=` (browsers cannot set headers on a WebSocket): a string, or a
+   * function called before each connection attempt that returns the current one (refresh it
+   * there, or call `setToken`).
+   */
+  token?: string | (() => string | undefined);
+  /**
+   * Last `seq` per subscription to resume from on the first connection (default none): pass
+   * an old client's `positions()` so its replacement loses and repeats nothing.
+   */
+  resume?: Positions;
   /** Subscriptions to stream live from the first connection, without a snapshot. */
   subscriptions?: string[];
   /** The WebSocket constructor; default `globalThis.WebSocket`. Pass `ws`'s in Node. */
@@ -79,6 +88,16 @@ export interface ClientOptions {
   maxBufferedBytes?: number;
   /** How often to ping an open connection, ms (default 15000; 0 turns it off). */
   pingIntervalMs?: number;
+  /**
+   * How long a connection must stay up before the backoff starts again from `backoffBaseMs`,
+   * ms (default 5000): a server that accepts and then closes at once (1013 when overloaded)
+   * meets a growing backoff, not a reconnect every `backoffBaseMs`.
+   */
+  healthyAfterMs?: number;
+  /** Most bytes of the client's own frames (subscribe, request_data, ping) queued; they go before the app's (default 65536). */
+  maxControlBytes?: number;
+  /** Most pages of a truncated `agent_status` answer a snapshot fetches (default 64); past it the snapshot is rejected. */
+  maxSnapshotPages?: number;
   /** How long a ping or a snapshot may wait for its answer, ms, before the client reconnects (default 10000). */
   replyTimeoutMs?: number;
   /** Close codes after which reconnecting cannot help (default 4401 unauthorized, 4403 forbidden origin). */
@@ -94,7 +113,10 @@ export interface ClientOptions {
 export interface Snapshot {
   dataType: DataType;
   data: DataResponse["data"];
-  /** Positions of the covered subscriptions; a subscription is missing when the server gave none. */
+  /**
+   * The answer's `positions` as the server gave them (the first page's when paged). Only the
+   * subscriptions whose state `data` holds start from them, and never move back.
+   */
   positions: Positions;
 }
 
@@ -117,7 +139,11 @@ export interface ClientEvents {
   gap: { subscription: string; from: number; to: number };
   /** Round trip of a ping, ms. */
   latency: number;
-  /** Something went wrong that the client handled (its message says what it did). */
+  /**
+   * Something went wrong that the client handled (its message says what it did), or an
+   * app handler threw (the client carries on; a throwing `problem` handler goes to
+   * `console.error`).
+   */
   problem: Error;
 }
 
@@ -134,7 +160,39 @@ interface Pending {
   buffer: UpdateFrame[];
   bytes: number;
   waiters: { resolve: (snapshot: Snapshot) => void; reject: (error: Error) => void }[];
+  /** Agents of the pages so far, and the first page's positions (`agent_status` paging). */
+  agents: Agent[];
+  pages: number;
+  first?: Positions;
 }
+
+interface Queue {
+  items: Queued[];
+  bytes: number;
+}
+
+interface Agent {
+  agent_id: string;
+  seq?: number;
+}
+
+interface Ping {
+  sent: number;
+  resolve: (ms: number) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** A queued frame; `ping` names the ping whose clock starts when it is sent. */
+interface Queued {
+  text: string;
+  ping?: string;
+}
+
+// The subscriptions whose state each data type's `data` holds (docs/reference/protocol.md:
+// `coordination_metrics` gives positions for every subscription but holds only counts, so
+// its positions must not advance a stream past updates the app has not seen).
+const HOLDS: Partial<Record<string, string[]>> = { agent_status: ["agents"] };
 
 const OPEN = 1;
 const DEFAULT_PERMANENT = [4401, 4403];
@@ -165,11 +223,15 @@ export class HiveClient {
   private readonly lastSeq = new Map<string, number>();
   private readonly jumpOk = new Set<string>();
   private readonly serverSubs = new Set<string>();
-  private readonly pings = new Map<string, number>();
+  private readonly pings = new Map<string, Ping>();
   private readonly bucket: TokenBucket;
   private readonly permanent: Set<number>;
-  private outbound: string[] = [];
-  private outboundBytes = 0;
+  private readonly outbound: Queue = { items: [], bytes: 0 };
+  private readonly controls: Queue = { items: [], bytes: 0 };
+  /** Per agent, the `seq` a paged snapshot holds: later pages may hold updates the stream replays. */
+  private agentSeq = new Map<string, number>();
+  private agentSeqTop = 0;
+  private token: string | (() => string | undefined) | undefined;
   private socket: SocketLike | null = null;
   private established = false;
   private attempt = 0;
@@ -180,6 +242,7 @@ export class HiveClient {
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private replyTimer: ReturnType<typeof setTimeout> | undefined;
+  private healthyTimer: ReturnType<typeof setTimeout> | undefined;
   /** The last measured round trip, ms (NaN before the first pong). */
   latencyMs = Number.NaN;
 
@@ -196,18 +259,29 @@ export class HiveClient {
       maxBufferedBytes: 4_194_304,
       pingIntervalMs: 15_000,
       replyTimeoutMs: 10_000,
+      healthyAfterMs: 5000,
+      maxControlBytes: 65_536,
+      maxSnapshotPages: 64,
+      resume: {},
       permanentCloseCodes: DEFAULT_PERMANENT,
       now: Date.now,
       random: Math.random,
       ...options,
     };
-    for (const key of ["backoffBaseMs", "backoffCapMs", "maxOutboundBytes", "maxBufferedBytes", "replyTimeoutMs"] as const) {
+    for (const key of ["backoffBaseMs", "backoffCapMs", "maxOutboundBytes", "maxBufferedBytes", "replyTimeoutMs", "maxControlBytes", "maxSnapshotPages"] as const) {
       if (!(this.o[key] > 0)) throw new RangeError(`${key} must be a positive number of its unit, got ${this.o[key]}`);
     }
     const burst = Math.max(1, this.o.rateBurst - this.o.rateHeadroomTokens);
     this.bucket = new TokenBucket(this.o.rateTokensPerSecond, burst, this.o.now());
     this.permanent = new Set(this.o.permanentCloseCodes);
     for (const name of this.o.subscriptions) this.live.add(name);
+    for (const [name, seq] of Object.entries(this.o.resume)) if (typeof seq === "number") this.lastSeq.set(name, seq);
+    this.token = options.token;
+  }
+
+  /** Use `token` from the next connection on (call `reconnect()` to use it now, or `start()` after a 4401). */
+  setToken(token: string | (() => string | undefined) | undefined): void {
+    this.token = token;
   }
 
   /** Add `handler` for `event` (a lifecycle event or a control frame type); returns its remover. */
@@ -219,7 +293,16 @@ export class HiveClient {
   }
 
   private emit<K extends keyof Events>(event: K, value: Events[K]): void {
-    for (const handler of this.handlers.get(event) ?? []) (handler as Handler<K>)(value);
+    for (const handler of this.handlers.get(event) ?? []) {
+      // An app handler's bug must not stop the client's own steps after it (a browser would
+      // only report it, leaving the handshake half done).
+      try {
+        (handler as Handler<K>)(value);
+      } catch (error) {
+        if (event === "problem") console.error(error);
+        else this.emit("problem", new Error(`a ${event} handler threw: ${String(error)}`));
+      }
+    }
   }
 
   /** The last `seq` delivered (or covered by a snapshot) per subscription. */
@@ -239,17 +322,17 @@ export class HiveClient {
     const env = this.env();
     env.window?.addEventListener("online", this.wake);
     env.window?.addEventListener("offline", this.offline);
-    env.document?.addEventListener("visibilitychange", this.wake);
+    env.document?.addEventListener("visibilitychange", this.visible);
     this.connect();
   }
 
-  /** Close for good (code 1000); pending snapshots and pings are abandoned. */
+  /** Close for good (code 1000); pending snapshots and pings are rejected. */
   stop(): void {
     this.stopped = true;
     const env = this.env();
     env.window?.removeEventListener("online", this.wake);
     env.window?.removeEventListener("offline", this.offline);
-    env.document?.removeEventListener("visibilitychange", this.wake);
+    env.document?.removeEventListener("visibilitychange", this.visible);
     clearTimeout(this.retryTimer);
     this.drop(1000, "client stopped");
     for (const dataType of [...this.pending.keys()]) this.abandon(dataType, "client stopped");
@@ -271,7 +354,11 @@ export class HiveClient {
     else this.wake();
   }
 
-  /** Stream `subscriptions` live, resuming from their last `seq` when they had one. */
+  /**
+   * Stream `subscriptions` live, resuming from their last `seq` when they had one.
+   *
+   * @throws RangeError when the client's own queue (`maxControlBytes`) is full.
+   */
   subscribe(subscriptions: string[]): void {
     for (const name of subscriptions) this.live.add(name);
     if (this.established) this.sendSubscribe(subscriptions);
@@ -283,13 +370,14 @@ export class HiveClient {
       this.live.delete(name);
       this.lastSeq.delete(name);
     }
+    if (subscriptions.includes("agents")) this.agentSeq.clear();
     for (const [dataType, names] of this.sources) {
       if (names.some((name) => subscriptions.includes(name))) {
         this.sources.delete(dataType);
         this.abandon(dataType, `unsubscribed from ${subscriptions.join(", ")}`);
       }
     }
-    if (this.established) this.send({ type: "unsubscribe", subscriptions });
+    if (this.established) this.control({ type: "unsubscribe", subscriptions });
   }
 
   /**
@@ -299,37 +387,60 @@ export class HiveClient {
    * `resync_required` on one of `subscriptions`, or when a reconnect finds it still pending;
    * each answer is also emitted as a `snapshot` event.
    *
-   * @returns the first snapshot taken; rejected when the client stops, closes for good, or
+   * Only subscriptions whose state the data holds (`agent_status` holds `agents`) start from
+   * the snapshot's position; the others stream on from their last `seq`. A truncated
+   * `agent_status` answer is paged on (`params.after`, at most `maxSnapshotPages` pages); the
+   * stream resumes from the first page's position, and updates an agent's later page already
+   * holds (`seq` not above the agent's own `seq`) are skipped. A position older than the
+   * client's last `seq` does not move it back.
+   *
+   * @returns the first snapshot taken; rejected when the server refuses it (`data_error`: the
+   *   connection stays, the subscriptions stream on), the client stops or closes for good, or
    *   `subscriptions` are unsubscribed before it came.
    */
   snapshot(dataType: DataType, subscriptions: string[]): Promise<Snapshot> {
-    this.sources.set(dataType, subscriptions);
-    for (const name of subscriptions) this.live.add(name);
+    const held = subscriptions.filter((name) => HOLDS[dataType]?.includes(name));
+    this.sources.set(dataType, held);
+    const others = subscriptions.filter((name) => !held.includes(name) && !this.live.has(name));
+    if (others.length) this.subscribe(others);
+    for (const name of held) this.live.add(name);
     return new Promise((resolve, reject) => {
       this.request(dataType);
       this.pending.get(dataType)?.waiters.push({ resolve, reject });
     });
   }
 
-  /** Send a ping; resolves with the round trip in ms, rejects after `replyTimeoutMs` or a close. */
+  /**
+   * Send a ping, before any frame of the app's; resolves with the round trip in ms, counted
+   * from when the frame leaves. Rejects after `replyTimeoutMs`, at once when the connection
+   * closes, or when `maxControlBytes` is used up.
+   */
   ping(): Promise<number> {
     const id = this.id("ping");
-    this.pings.set(id, this.o.now());
-    this.send({ type: "ping", correlation_id: id });
-    if (this.established) this.armReply();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        off();
         this.pings.delete(id);
         reject(new Error(`no pong within ${this.o.replyTimeoutMs} ms`));
       }, this.o.replyTimeoutMs);
-      const off = this.on("pong", (pong) => {
-        if (pong.correlation_id !== id) return;
-        clearTimeout(timer);
-        off();
-        resolve(this.latencyMs);
-      });
+      // The clock starts when the frame leaves (`drain`), not while it waits for a token.
+      this.pings.set(id, { sent: Number.NaN, resolve, reject, timer });
+      try {
+        this.control({ type: "ping", correlation_id: id }, id);
+      } catch (error) {
+        this.settlePings([id], error as Error);
+      }
+      if (this.established) this.armReply();
     });
+  }
+
+  private settlePings(ids: string[], error: Error): void {
+    for (const id of ids) {
+      const ping = this.pings.get(id);
+      if (!ping) continue;
+      this.pings.delete(id);
+      clearTimeout(ping.timer);
+      ping.reject(error);
+    }
   }
 
   /**
@@ -338,14 +449,20 @@ export class HiveClient {
    * @throws RangeError when the queue would pass `maxOutboundBytes`.
    */
   send(frame: ClientFrame): void {
-    const text = JSON.stringify(frame);
+    this.enqueue(this.outbound, this.o.maxOutboundBytes, "maxOutboundBytes", { text: JSON.stringify(frame) });
+  }
+
+  /** Queue one of the client's own frames: sent before the app's, from its own budget. */
+  private control(frame: ClientFrame, ping?: string): void {
+    this.enqueue(this.controls, this.o.maxControlBytes, "maxControlBytes", { text: JSON.stringify(frame), ping });
+  }
+
+  private enqueue(queue: Queue, limit: number, name: string, item: Queued): void {
     // JavaScript strings hold 2 bytes per UTF-16 unit: the bound is on memory held.
-    const bytes = text.length * 2;
-    if (this.outboundBytes + bytes > this.o.maxOutboundBytes) {
-      throw new RangeError(`outbound queue full: ${this.outboundBytes} + ${bytes} bytes > maxOutboundBytes ${this.o.maxOutboundBytes}`);
-    }
-    this.outbound.push(text);
-    this.outboundBytes += bytes;
+    const bytes = item.text.length * 2;
+    if (queue.bytes + bytes > limit) throw new RangeError(`outbound queue full: ${queue.bytes} + ${bytes} bytes > ${name} ${limit}`);
+    queue.items.push(item);
+    queue.bytes += bytes;
     this.drain();
   }
 
@@ -359,9 +476,15 @@ export class HiveClient {
     return this.env().window?.navigator?.onLine === false;
   }
 
+  private readonly visible = (): void => {
+    // A hidden page keeps its backoff (it may wait, never stop); a visible one connects now.
+    if (this.env().document?.visibilityState !== "hidden") this.wake();
+  };
+
   private readonly wake = (): void => {
-    // Back online, or the page is visible again: connect now instead of waiting out a backoff.
-    if (this.stopped || this.socket || this.isOffline() || this.env().document?.visibilityState === "hidden") return;
+    // Back online (hidden or not), or the page is visible again: connect now instead of
+    // waiting out a backoff.
+    if (this.stopped || this.socket || this.isOffline()) return;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.attempt = 0;
@@ -384,7 +507,8 @@ export class HiveClient {
     url.searchParams.set("subscriptions", streaming.join(","));
     const resume = streaming.filter((name) => this.lastSeq.has(name)).map((name) => `${name}:${this.lastSeq.get(name)}`);
     if (resume.length) url.searchParams.set("resume", resume.join(","));
-    if (this.o.token) url.searchParams.set("access_token", this.o.token);
+    const token = typeof this.token === "function" ? this.token() : this.token;
+    if (token) url.searchParams.set("access_token", token);
     return url.toString();
   }
 
@@ -413,16 +537,22 @@ export class HiveClient {
     this.socket = null;
     this.established = false;
     this.serverSubs.clear();
-    this.outbound = [];
-    this.outboundBytes = 0;
-    this.pings.clear();
+    for (const queue of [this.outbound, this.controls]) {
+      queue.items = [];
+      queue.bytes = 0;
+    }
+    this.settlePings([...this.pings.keys()], new Error(`connection closed (${code}) before the pong`));
     clearInterval(this.pingTimer);
+    clearTimeout(this.healthyTimer);
     clearTimeout(this.replyTimer);
     clearTimeout(this.drainTimer);
     this.drainTimer = undefined;
     for (const pending of this.pending.values()) {
       pending.buffer = [];
       pending.bytes = 0;
+      pending.agents = [];
+      pending.pages = 0;
+      pending.first = undefined;
     }
     const reconnect = !this.stopped && !this.permanent.has(code);
     if (this.permanent.has(code)) this.stopped = true;
@@ -464,7 +594,7 @@ export class HiveClient {
   }
 
   private awaiting(): boolean {
-    return !this.established || this.pings.size > 0 || [...this.pending.values()].some((p) => p.correlationId);
+    return !this.established || [...this.pings.values()].some((p) => p.sent >= 0) || [...this.pending.values()].some((p) => p.correlationId);
   }
 
   private receive(text: string): void {
@@ -490,10 +620,12 @@ export class HiveClient {
         for (const name of frame.subscriptions) this.serverSubs.add(name);
         break;
       case "pong": {
-        const sent = this.pings.get(frame.correlation_id);
-        if (sent !== undefined) {
+        const ping = this.pings.get(frame.correlation_id);
+        if (ping && ping.sent >= 0) {
           this.pings.delete(frame.correlation_id);
-          this.latencyMs = this.o.now() - sent;
+          clearTimeout(ping.timer);
+          this.latencyMs = this.o.now() - ping.sent;
+          ping.resolve(this.latencyMs);
           this.emit("latency", this.latencyMs);
         }
         break;
@@ -506,10 +638,7 @@ export class HiveClient {
         break;
       case "data_error":
         for (const [dataType, pending] of this.pending) {
-          if (pending.correlationId === frame.correlation_id) {
-            this.emit("problem", new Error(`snapshot ${dataType} refused: ${frame.error}; retrying on reconnect`));
-            this.drop(CLIENT_CLOSE, "snapshot refused");
-          }
+          if (pending.correlationId === frame.correlation_id) this.refuse(dataType, `refused by the server: ${frame.error}`);
         }
         break;
     }
@@ -521,7 +650,10 @@ export class HiveClient {
   private opened(): void {
     this.established = true;
     const attempt = this.attempt;
-    this.attempt = 0;
+    // Accepted is not healthy: a server may accept and close at once (1013), so the backoff
+    // starts again only once the connection has lasted (y-websocket#195).
+    clearTimeout(this.healthyTimer);
+    this.healthyTimer = setTimeout(() => (this.attempt = 0), this.o.healthyAfterMs);
     if (this.o.pingIntervalMs > 0) {
       this.pingTimer = setInterval(() => {
         try {
@@ -543,16 +675,41 @@ export class HiveClient {
   }
 
   private request(dataType: DataType): void {
-    const pending = this.pending.get(dataType) ?? { correlationId: "", subscriptions: [], buffer: [], bytes: 0, waiters: [] };
+    const pending = this.pending.get(dataType) ?? { correlationId: "", subscriptions: [], buffer: [], bytes: 0, waiters: [], agents: [], pages: 0 };
     pending.subscriptions = this.sources.get(dataType) ?? [];
     pending.buffer = [];
     pending.bytes = 0;
+    pending.agents = [];
+    pending.pages = 0;
+    pending.first = undefined;
     pending.correlationId = "";
     this.pending.set(dataType, pending);
+    this.ask(dataType, pending, {});
+  }
+
+  private ask(dataType: DataType, pending: Pending, params: RequestData["params"]): void {
     if (!this.established) return; // sent by `opened`
     pending.correlationId = this.id("snapshot");
-    this.send({ type: "request_data", data_type: dataType, params: {}, correlation_id: pending.correlationId });
+    try {
+      this.control({ type: "request_data", data_type: dataType, params, correlation_id: pending.correlationId });
+    } catch (error) {
+      this.emit("problem", error as Error);
+      this.drop(CLIENT_CLOSE, "control queue full"); // a reconnect asks again
+      return;
+    }
     this.armReply();
+  }
+
+  /** A snapshot that cannot be had: reject it, keep the connection, stream on from the last `seq`. */
+  private refuse(dataType: DataType, why: string): void {
+    const pending = this.pending.get(dataType);
+    if (!pending) return;
+    this.sources.delete(dataType);
+    this.abandon(dataType, why);
+    this.emit("problem", new Error(`snapshot ${dataType} ${why}; streaming on without it`));
+    for (const update of pending.buffer) this.deliver(update);
+    const missing = pending.subscriptions.filter((name) => this.live.has(name) && !this.serverSubs.has(name));
+    if (missing.length && this.established) this.sendSubscribe(missing);
   }
 
   private pendingFor(subscription: string): Pending | undefined {
@@ -578,6 +735,16 @@ export class HiveClient {
     const name = frame.subscription;
     const last = this.lastSeq.get(name);
     if (last !== undefined && frame.seq <= last) return; // already delivered or in a snapshot
+    if (name === "agents" && this.agentSeq.size) {
+      const id = (frame.data as { agent_id?: unknown }).agent_id;
+      const held = typeof id === "string" ? this.agentSeq.get(id) : undefined;
+      if (frame.seq >= this.agentSeqTop) this.agentSeq.clear();
+      if (held !== undefined && frame.seq <= held) {
+        // A later page of the snapshot already holds this agent's update.
+        this.lastSeq.set(name, frame.seq);
+        return;
+      }
+    }
     // Position 0 reflects no update, and seqs start from a large time-based value: the first
     // update after it is never `last + 1`, and that is no gap.
     if (last !== undefined && last > 0 && frame.seq > last + 1 && !this.jumpOk.has(name)) {
@@ -599,14 +766,29 @@ export class HiveClient {
     // No snapshot source: the app refetches on its own (the `resync_required` handler); the
     // replay that follows starts past a hole the server announced, so it is not a gap.
     if (!this.pendingFor(name)) this.jumpOk.add(name);
+    if (name === "agents") this.agentSeq.clear();
   }
 
   private answered(frame: DataResponse): void {
     for (const [dataType, pending] of this.pending) {
       if (pending.correlationId !== frame.correlation_id) continue;
+      const page = frame.data as { agents?: Agent[]; truncated?: boolean; next_after?: string };
+      pending.first ??= frame.positions ?? {};
+      pending.pages += 1;
+      if (Array.isArray(page.agents)) pending.agents.push(...page.agents);
+      if (page.truncated && typeof page.next_after === "string") {
+        if (pending.agents.length && pending.pages >= this.o.maxSnapshotPages) {
+          this.refuse(dataType, `has over maxSnapshotPages ${this.o.maxSnapshotPages} pages`);
+        } else {
+          this.ask(dataType, pending, { after: page.next_after });
+        }
+        return;
+      }
       this.pending.delete(dataType);
-      const given: Positions = frame.positions ?? {};
+      const given = pending.first;
+      const data = (Array.isArray(page.agents) ? { ...page, agents: pending.agents, count: pending.agents.length } : page) as DataResponse["data"];
       const positions: Positions = {};
+      for (const [name, seq] of Object.entries(given)) if (typeof seq === "number") positions[name] = seq;
       const resume: Positions = {};
       for (const name of pending.subscriptions) {
         const position = given[name];
@@ -614,21 +796,27 @@ export class HiveClient {
           this.emit("problem", new Error(`snapshot ${dataType} has no position for ${name}: updates around it may be lost or repeated`));
           continue;
         }
-        positions[name] = position;
-        this.lastSeq.set(name, position);
-        resume[name] = position;
+        // A lagging instance's older snapshot must not replay updates the app already has.
+        const seq = Math.max(position, this.lastSeq.get(name) ?? position);
+        this.lastSeq.set(name, seq);
+        resume[name] = seq;
       }
-      const snapshot: Snapshot = { dataType, data: frame.data, positions };
+      if (pending.subscriptions.includes("agents") && pending.agents.length > 0 && pending.pages > 1) {
+        this.agentSeq = new Map(pending.agents.filter((a) => typeof a.seq === "number").map((a) => [a.agent_id, a.seq as number]));
+        this.agentSeqTop = Math.max(0, ...this.agentSeq.values());
+      }
+      // The client's own steps first: not streaming yet, subscribe with `resume` to replay
+      // exactly what came after the snapshot. App handlers run after.
+      const missing = pending.subscriptions.filter((name) => !this.serverSubs.has(name));
+      if (missing.length) {
+        const from = Object.fromEntries(missing.filter((name) => name in resume).map((name) => [name, resume[name]]));
+        this.control({ type: "subscribe", subscriptions: missing, resume: from, correlation_id: this.id("resume") });
+      }
+      const snapshot: Snapshot = { dataType, data, positions };
       for (const waiter of pending.waiters) waiter.resolve(snapshot);
       this.emit("snapshot", snapshot);
       // Updates that came while the snapshot was taken: those up to its position are in it.
       for (const update of pending.buffer) this.deliver(update);
-      // Not streaming yet: subscribing with `resume` replays exactly what came after the snapshot.
-      const missing = pending.subscriptions.filter((name) => !this.serverSubs.has(name));
-      if (missing.length) {
-        const from = Object.fromEntries(missing.filter((name) => name in resume).map((name) => [name, resume[name]]));
-        this.send({ type: "subscribe", subscriptions: missing, resume: from, correlation_id: this.id("resume") });
-      }
       return;
     }
   }
@@ -639,13 +827,15 @@ export class HiveClient {
       const seq = this.lastSeq.get(name);
       if (seq !== undefined) resume[name] = seq;
     }
-    this.send({ type: "subscribe", subscriptions, resume, correlation_id: this.id("subscribe") });
+    this.control({ type: "subscribe", subscriptions, resume, correlation_id: this.id("subscribe") });
   }
 
   private drain(): void {
     const socket = this.socket;
     if (!socket || !this.established || this.drainTimer !== undefined) return;
-    while (this.outbound.length && socket.readyState === OPEN) {
+    for (;;) {
+      const queue = this.controls.items.length ? this.controls : this.outbound;
+      if (!queue.items.length || socket.readyState !== OPEN) return;
       const now = this.o.now();
       if (!this.bucket.take(now)) {
         this.drainTimer = setTimeout(() => {
@@ -654,9 +844,11 @@ export class HiveClient {
         }, this.bucket.wait(now));
         return;
       }
-      const text = this.outbound.shift() as string;
-      this.outboundBytes -= text.length * 2;
-      socket.send(text);
+      const item = queue.items.shift() as Queued;
+      queue.bytes -= item.text.length * 2;
+      const ping = item.ping === undefined ? undefined : this.pings.get(item.ping);
+      if (ping) ping.sent = this.o.now();
+      socket.send(item.text);
     }
   }
 }

@@ -4,36 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { HiveClient } from "../dist/index.js";
-import { FakeEnvironment } from "./helpers.js";
-
-class ScriptedSocket {
-  static last = null;
-  constructor(url) {
-    this.url = url;
-    this.readyState = 1;
-    this.sent = [];
-    this.onmessage = this.onclose = this.onopen = this.onerror = null;
-    ScriptedSocket.last = this;
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  deliver(frame) {
-    this.onmessage({ data: JSON.stringify({ correlation_id: "x", timestamp: "2026-11-29T00:00:00Z", ...frame }) });
-  }
-}
-
-const established = (subscriptions = []) => ({
-  type: "connection_established",
-  connection_id: "c",
-  subscriptions,
-  server_time: "2026-11-29T00:00:00Z",
-  contract_version: "1.1.0",
-});
-const update = (seq) => ({ type: "agent_update", subscription: "agents", data: { seq }, seq });
+import { FakeEnvironment, ScriptedSocket, established, update } from "./helpers.js";
 
 function start() {
   const hive = new HiveClient({ url: "ws://127.0.0.1:1/ws", WebSocket: ScriptedSocket, environment: new FakeEnvironment(), pingIntervalMs: 0 });

@@ -70,3 +70,35 @@ export function countingSocket() {
   }
   return { Counting, made };
 }
+
+/** A socket the test drives: what the client sends is kept in `sent`, `deliver` hands it a frame. */
+export class ScriptedSocket {
+  static last = null;
+  constructor(url) {
+    this.url = url;
+    this.readyState = 1;
+    this.sent = [];
+    this.onmessage = this.onclose = this.onopen = this.onerror = null;
+    ScriptedSocket.last = this;
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  deliver(frame) {
+    this.onmessage({ data: JSON.stringify({ correlation_id: "x", timestamp: "2026-11-29T00:00:00Z", ...frame }) });
+  }
+}
+
+/** A `connection_established` frame holding `subscriptions`. */
+export const established = (subscriptions = []) => ({
+  type: "connection_established",
+  connection_id: "c",
+  subscriptions,
+  server_time: "2026-11-29T00:00:00Z",
+  contract_version: "1.1.0",
+});
+/** An agents update numbered `seq`. */
+export const update = (seq) => ({ type: "agent_update", subscription: "agents", data: { seq }, seq });
