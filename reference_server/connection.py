@@ -16,6 +16,7 @@ from structlog.typing import FilteringBoundLogger
 
 from .auth import bearer_token, tokens_equal
 from .broker.base import Broker, History
+from .flusher import Flusher
 from .hub import Client, Hub
 from .messages import IdFactory, decode_query
 from .metrics import Metrics
@@ -55,6 +56,9 @@ class Connection:
         open_connections: the server's open connections (keys); it is in it from accept
             until its last frame is read.
         serial: its accept number on this instance (1 up), the connections listing's order.
+        flusher: writes its frames at the end of each event-loop turn, with every other
+            connection's (None: a writer task per batch, as under a server without
+            `hive.write_many`).
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class Connection:
         log: FilteringBoundLogger,
         open_connections: dict[Connection, None],
         serial: int = 0,
+        flusher: Flusher | None = None,
     ) -> None:
         self.websocket = websocket
+        self._flusher = flusher
         self.connection_id = connection_id
         self.serial = serial
         self.settings = settings
@@ -231,7 +237,8 @@ class Connection:
                 metrics=self.metrics,
                 on_failures=sends_keep_failing,
                 send_batch=extensions.get("hive.send_batch"),
-                write_now=extensions.get("hive.write_now"),
+                write_many=extensions.get("hive.write_many"),
+                flusher=self._flusher,
                 buffered=extensions.get("hive.buffered"),
             ),
             self.cut_off,

@@ -21,6 +21,7 @@ from . import messages
 from .broker.base import Broker
 from .connection import Connection
 from .dashboard import DashboardState
+from .flusher import Flusher
 from .hub import Hub
 from .logs import get_logger
 from .messages import IdFactory
@@ -63,6 +64,7 @@ class Server:
             answer_bytes=max(1, settings.max_frame_bytes - 1_024),
         )
         self.hub = Hub(self.metrics, self.dashboard)
+        self.flusher = Flusher(self.metrics, settings.write_delay_seconds)
         self.broker = broker
         self.new_id = new_id
         self.started = time.monotonic()
@@ -106,6 +108,7 @@ class Server:
             log=self.log,
             open_connections=self._open,
             serial=self._accepted,
+            flusher=self.flusher,
         ).run()
 
     def watchdog_period(self) -> float:

@@ -91,6 +91,12 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "(`backpressure`). One frame always passes when nothing waits.",
     ),
     "backpressure_disconnect_threshold": ("failures", "Consecutive send failures that close 1013."),
+    "write_delay_seconds": (
+        "s",
+        "How long frames due to a connection wait to be written together, one write for all "
+        "of them; 0 writes at the end of the current event-loop turn. Longer trades latency "
+        "for fewer system calls.",
+    ),
     "send_timeout_seconds": ("s", "A single send blocked longer than this counts as failed."),
     "idle_disconnect_seconds": ("s", "Close 1000 after this long with no valid inbound frame."),
     "shutdown_grace_seconds": ("s", "Time clients get to receive their close on SIGTERM."),
@@ -152,8 +158,14 @@ SETTING_MAXIMA: dict[str, float] = {
     "max_header_bytes": _GIB,
     "dashboard_state_max_bytes": _GIB,
     "send_queue_max_bytes": _GIB,
+    # Beyond a second every dashboard update would look late; the bound is the latency.
+    "write_delay_seconds": 1.0,
     # Every wait and window: longer than a day is a hang or a limit that never acts.
-    **{name: _DAY_SECONDS for name in SETTING_DOCS if name.endswith("_seconds")},
+    **{
+        name: _DAY_SECONDS
+        for name in SETTING_DOCS
+        if name.endswith("_seconds") and name != "write_delay_seconds"
+    },
 }
 """The largest value of each setting that has one, keyed by field name, in its unit: above
 it the setting would disable the protection it exists for. Checked at start-up and on a
@@ -230,6 +242,8 @@ class Settings:
         send_*/backpressure_*: the bounded outbound queue (messages, and bytes counting
             the socket's write buffer too), how long one send may block (seconds), and the
             consecutive send failures that close the connection.
+        write_delay_seconds: how long frames wait to leave together in one write (0: the
+            end of the current event-loop turn).
         idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
         per_message_deflate: whether to offer compression.
         redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
@@ -277,6 +291,7 @@ class Settings:
     # client that reads at all never comes near it.
     send_queue_max_bytes: int = 1_048_576
     backpressure_disconnect_threshold: int = 5
+    write_delay_seconds: float = 0.0
     send_timeout_seconds: float = 10.0
     idle_disconnect_seconds: float = 600.0
     shutdown_grace_seconds: float = 5.0
