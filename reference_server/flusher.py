@@ -26,15 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .metrics import Metrics
 from .transport import FrameCache
 
-if TYPE_CHECKING:
-    from .outbox import Outbox
+__all__ = ["Flushable", "Flusher", "count"]
 
-__all__ = ["Flusher"]
+
+class Flushable(Protocol):
+    """What the flusher flushes: an `outbox.Outbox`."""
+
+    def flush(self, cache: FrameCache) -> tuple[int, int, float]:
+        """Write what it holds; return (frames, UTF-8 bytes, oldest publish time or 0.0)."""
+        ...
 
 
 class Flusher:
@@ -53,10 +58,10 @@ class Flusher:
     def __init__(self, metrics: Metrics, delay_seconds: float = 0.0) -> None:
         self._metrics = metrics
         self.delay_seconds = delay_seconds
-        self._pending: list[Outbox] = []
+        self._pending: list[Flushable] = []
         self._handle: asyncio.Handle | None = None
 
-    def touch(self, outbox: Outbox) -> None:
+    def touch(self, outbox: Flushable) -> None:
         """Flush `outbox` with the others at the end of this turn (or after the delay).
 
         The caller (the outbox) asks once per flush: it remembers that it is pending.

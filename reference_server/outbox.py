@@ -25,7 +25,6 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-
 from typing import TYPE_CHECKING
 
 from .flusher import count
@@ -74,11 +73,11 @@ class Outbox:
         "_buffered",
         "_close",
         "_failures",
+        "_flusher",
         "_metrics",
         "_on_failures",
-        "_send",
-        "_flusher",
         "_pending",
+        "_send",
         "_send_batch",
         "_task",
         "_threshold",
@@ -169,12 +168,13 @@ class Outbox:
             return False
         if size < 0:
             size = utf8_length(text)
-        if not self._fits(size):
-            # Frames held for the end of the turn would have been written already without
-            # coalescing: write them now and look again, so that holding them never cuts
-            # off a client that keeps reading.
-            if not self._pending or self._write_pending() == 0 or not self._fits(size):
-                return False
+        # Frames held for the end of the turn would have been written already without
+        # coalescing: when they are in the way, write them now and look again, so that
+        # holding them never cuts off a client that keeps reading.
+        if not self._fits(size) and (
+            not self._pending or self._write_pending() == 0 or not self._fits(size)
+        ):
+            return False
         self.queue.append((text, published_at, size))
         self.queued_bytes += size
         if self._task is None:
