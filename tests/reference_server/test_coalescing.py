@@ -6,6 +6,12 @@ the stream and reads them with one `XREAD COUNT n`, so they are due to every sub
 one event-loop turn, as after any pause. Writes are counted by the kernel, not by the
 server: `syscw` in `/proc/PID/io` counts the process's write system calls (proc(5)), and one
 uvloop `transport.write` is one `write(2)`.
+
+Public reports behind these tests: coder/websocket#563 (a fan-out server pegged on one
+write system call per frame), faye/permessage-deflate-node#4 and
+clockworklabs/SpacetimeDB#5730 (compressed frames reaching clients out of order),
+websockets/ws#1797 (batching dismissed because writes rarely fall in one tick: a Redis
+batch does), crossbario/autobahn-python#648 (write coalescing on a timer).
 """
 
 from __future__ import annotations

@@ -267,6 +267,18 @@ def test_a_bound_still_refuses_when_the_transport_cannot_take_the_held_frames() 
     run(scenario)
 
 
+def test_held_frames_never_pass_the_byte_bound_however_long_the_burst() -> None:
+    # erebe/wstunnel#538: a write buffer meant to save system calls grew to 32 MB per
+    # stream and the server was OOM-killed. Held frames count against the byte bound.
+    async def scenario() -> None:
+        wire = Wire(room=False)
+        outbox, _ = make(wire, now=True, capacity=10_000, max_bytes=1_000)
+        accepted = sum(outbox.put("z" * 100) for _ in range(1_000))
+        assert accepted == 10 and outbox.queued_bytes == 1_000
+
+    run(scenario)
+
+
 def test_frames_held_for_the_flush_are_dropped_when_the_client_is_gone() -> None:
     async def scenario() -> None:
         wire = Wire()
