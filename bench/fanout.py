@@ -162,10 +162,11 @@ def run(
 
 
 def _brief(cell: dict[str, Any]) -> str:
-    fixed, flat = cell["fixed"], cell["max"]
+    fixed, flat, burst = cell["fixed"], cell["max"], cell["burst"]
     return (
         f"10/s P95 {fixed['p95_ms']} ms; flat out {flat['rate']:,}/s, "
-        f"server {flat['server_cpu_us']} µs/update; lost {fixed['lost'] + flat['lost']}"
+        f"server {flat['server_cpu_us']} µs/delivery; bursts {burst['rate']:,}/s, "
+        f"{burst['server_cpu_us']} µs/delivery; lost {fixed['lost'] + flat['lost'] + burst['lost']}"
     )
 
 
