@@ -61,6 +61,25 @@ class Connection:
             `hive.write_many`).
     """
 
+    # Slots, not a __dict__: every open connection holds one of these.
+    __slots__ = (
+        "_data_source",
+        "_flusher",
+        "_new_id",
+        "_open",
+        "_refusal_logged_at",
+        "_refusals_unlogged",
+        "broker",
+        "client",
+        "connection_id",
+        "hub",
+        "log",
+        "metrics",
+        "serial",
+        "settings",
+        "websocket",
+    )
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -167,8 +186,10 @@ class Connection:
             removed=sorted(change.removed),
             resume=dict(change.resume),
         )
-        for sub in change.resume:
-            conn.resuming[sub] = []  # hold live updates from now until the replay is sent
+        if change.resume:
+            resuming = conn.resuming = conn.resuming or {}
+            for sub in change.resume:
+                resuming[sub] = []  # hold live updates from now until the replay is sent
         self.hub.change(conn, change.added, change.removed)
         for sub, last_seq in change.resume.items():
             try:
@@ -178,7 +199,7 @@ class Connection:
                 # (oldest_seq = latest_seq = 0 means "unknown"), never left with a gap.
                 self.log.warning("history_unavailable", subscription=sub, exc_info=True)
                 history = History([], oldest_seq=0, latest_seq=0)
-            buffered = conn.resuming.pop(sub, None)
+            buffered = conn.resuming.pop(sub, None) if conn.resuming else None
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue
             outbox = conn.outbox
@@ -204,6 +225,15 @@ class Connection:
                 return "unauthorized"
         return None
 
+    async def _send_text(self, text: str) -> None:
+        await self.websocket.send({"type": "websocket.send", "text": text})
+
+    async def _close_with(self, code: int) -> None:
+        await self.websocket.send({"type": "websocket.close", "code": code})
+
+    def _sends_keep_failing(self) -> None:
+        abort(self.websocket)
+
     async def run(self) -> None:
         """Run the connection from accept to close."""
         websocket = self.websocket
@@ -213,29 +243,20 @@ class Connection:
         session = Session(
             connection_id, self.settings, self._data_source, time.monotonic(), new_id=self._new_id
         )
-        send = websocket.send
-
-        async def send_text(text: str) -> None:
-            await send({"type": "websocket.send", "text": text})
-
-        async def close_with(code: int) -> None:
-            await send({"type": "websocket.close", "code": code})
-
-        def sends_keep_failing() -> None:
-            abort(websocket)
-
         extensions = websocket.scope.get("extensions") or {}
 
         conn = Client(
             session,
+            # Bound methods, not closures: each closure is a function object and its cells
+            # that every idle connection would pay for.
             Outbox(
-                send_text,
-                close_with,
+                self._send_text,
+                self._close_with,
                 capacity=self.settings.send_queue_max_messages,
                 max_bytes=self.settings.send_queue_max_bytes,
                 failure_threshold=self.settings.backpressure_disconnect_threshold,
                 metrics=self.metrics,
-                on_failures=sends_keep_failing,
+                on_failures=self._sends_keep_failing,
                 send_batch=extensions.get("hive.send_batch"),
                 write_many=extensions.get("hive.write_many"),
                 flusher=self._flusher,

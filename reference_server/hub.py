@@ -37,8 +37,9 @@ class Client:
         self.session = session
         self.outbox = outbox
         self.cut_off = cut_off
-        #: subscription -> live updates held while its resume history is fetched.
-        self.resuming: dict[str, list[Update]] = {}
+        #: subscription -> live updates held while its resume history is fetched; None
+        #: while no resume is in progress (most clients: no dict to pay for).
+        self.resuming: dict[str, list[Update]] | None = None
 
 
 class Hub:
@@ -77,7 +78,8 @@ class Hub:
             if conn in members:
                 members.discard(conn)
                 self._metrics.subscribers.labels(sub).set(len(members))
-            conn.resuming.pop(sub, None)
+            if conn.resuming:
+                conn.resuming.pop(sub, None)
 
     def counts(self) -> dict[str, int]:
         """Subscribed connections per subscription."""

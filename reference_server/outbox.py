@@ -42,6 +42,10 @@ CloseWith = Callable[[int], Awaitable[None]]
 Buffered = Callable[[], int]
 """Bytes written to the transport and not yet handed to the kernel."""
 _NOTHING = (0, 0, 0.0)  # what a flush that wrote nothing reports: frames, bytes, oldest stamp
+# The queue of every outbox with nothing queued. A deque keeps a 64-slot block (over
+# 500 bytes) even when empty, so each outbox holds one only while frames wait: an idle
+# client costs no queue. Nothing is ever appended to this one (see `_queue`).
+_IDLE: deque[tuple[str | None, float, int]] = deque(maxlen=0)
 
 
 class Outbox:
@@ -123,7 +127,7 @@ class Outbox:
         self.max_bytes = max_bytes
         #: (text, published_at, UTF-8 size) triples; text None means "close with code
         #: published_at".
-        self.queue: deque[tuple[str | None, float, int]] = deque()
+        self.queue = _IDLE
         #: UTF-8 bytes of the frames in `queue`.
         self.queued_bytes = 0
         self.closing = False
@@ -175,7 +179,7 @@ class Outbox:
             not self._pending or self._write_pending() == 0 or not self._fits(size)
         ):
             return False
-        self.queue.append((text, published_at, size))
+        self._queue().append((text, published_at, size))
         self.queued_bytes += size
         if self._task is None:
             flusher = self._flusher
@@ -185,6 +189,13 @@ class Outbox:
                 self._pending = True
                 flusher.touch(self)
         return True
+
+    def _queue(self) -> deque[tuple[str | None, float, int]]:
+        """The queue to append to: a fresh one when the outbox holds none."""
+        queue = self.queue
+        if queue is _IDLE:
+            queue = self.queue = deque()
+        return queue
 
     def flush(self, cache: FrameCache) -> tuple[int, int, float]:
         """Write everything queued with one `write_many` call (the flusher calls this).
@@ -221,7 +232,7 @@ class Outbox:
             self._task = asyncio.get_running_loop().create_task(self.run())
             return _NOTHING
         size = self.queued_bytes
-        queue.clear()
+        self.queue = _IDLE
         self.queued_bytes = 0
         self._failures = 0
         return len(texts), size, oldest
@@ -242,12 +253,13 @@ class Outbox:
             return
         self._pending = False  # the writer task below sends what is queued, in order
         if discard_pending:
-            self.queue.clear()
+            self.queue.clear()  # in place: a running writer holds this very deque
             self.queued_bytes = 0
         # The notice and the close pass every bound: they are the last frames.
         size = utf8_length(notice)
-        self.queue.append((notice, 0.0, size))
-        self.queue.append((None, float(code), 0))
+        queue = self._queue()
+        queue.append((notice, 0.0, size))
+        queue.append((None, float(code), 0))
         self.queued_bytes += size
         self.closing = True
         if self._task is None:
@@ -282,6 +294,8 @@ class Outbox:
             await self._drain()
         finally:
             self._task = None
+            if not self.queue:
+                self.queue = _IDLE
 
     async def _drain(self) -> None:
         queue = self.queue

@@ -95,6 +95,51 @@ def _joined(texts: list[str], cache: FrameCache) -> bytes:
     return hit[1]
 
 
+class _Writers:
+    """The two writers of one connection, as bound methods of one small slotted object.
+
+    Closures would cost every idle connection a function object and cells each; this
+    costs one object and two bound methods.
+    """
+
+    __slots__ = ("conn", "deflate", "protocol", "transport", "writable")
+
+    def __init__(self, protocol: Any, conn: Any, transport: Any, writable: asyncio.Event) -> None:
+        self.protocol = protocol
+        self.conn = conn
+        self.transport = transport
+        self.writable = writable
+        # permessage-deflate: each connection compresses with its own context, so its
+        # bytes are its own; the frames still leave in one write. Without an extension a
+        # server frame is unmasked, so its bytes are the same for every recipient, and
+        # `_frame_bytes` builds them once per update.
+        self.deflate = bool(getattr(conn, "extensions", None))
+
+    def _gone(self) -> bool:
+        p = self.protocol
+        return bool(p.disconnected or p.close_sent or self.transport.is_closing())
+
+    def _frames(self, texts: list[str]) -> bytes:
+        if not self.deflate:
+            return b"".join(map(_frame_bytes, texts))
+        conn = self.conn
+        for text in texts:
+            conn.send_text(text.encode())
+        return b"".join(conn.data_to_send())
+
+    async def send_batch(self, texts: list[str]) -> None:
+        await self.writable.wait()  # paused while the transport's buffer is over its high mark
+        if self._gone():
+            raise ConnectionError("the client is gone")
+        self.transport.write(self._frames(texts))
+
+    def write_many(self, texts: list[str], cache: FrameCache) -> bool:
+        if not self.writable.is_set() or self._gone():
+            return False
+        self.transport.write(self._frames(texts) if self.deflate else _joined(texts, cache))
+        return True
+
+
 def transport_writers(protocol: object) -> tuple[SendBatch, WriteMany] | None:
     """`(send_batch, write_many)` writing straight to uvicorn's `websockets-sansio` protocol.
 
@@ -115,43 +160,8 @@ def transport_writers(protocol: object) -> tuple[SendBatch, WriteMany] | None:
         or not hasattr(protocol, "close_sent")
     ):
         return None
-    attrs: Any = protocol
-
-    def gone() -> bool:
-        return bool(attrs.disconnected or attrs.close_sent or transport.is_closing())
-
-    if getattr(conn, "extensions", None):
-        # permessage-deflate: each connection compresses with its own context, so its
-        # bytes are its own; the frames still leave in one write.
-        def frames(texts: list[str]) -> bytes:
-            for text in texts:
-                conn.send_text(text.encode())
-            return b"".join(conn.data_to_send())
-
-        def shared(texts: list[str], cache: FrameCache) -> bytes:
-            return frames(texts)
-
-    else:
-        # No extension: a server frame is unmasked, so its bytes are the same for every
-        # recipient, and `_frame_bytes` builds them once per update.
-        def frames(texts: list[str]) -> bytes:
-            return b"".join(map(_frame_bytes, texts))
-
-        shared = _joined
-
-    async def send_batch(texts: list[str]) -> None:
-        await writable.wait()  # paused while the transport's buffer is over its high mark
-        if gone():
-            raise ConnectionError("the client is gone")
-        transport.write(frames(texts))
-
-    def write_many(texts: list[str], cache: FrameCache) -> bool:
-        if not writable.is_set() or gone():
-            return False
-        transport.write(shared(texts, cache))
-        return True
-
-    return send_batch, write_many
+    writers = _Writers(protocol, conn, transport, writable)
+    return writers.send_batch, writers.write_many
 
 
 class TransportAbort:
@@ -166,7 +176,9 @@ class TransportAbort:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: it returns the app's, so no frame of this middleware is
+        # kept alive for a connection's whole life (memory every idle client pays for).
         if scope["type"] == "websocket":
             protocol = getattr(send, "__self__", None)
             transport = getattr(protocol, "transport", None)
@@ -179,7 +191,7 @@ class TransportAbort:
                 writers = transport_writers(protocol)
                 if writers is not None:
                     extensions["hive.send_batch"], extensions["hive.write_many"] = writers
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def abort(websocket: WebSocket) -> bool:

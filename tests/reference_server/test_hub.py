@@ -205,7 +205,7 @@ def test_updates_are_held_while_a_resume_fetches_history() -> None:
     hub = Hub(metrics, DashboardState())
     wire = Recorder()
     c = joined(hub, metrics, wire, "agents")
-    c.resuming["agents"] = []
+    c.resuming = {"agents": []}
     hub.deliver(update(7))
     assert c.resuming["agents"] == [update(7)]
     assert wire.written_now == []
@@ -216,7 +216,7 @@ def test_remove_forgets_every_subscription_and_pending_resume() -> None:
     hub = Hub(metrics, DashboardState())
     wire = Recorder()
     c = joined(hub, metrics, wire, "agents", "tasks")
-    c.resuming["tasks"] = []
+    c.resuming = {"tasks": []}
     hub.remove(c)
     hub.deliver(update(1))
     assert wire.written_now == []
