@@ -28,8 +28,8 @@ from typing import Any
 import uvicorn
 
 from docs_automation.processes import free_port
+from reference_server.__main__ import uvicorn_config
 from reference_server.app import WS_PATH, create_app
-from reference_server.handshake import protocols
 from reference_server.logs import configure_logging
 from reference_server.settings import Settings
 
@@ -102,20 +102,7 @@ def measure(connections: int, processes: int = 2) -> dict[str, Any]:
     port = free_port()
     settings = Settings(port=port, log_level="warning")
     app = create_app(settings)
-    http, ws = protocols(settings, app.state.server.metrics)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=http,
-        ws=ws,
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=settings.per_message_deflate,
-        access_log=False,
-        log_config=None,
-        log_level="warning",
-        lifespan="on",
-    )
+    config = uvicorn_config(settings, app)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     tracemalloc.start(TRACEBACK_FRAMES)
