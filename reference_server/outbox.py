@@ -172,6 +172,19 @@ class Outbox:
             return False
         if size < 0:
             size = utf8_length(text)
+        flusher = self._flusher
+        if self.queue is _IDLE and flusher is not None and self._task is None:
+            # The common case in fan-out, kept short: nothing queued, no writer, so only the
+            # transport's buffer can count against the byte bound (`_fits`).
+            buffered = self._buffered
+            waiting = buffered() if buffered is not None else 0
+            if waiting and waiting + size > self.max_bytes:
+                return False
+            self.queue = deque(((text, published_at, size),))
+            self.queued_bytes = size
+            self._pending = True
+            flusher.touch(self)
+            return True
         # Frames held for the end of the turn would have been written already without
         # coalescing: when they are in the way, write them now and look again, so that
         # holding them never cuts off a client that keeps reading.
@@ -182,7 +195,6 @@ class Outbox:
         self._queue().append((text, published_at, size))
         self.queued_bytes += size
         if self._task is None:
-            flusher = self._flusher
             if flusher is None:
                 self._task = asyncio.get_running_loop().create_task(self.run())
             elif not self._pending:
@@ -218,12 +230,16 @@ class Outbox:
             return _NOTHING
         # With no writer task, nothing is in flight and no close is queued: the queue holds
         # text frames only, and `queued_bytes` is exactly theirs.
-        oldest = 0.0
-        texts: list[str] = []
-        for text, stamp, _ in queue:
-            texts.append(text)  # type: ignore[arg-type]  # a close is never queued here
-            if stamp and not oldest:
-                oldest = stamp
+        if len(queue) == 1:  # the common case: one update fanned out this turn
+            text, oldest, _ = queue[0]
+            texts: list[str] = [text]  # type: ignore[list-item]  # a close is never queued here
+        else:
+            oldest = 0.0
+            texts = []
+            for text, stamp, _ in queue:
+                texts.append(text)  # type: ignore[arg-type]  # a close is never queued here
+                if stamp and not oldest:
+                    oldest = stamp
         try:
             written = write(texts, cache)
         except Exception:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from fastapi import WebSocket
@@ -93,10 +93,14 @@ class Server:
 
     # -- connections -------------------------------------------------------------------
 
-    async def serve(self, websocket: WebSocket) -> None:
-        """Run one WebSocket connection from accept to close."""
+    def serve(self, websocket: WebSocket) -> Coroutine[Any, Any, None]:
+        """Run one WebSocket connection from accept to close (await what this returns).
+
+        Not a coroutine itself: it hands back the connection's own, so no frame of this
+        method stays alive for the connection's whole life.
+        """
         self._accepted += 1
-        await Connection(
+        return Connection(
             websocket,
             self.new_id(),
             settings=self.settings,

@@ -134,9 +134,11 @@ class _Writers:
         self.transport.write(self._frames(texts))
 
     def write_many(self, texts: list[str], cache: FrameCache) -> bool:
-        if not self.writable.is_set() or self._gone():
+        # `_gone` inlined: this runs once per connection per flush.
+        p, transport = self.protocol, self.transport
+        if not self.writable.is_set() or p.disconnected or p.close_sent or transport.is_closing():
             return False
-        self.transport.write(self._frames(texts) if self.deflate else _joined(texts, cache))
+        transport.write(self._frames(texts) if self.deflate else _joined(texts, cache))
         return True
 
 
