@@ -202,10 +202,8 @@ class Connection:
             buffered = conn.resuming.pop(sub, None) if conn.resuming else None
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue
-            outbox = conn.outbox
-            room = (outbox.max_bytes - outbox.waiting_bytes(), outbox.capacity - len(outbox.queue))
             frames = conn.session.finish_resume(
-                sub, last_seq, history, buffered, time.time(), room=room
+                sub, last_seq, history, buffered, time.time(), room=conn.outbox.room()
             )
             await self.perform(frames)
 

@@ -139,8 +139,27 @@ class Outbox:
         buffered = self._buffered
         return self.queued_bytes + (buffered() if buffered is not None else 0)
 
+    def room(self) -> tuple[int, int]:
+        """(bytes, frames) that may still be queued before a bound is passed.
+
+        Frames held for the flush are written first: without coalescing they would already
+        be with the kernel, so a client that reads everything must not find them counted
+        against it. Every decision that compares the bounds with what waits goes through
+        here or `_fits` (`Connection` sizes a resume replay with it; `retune` uses it).
+
+        Returns:
+            (`max_bytes` minus the bytes still waiting, `capacity` minus the frames still
+            queued); either may be negative when a bound was lowered below what waits.
+        """
+        if self._pending:
+            self._write_pending()
+        return self.max_bytes - self.waiting_bytes(), self.capacity - len(self.queue)
+
     def retune(self, capacity: int, max_bytes: int) -> bool:
         """Bound the queue to `capacity` frames and `max_bytes` bytes from now on.
+
+        Frames held for the flush are written before the new bounds are compared with what
+        waits (see `room`).
 
         Returns:
             True when what waits now passes a new bound (more frames queued than
@@ -149,7 +168,8 @@ class Outbox:
         """
         self.capacity = capacity
         self.max_bytes = max_bytes
-        return len(self.queue) > capacity or self.waiting_bytes() > max_bytes
+        spare_bytes, spare_frames = self.room()
+        return spare_frames < 0 or spare_bytes < 0
 
     def _fits(self, size: int) -> bool:
         if len(self.queue) >= self.capacity:

@@ -39,12 +39,6 @@ def post(http: httpx.Client, sub: str, n: int) -> int:
     return int(r.json()["seq"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A resume replay that fits the client's bound is trimmed (resync_required, updates "
-    "left out) because frames held for the write delay count as waiting, though the client "
-    "reads everything and would have had them written at once without coalescing.",
-)
 def test_frames_held_for_the_write_delay_do_not_trim_a_resume_replay(server_factory: Any) -> None:
     srv = server_factory(
         {
@@ -87,12 +81,6 @@ def test_frames_held_for_the_write_delay_do_not_trim_a_resume_replay(server_fact
     assert metric(srv, "leanvibe_ws_backpressure_disconnects_total") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Lowering send_queue_max_bytes at runtime cuts off (1013) a client that reads "
-    "everything, because frames held for the write delay count as its backlog; written at "
-    "once, as before coalescing, nothing would be waiting.",
-)
 def test_a_runtime_bound_change_does_not_cut_off_a_reader_for_frames_held_for_the_flush(
     server_factory: Any,
 ) -> None:
