@@ -10,7 +10,11 @@ needed.
 An outbox that receives a frame while no writer task runs does not write it: it queues it
 and asks the `Flusher` for a flush. The flusher collects the outboxes touched during the
 turn and, at the end of it (`loop.call_soon`, or `write_delay_seconds` later), writes each
-once, with everything it holds, in order. Updates fanned out in the same turn, a batch read
+once, with everything it holds, in order. Under load one publish arrives per turn (each
+HTTP publish is read in a turn of its own), so the end of the turn alone would still make
+every delivery one write: a flush due less than `write_coalesce_window_seconds` after the
+previous one waits for that window to end, and the publishes of the window leave together.
+A quiet instance (a flush more than a window ago, e.g. 10 updates/s) adds no latency. Updates fanned out in the same turn, a batch read
 from Redis (one `XREAD COUNT n`, delivered in one turn), a resume replay and the replies to
 a client's frames all leave that way. Frames that wait for the flush stay in the outbox's
 queue, so they count against its bounds until the transport takes them; an outbox that
@@ -51,26 +55,44 @@ class Flusher:
         delay_seconds: how long after the first frame of a flush it runs, in seconds;
             0 (the default) is the end of the current event-loop turn. A longer delay
             trades latency for fewer writes (`write_delay_seconds`).
+        window_seconds: with no delay, the shortest time between two flushes, in seconds:
+            frames due less than this after the last flush wait for the window to end
+            (`write_coalesce_window_seconds`; 0: every turn's frames leave at its end).
     """
 
-    __slots__ = ("_handle", "_metrics", "_pending", "delay_seconds")
+    __slots__ = ("_handle", "_last", "_metrics", "_pending", "delay_seconds", "window_seconds")
 
-    def __init__(self, metrics: Metrics, delay_seconds: float = 0.0) -> None:
+    def __init__(
+        self, metrics: Metrics, delay_seconds: float = 0.0, window_seconds: float = 0.0
+    ) -> None:
         self._metrics = metrics
         self.delay_seconds = delay_seconds
+        self.window_seconds = window_seconds
         self._pending: list[Flushable] = []
         self._handle: asyncio.Handle | None = None
+        # Loop time of the last flush; -inf: none yet, so the first one is never held.
+        self._last = -float("inf")
 
     def touch(self, outbox: Flushable) -> None:
-        """Flush `outbox` with the others at the end of this turn (or after the delay).
+        """Flush `outbox` with the others at the end of this turn (or later, see below).
+
+        The flush runs `delay_seconds` after this first touch when that is set; otherwise
+        at the end of this turn when the last flush ended at least `window_seconds` ago, and
+        when less, as soon as the window since it has passed (adaptive flush
+        consolidation, as Netty's FlushConsolidationHandler does per channel): a quiet
+        instance writes at once, a busy one writes the frames of several turns (several
+        publishes) to each connection in one write.
 
         The caller (the outbox) asks once per flush: it remembers that it is pending.
         """
         self._pending.append(outbox)
         if self._handle is None:
             loop = asyncio.get_running_loop()
-            if self.delay_seconds > 0:
-                self._handle = loop.call_later(self.delay_seconds, self.flush)
+            delay = self.delay_seconds
+            if delay <= 0 and self.window_seconds > 0:
+                delay = self._last + self.window_seconds - time.monotonic()
+            if delay > 0:
+                self._handle = loop.call_later(delay, self.flush)
             else:
                 self._handle = loop.call_soon(self.flush)
 
@@ -89,6 +111,12 @@ class Flusher:
                 oldest.add(stamp)
         cache.clear()  # the bytes now sit in the transports' buffers or the kernel
         count(self._metrics, sent, size, oldest)
+        if self.window_seconds > 0:
+            # From the end: a flush to many connections takes milliseconds itself, and the
+            # window is the time the loop spends on other work between two of them. Not
+            # `loop.time()`: uvloop's is libuv's clock, in milliseconds and read once per
+            # loop iteration, so a flush that took 3 ms would look as if it ended at once.
+            self._last = time.monotonic()
 
 
 def count(metrics: Metrics, sent: int, size: int, stamps: set[float] | tuple[float, ...]) -> None:

@@ -97,6 +97,14 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "of them; 0 writes at the end of the current event-loop turn. Longer trades latency "
         "for fewer system calls.",
     ),
+    "write_coalesce_window_seconds": (
+        "s",
+        "With no write delay, the shortest time between two flushes: frames due less than "
+        "this after the previous flush wait for it to pass, so under a high publish rate "
+        "each connection gets the frames of several publishes in one write, while an "
+        "instance flushing less often than this adds no latency. 0 writes at the end of "
+        "every event-loop turn.",
+    ),
     "send_timeout_seconds": ("s", "A single send blocked longer than this counts as failed."),
     "idle_disconnect_seconds": ("s", "Close 1000 after this long with no valid inbound frame."),
     "shutdown_grace_seconds": ("s", "Time clients get to receive their close on SIGTERM."),
@@ -160,11 +168,13 @@ SETTING_MAXIMA: dict[str, float] = {
     "send_queue_max_bytes": _GIB,
     # Beyond a second every dashboard update would look late; the bound is the latency.
     "write_delay_seconds": 1.0,
+    "write_coalesce_window_seconds": 1.0,
     # Every wait and window: longer than a day is a hang or a limit that never acts.
     **{
         name: _DAY_SECONDS
         for name in SETTING_DOCS
-        if name.endswith("_seconds") and name != "write_delay_seconds"
+        if name.endswith("_seconds")
+        and name not in ("write_delay_seconds", "write_coalesce_window_seconds")
     },
 }
 """The largest value of each setting that has one, keyed by field name, in its unit: above
@@ -244,6 +254,8 @@ class Settings:
             consecutive send failures that close the connection.
         write_delay_seconds: how long frames wait to leave together in one write (0: the
             end of the current event-loop turn).
+        write_coalesce_window_seconds: with no write delay, the shortest time between two
+            flushes in seconds; frames due sooner wait for it (0: every turn's end).
         idle_*/shutdown_*: the idle timeout and the shutdown grace, in seconds.
         per_message_deflate: whether to offer compression.
         redis_*: the Redis broker: `redis_url` (empty: the in-process broker, one
@@ -292,6 +304,9 @@ class Settings:
     send_queue_max_bytes: int = 1_048_576
     backpressure_disconnect_threshold: int = 5
     write_delay_seconds: float = 0.0
+    # 1 ms: at 10 updates/s flushes are 100 ms apart and never wait; at thousands of
+    # publishes a second the publishes of each millisecond share one write per connection.
+    write_coalesce_window_seconds: float = 0.001
     send_timeout_seconds: float = 10.0
     idle_disconnect_seconds: float = 600.0
     shutdown_grace_seconds: float = 5.0

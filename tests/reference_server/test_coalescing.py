@@ -185,3 +185,66 @@ def test_the_write_delay_joins_updates_published_one_by_one(server_factory: Any)
         # each, and only the delay puts their frames in one write.
         _, writes = burst(srv, srv, clients, "z" * 200)
     assert writes < SUBSCRIBERS * UPDATES / 4, f"{writes} write system calls"
+
+
+#: The coalescing window of the tests below, in seconds: long, so that the loaded test
+#: machine's own pauses cannot be mistaken for it.
+WINDOW = "1.0"
+
+
+def publish_one_by_one(srv: ServerProcess, n: int, pad: str) -> list[int]:
+    """Publish `n` updates in a row, each acknowledged before the next (a turn each)."""
+    with httpx.Client(base_url=srv.http, timeout=PUBLISH_TIMEOUT_SECONDS) as http:
+        seqs = []
+        for i in range(n):
+            r = http.post(
+                "/api/dashboard/websocket/broadcast",
+                params={"subscription": "agents"},
+                json={"n": i, "pad": pad},
+            )
+            r.raise_for_status()
+            seqs.append(int(r.json()["seq"]))
+        return seqs
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "permessage-deflate"])
+@pytest.mark.parametrize("window", ["0", WINDOW], ids=["no-window", "window"])
+def test_the_coalescing_window_joins_publishes_of_different_turns_in_order(
+    server_factory: Any, deflate: bool, window: str
+) -> None:
+    # websockets/ws#1797: batching writes was dismissed because one update per tick is the
+    # common case; the window is what joins updates published one by one.
+    srv = server_factory(
+        {
+            "WS_RATE_BURST": "1000",
+            "WS_WRITE_COALESCE_WINDOW_SECONDS": window,
+            "WS_PER_MESSAGE_DEFLATE": "true" if deflate else "false",
+        }
+    )
+    with ExitStack() as stack:
+        clients = subscribers(stack, srv, SUBSCRIBERS, deflate)
+        before = write_syscalls(srv.proc.pid)
+        seqs = publish_one_by_one(srv, UPDATES, "w" * 200)
+        for c in clients:
+            assert [c.recv_until("agent_update", timeout=10)["seq"] for _ in seqs] == seqs
+        writes = write_syscalls(srv.proc.pid) - before
+    deliveries = SUBSCRIBERS * UPDATES
+    if window == "0":  # the control: one publish per turn is one write per delivery
+        assert writes >= deliveries, f"{writes} write system calls for {deliveries} deliveries"
+    else:
+        assert writes < deliveries / 4, f"{writes} write system calls for {deliveries} deliveries"
+    assert metric(srv, "leanvibe_ws_backpressure_disconnects_total") == 0
+
+
+def test_a_quiet_instance_is_not_held_by_the_coalescing_window(server_factory: Any) -> None:
+    srv = server_factory({"WS_RATE_BURST": "1000", "WS_WRITE_COALESCE_WINDOW_SECONDS": WINDOW})
+    with Client(srv.ws + "?subscriptions=agents") as c:
+        assert c.recv()["type"] == "connection_established"
+        publish_one_by_one(srv, 1, "")
+        c.recv_until("agent_update", timeout=10)
+        time.sleep(float(WINDOW) * 1.5)  # quiet for longer than the window
+        started = time.monotonic()
+        (seq,) = publish_one_by_one(srv, 1, "")
+        assert c.recv_until("agent_update", timeout=10)["seq"] == seq
+        # Held for the window, it would take a whole second; written at once, milliseconds.
+        assert time.monotonic() - started < float(WINDOW) / 2

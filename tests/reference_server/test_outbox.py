@@ -68,6 +68,7 @@ def make(
     max_bytes: int = 1 << 20,
     buffered: Callable[[], int] | None = None,
     delay: float = 0.0,
+    window: float = 0.0,
 ) -> tuple[Outbox, Metrics]:
     metrics = Metrics()
     outbox = Outbox(
@@ -80,7 +81,7 @@ def make(
         max_bytes=max_bytes,
         send_batch=wire.send_batch if batch else None,
         write_many=wire.write_many if now else None,
-        flusher=Flusher(metrics, delay) if now else None,
+        flusher=Flusher(metrics, delay, window) if now else None,
         buffered=buffered,
     )
     return outbox, metrics
@@ -218,6 +219,69 @@ def test_the_write_delay_holds_frames_for_that_long_and_then_writes_them_togethe
         assert wire.written_now == []
         await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
         assert wire.written_now == [["a", "b"]]
+
+    run(scenario)
+
+
+def test_the_coalesce_window_writes_a_quiet_flush_at_once_and_holds_a_busy_one() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=10, window=0.05)
+        outbox.put("a")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"]]  # no flush before: written at the turn's end
+        outbox.put("b")  # a later turn, within the window since "a" was written
+        await asyncio.sleep(0)
+        outbox.put("c")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"]]
+        await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
+        assert wire.written_now == [["a"], ["b", "c"]]
+        await asyncio.sleep(0.1)  # past the window: quiet again, written at once
+        outbox.put("d")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b", "c"], ["d"]]
+
+    run(scenario)
+
+
+def test_frames_held_for_the_window_are_written_rather_than_pass_a_bound() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=100, max_bytes=10, window=10.0)
+        outbox.put("a")
+        await asyncio.sleep(0)  # the first flush: from here the window holds frames
+        for text in ("bbbbb", "ccccc", "ddddd"):
+            assert outbox.put(text)
+        assert wire.written_now == [["a"], ["bbbbb", "ccccc"]]
+        assert list(outbox.queue) == [("ddddd", 0.0, 5)]
+
+    run(scenario)
+
+
+def test_room_writes_held_frames_before_it_is_measured() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=10, max_bytes=100, delay=10.0)
+        outbox.put("x" * 40)
+        outbox.put("y" * 40)
+        assert outbox.room() == (100, 10)
+        assert wire.written_now == [["x" * 40, "y" * 40]]
+        outbox.put("z" * 40)
+        assert not outbox.retune(capacity=1, max_bytes=10)  # "z" written, nothing waits
+        assert wire.written_now[-1] == ["z" * 40]
+
+    run(scenario)
+
+
+def test_room_counts_what_the_transport_cannot_take() -> None:
+    async def scenario() -> None:
+        wire = Wire(room=False)
+        outbox, _ = make(wire, now=True, capacity=10, max_bytes=100, delay=10.0)
+        outbox.put("x" * 40)
+        assert outbox.room() == (60, 9)  # still waiting: a writer task now waits for room
+        assert outbox.retune(capacity=10, max_bytes=39)
+        await outbox.finish(grace=0.1)
 
     run(scenario)
 
