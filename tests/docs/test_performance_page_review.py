@@ -16,11 +16,6 @@ pytestmark = pytest.mark.docs
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "explanation" / "performance.md"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The performance page was not regenerated from a run with the floor servers: it "
-    "shows neither cpu.png nor issue 13's floors (CPU per delivery <= 0.5x bare websockets).",
-)
 def test_the_performance_page_shows_the_cpu_plot_and_issue_13_floors() -> None:
     text = PAGE.read_text(encoding="utf-8")
     assert "cpu.png" in text
@@ -29,11 +24,6 @@ def test_the_performance_page_shows_the_cpu_plot_and_issue_13_floors() -> None:
     assert "floor per turn" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Issue 13 asks for where an idle connection's bytes go (tracemalloc) to be written "
-    "on the performance page; the page says nothing of it.",
-)
 def test_the_performance_page_says_where_an_idle_connections_bytes_go() -> None:
     text = PAGE.read_text(encoding="utf-8")
     assert "tracemalloc" in text
