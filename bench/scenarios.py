@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -211,17 +211,17 @@ def fanout(target: Target, subscribers: int, plan: Plan) -> dict[str, Any]:
             warm = await flat_out(pubs, plan.warmup_seconds, window, crowd.slowest)
             await drain(warm.acked, crowd.slowest, plan.drain_seconds)
 
-            crowd.reset(1)
-            cpu = target.cpu()
-            tally = await at_rate(pubs, plan.fixed_rate, plan.fixed_seconds)
-            await drain(tally.acked, crowd.slowest, plan.drain_seconds)
-            fixed = summarize(crowd.collect(), tally, target.cpu() - cpu)
+            async def measured(sample_every: int, publish: Awaitable[Tally]) -> dict[str, Any]:
+                crowd.reset(sample_every)
+                cpu = target.cpu()
+                tally = await publish
+                await drain(tally.acked, crowd.slowest, plan.drain_seconds)
+                return summarize(crowd.collect(), tally, target.cpu() - cpu)
 
-            crowd.reset(plan.max_sample_every)
-            cpu = target.cpu()
-            tally = await flat_out(pubs, plan.max_seconds, window, crowd.slowest)
-            await drain(tally.acked, crowd.slowest, plan.drain_seconds)
-            flat = summarize(crowd.collect(), tally, target.cpu() - cpu)
+            fixed = await measured(1, at_rate(pubs, plan.fixed_rate, plan.fixed_seconds))
+            flat = await measured(
+                plan.max_sample_every, flat_out(pubs, plan.max_seconds, window, crowd.slowest)
+            )
             flat["window"] = window
             for pub in pubs:
                 await pub.close()
@@ -230,11 +230,9 @@ def fanout(target: Target, subscribers: int, plan: Plan) -> dict[str, Any]:
             groups = [members[i :: plan.publishers] for i in range(plan.publishers)]
             # Room for every group's whole burst twice over, whatever the subscriber count.
             room = max(window, 2 * plan.burst * plan.publishers)
-            crowd.reset(plan.max_sample_every)
-            cpu = target.cpu()
-            tally = await bursts(groups, plan.max_seconds, room, crowd.slowest)
-            await drain(tally.acked, crowd.slowest, plan.drain_seconds)
-            burst = summarize(crowd.collect(), tally, target.cpu() - cpu)
+            burst = await measured(
+                plan.max_sample_every, bursts(groups, plan.max_seconds, room, crowd.slowest)
+            )
             burst["window"] = room
             burst["burst"] = plan.burst
             for pub in members:
