@@ -14,9 +14,10 @@ once, with everything it holds, in order. Under load one publish arrives per tur
 HTTP publish is read in a turn of its own), so the end of the turn alone would still make
 every delivery one write: a flush due less than `write_coalesce_window_seconds` after the
 previous one waits for that window to end, and the publishes of the window leave together.
-A quiet instance (a flush more than a window ago, e.g. 10 updates/s) adds no latency. Updates fanned out in the same turn, a batch read
-from Redis (one `XREAD COUNT n`, delivered in one turn), a resume replay and the replies to
-a client's frames all leave that way. Frames that wait for the flush stay in the outbox's
+A quiet instance (a flush more than a window ago, e.g. 10 updates/s) adds no latency.
+Updates fanned out in the same turn, a batch read from Redis (one `XREAD COUNT n`,
+delivered in one turn), a resume replay and the replies to a client's frames all leave
+that way. Frames that wait for the flush stay in the outbox's
 queue, so they count against its bounds until the transport takes them; an outbox that
 would pass a bound with frames waiting for the flush writes them first (`Outbox.put`), so
 coalescing never cuts off a client that writing at once would have kept.
