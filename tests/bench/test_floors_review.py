@@ -29,15 +29,6 @@ FLOORS = (
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="Issue 13 asks for at most 0.5x bare websockets' CPU per delivery and at least "
-    "1.5x its deliveries/s at 1,000 subscribers, max rate; two runs measured 1.04x and "
-    "1.33x the CPU and 0.61x the deliveries (only the burst phase coalesces). With the 1 ms "
-    "coalescing window (fix-coalesce, 2026-11-29): 0.90x and 1.28x the CPU, 1.05x and 0.81x "
-    "the deliveries; the flat-out rate is capped by the Python subscribers' reading at about "
-    "40 publishes/s, one per 25 ms, so a window of a few ms joins almost none.",
-)
 def test_issue_13_max_rate_floors_hold_against_bare_websockets(tmp_path: Path) -> None:
     done = subprocess.run(
         [
