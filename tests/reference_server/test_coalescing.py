@@ -213,7 +213,8 @@ def test_the_coalescing_window_joins_publishes_of_different_turns_in_order(
     server_factory: Any, deflate: bool, window: str
 ) -> None:
     # websockets/ws#1797: batching writes was dismissed because one update per tick is the
-    # common case; the window is what joins updates published one by one.
+    # common case; the window is what joins updates published one by one, as netty/netty#5808
+    # consolidates flushes that come close together outside a read loop.
     srv = server_factory(
         {
             "WS_RATE_BURST": "1000",

@@ -38,6 +38,8 @@ def test_sigterm_sends_notice_and_1001_to_every_client(server_factory: Any) -> N
 def test_sigterm_writes_frames_held_for_the_flush_before_the_notice(
     server_factory: Any, hold: dict[str, str]
 ) -> None:
+    # TooTallNate/Java-WebSocket#983 and socketio/engine.io#293: messages queued just before
+    # a server-side close never reached the client. Held frames must go out first.
     srv = server_factory({"WS_SHUTDOWN_GRACE_SECONDS": "3", "WS_RATE_BURST": "1000", **hold})
     with Client(srv.ws + "?subscriptions=agents") as c:
         assert c.recv()["type"] == "connection_established"
