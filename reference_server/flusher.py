@@ -61,7 +61,15 @@ class Flusher:
             (`write_coalesce_window_seconds`; 0: every turn's frames leave at its end).
     """
 
-    __slots__ = ("_handle", "_last", "_metrics", "_pending", "delay_seconds", "window_seconds")
+    __slots__ = (
+        "_busy",
+        "_handle",
+        "_last",
+        "_metrics",
+        "_pending",
+        "delay_seconds",
+        "window_seconds",
+    )
 
     def __init__(
         self, metrics: Metrics, delay_seconds: float = 0.0, window_seconds: float = 0.0
@@ -71,18 +79,22 @@ class Flusher:
         self.window_seconds = window_seconds
         self._pending: list[Flushable] = []
         self._handle: asyncio.Handle | None = None
-        # Loop time of the last flush; -inf: none yet, so the first one is never held.
+        # Monotonic time the last flush ended; -inf: none yet, so the first is never held.
         self._last = -float("inf")
+        # True when the last flush was also due within the window after the one before it:
+        # a sustained rate, not two updates that happen to come close together.
+        self._busy = False
 
     def touch(self, outbox: Flushable) -> None:
         """Flush `outbox` with the others at the end of this turn (or later, see below).
 
         The flush runs `delay_seconds` after this first touch when that is set; otherwise
-        at the end of this turn when the last flush ended at least `window_seconds` ago, and
-        when less, as soon as the window since it has passed (adaptive flush
-        consolidation, as Netty's FlushConsolidationHandler does per channel): a quiet
-        instance writes at once, a busy one writes the frames of several turns (several
-        publishes) to each connection in one write.
+        at the end of this turn, unless this flush and the one before it are both due less
+        than `window_seconds` after the previous flush ended: then as soon as the window
+        since it has passed (adaptive flush consolidation, as Netty's
+        FlushConsolidationHandler does per channel). A quiet instance, or two updates that
+        merely come close together, are written at once; under a sustained rate the frames
+        of several turns (several publishes) go to each connection in one write.
 
         The caller (the outbox) asks once per flush: it remembers that it is pending.
         """
@@ -91,7 +103,11 @@ class Flusher:
             loop = asyncio.get_running_loop()
             delay = self.delay_seconds
             if delay <= 0 and self.window_seconds > 0:
-                delay = self._last + self.window_seconds - time.monotonic()
+                gap = time.monotonic() - self._last
+                short = gap < self.window_seconds
+                if short and self._busy:
+                    delay = self.window_seconds - gap
+                self._busy = short
             if delay > 0:
                 self._handle = loop.call_later(delay, self.flush)
             else:

@@ -99,8 +99,9 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     ),
     "write_coalesce_window_seconds": (
         "s",
-        "With no write delay, the shortest time between two flushes: frames due less than "
-        "this after the previous flush wait for it to pass, so under a high publish rate "
+        "With no write delay, the shortest time between two flushes under a sustained rate: "
+        "when two flushes in a row are due less than this after the one before, frames wait "
+        "for it to pass, so under a high publish rate "
         "each connection gets the frames of several publishes in one write, while an "
         "instance flushing less often than this adds no latency. 0 writes at the end of "
         "every event-loop turn.",

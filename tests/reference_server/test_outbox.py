@@ -230,17 +230,20 @@ def test_the_coalesce_window_writes_a_quiet_flush_at_once_and_holds_a_busy_one()
         outbox.put("a")
         await asyncio.sleep(0)
         assert wire.written_now == [["a"]]  # no flush before: written at the turn's end
-        outbox.put("b")  # a later turn, within the window since "a" was written
+        outbox.put("b")  # a later turn, within the window since "a": close, not yet a rate
         await asyncio.sleep(0)
-        outbox.put("c")
+        assert wire.written_now == [["a"], ["b"]]
+        outbox.put("c")  # the second flush in a row within the window: held
         await asyncio.sleep(0)
-        assert wire.written_now == [["a"]]
-        await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
-        assert wire.written_now == [["a"], ["b", "c"]]
-        await asyncio.sleep(0.1)  # past the window: quiet again, written at once
         outbox.put("d")
         await asyncio.sleep(0)
-        assert wire.written_now == [["a"], ["b", "c"], ["d"]]
+        assert wire.written_now == [["a"], ["b"]]
+        await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
+        assert wire.written_now == [["a"], ["b"], ["c", "d"]]
+        await asyncio.sleep(0.1)  # past the window: quiet again, written at once
+        outbox.put("e")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b"], ["c", "d"], ["e"]]
 
     run(scenario)
 
@@ -249,11 +252,12 @@ def test_frames_held_for_the_window_are_written_rather_than_pass_a_bound() -> No
     async def scenario() -> None:
         wire = Wire()
         outbox, _ = make(wire, now=True, capacity=100, max_bytes=10, window=10.0)
-        outbox.put("a")
-        await asyncio.sleep(0)  # the first flush: from here the window holds frames
+        for text in ("a", "b"):
+            outbox.put(text)
+            await asyncio.sleep(0)  # two flushes in a row: from here the window holds frames
         for text in ("bbbbb", "ccccc", "ddddd"):
             assert outbox.put(text)
-        assert wire.written_now == [["a"], ["bbbbb", "ccccc"]]
+        assert wire.written_now == [["a"], ["b"], ["bbbbb", "ccccc"]]
         assert list(outbox.queue) == [("ddddd", 0.0, 5)]
 
     run(scenario)
