@@ -27,6 +27,7 @@ __all__ = [
     "Tally",
     "WsPublisher",
     "at_rate",
+    "bursts",
     "drain",
     "flat_out",
     "payload",
@@ -233,6 +234,34 @@ async def flat_out(
             await _one(pub, tally, limit)
 
     await asyncio.gather(*(loop(p) for p in pubs))
+    tally.ended = time.time()
+    return tally
+
+
+async def bursts(
+    groups: Sequence[Sequence[Publisher]],
+    seconds: float,
+    window: int,
+    slowest: Callable[[], int],
+    limit: float = PUBLISH_LIMIT_SECONDS,
+) -> Tally:
+    """Publish flat out in bursts for `seconds`: each group sends one update per member at once.
+
+    Like a Redis producer that sends several updates together, every member of a group
+    publishes at the same moment and the group waits for all of them before the next
+    burst; each group stays within `window` updates past the slowest reader, as `flat_out`.
+    """
+    tally = Tally(started=time.time())
+    deadline = time.monotonic() + seconds
+
+    async def loop(group: Sequence[Publisher]) -> None:
+        while time.monotonic() < deadline:
+            if tally.sent + len(group) - slowest() > window:
+                await asyncio.sleep(_YIELD_SECONDS)
+                continue
+            await asyncio.gather(*(_one(p, tally, limit) for p in group))
+
+    await asyncio.gather(*(loop(g) for g in groups))
     tally.ended = time.time()
     return tally
 

@@ -12,9 +12,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["floors", "markdown", "plot"]
+__all__ = ["PHASES", "floors", "markdown", "plot"]
 
 Row = list[str]
+
+#: The fan-out phases with CPU figures, and how the tables name them.
+PHASES = {"fixed": "10/s", "max": "max rate", "burst": "bursts"}
+#: The baselines every CPU and throughput figure is divided by, as the tables name them.
+BASES = {
+    "bare-websockets": "websockets",
+    "bare-fastapi": "FastAPI",
+    "floor": "floor",
+    "floor-turn": "floor per turn",
+}
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -114,6 +124,48 @@ def _rate(cell: dict[str, Any]) -> Any:
     return cell["max"]["rate"]
 
 
+def _pick(phase: str, key: str) -> Callable[[dict[str, Any]], Any]:
+    def pick(cell: dict[str, Any]) -> Any:
+        return (cell.get(phase) or {}).get(key)
+
+    return pick
+
+
+def cpu_table(results: dict[str, Any]) -> str:
+    """Server CPU per delivery and deliveries/s in every phase, as ratios to every baseline."""
+    rows = []
+    for subs in results["plan"]["subscribers"]:
+        for target in results["targets"]:
+            cells = _cells(results, target, subs)
+            for phase, label in PHASES.items():
+                if not any(phase in c for c in cells):
+                    continue
+                cpu = _pick(phase, "server_cpu_us")
+                rows.append(
+                    [
+                        target,
+                        f"{subs:,}",
+                        label,
+                        _fmt(_median([cpu(c) for c in cells]), 2),
+                        *(_ratio_text(ratio(results, target, base, subs, cpu)) for base in BASES),
+                        _fmt(_median([_pick(phase, "rate")(c) for c in cells]), 0),
+                        _ratio_text(
+                            ratio(results, target, "bare-websockets", subs, _pick(phase, "rate"))
+                        ),
+                    ]
+                )
+    head = [
+        "server",
+        "subscribers",
+        "load",
+        "CPU µs/delivery",
+        *(f"CPU vs {name}" for name in BASES.values()),
+        "deliveries/s",
+        "vs websockets",
+    ]
+    return _table(head, rows)
+
+
 def connections_table(results: dict[str, Any]) -> str:
     """Idle connections: memory per connection and connect errors."""
     rows = []
@@ -210,8 +262,13 @@ def recovery_table(results: dict[str, Any]) -> str:
     return _table(head, rows)
 
 
+#: Ours' P50 at 100 subscribers x 10/s over bare websockets' in the run of 2026-11-22
+#: (2.58 ms / 1.68 ms): issue 13 allows at most 1.1x that.
+P50_100_BEFORE = 2.58 / 1.68
+
+
 def floors(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    """Each floor of issues 2, 3 and 7: (floor, measured, met); met is None when not run."""
+    """Each floor of issues 2, 3, 7 and 13: (floor, measured, met); met None when not run."""
     out: list[tuple[str, str, bool | None]] = []
 
     def check(name: str, value: float | None, ok: Callable[[float], bool], unit: str) -> None:
@@ -253,6 +310,31 @@ def floors(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     for phase in ("stalled", "flooding"):
         raised = iso[phase]["p95_ms"] / iso["alone"]["p95_ms"] if iso else None
         check(f"P95 beside {phase} clients <= 1.2x alone", raised, lambda v: v <= 1.2, "×")
+    # Issue 13: coalesced writes.
+    cpu_ws = ratio(results, "ours", "bare-websockets", 1000, lambda c: c["max"]["server_cpu_us"])[0]
+    check(
+        "server CPU per delivery at 1,000 subscribers, max rate <= 0.5x bare websockets",
+        cpu_ws,
+        lambda v: v <= 0.5,
+        "×",
+    )
+    check(
+        "deliveries/s at 1,000 subscribers, max rate >= 1.5x bare websockets",
+        ws,
+        lambda v: v >= 1.5,
+        "×",
+    )
+    p95_ws = ratio(results, "ours", "bare-websockets", 1000, lambda c: c["fixed"]["p95_ms"])[0]
+    check("P95 at 1,000 subscribers x 10/s <= 1.0x bare websockets", p95_ws, lambda v: v <= 1, "×")
+    p50_ws = ratio(results, "ours", "bare-websockets", 100, lambda c: c["fixed"]["p50_ms"])[0]
+    check(
+        f"P50 at 100 subscribers x 10/s <= {1.1 * P50_100_BEFORE:.2f}x bare websockets "
+        f"(1.1x the {P50_100_BEFORE:.2f}x of 2026-11-22)",
+        p50_ws,
+        lambda v: v <= 1.1 * P50_100_BEFORE,
+        "×",
+    )
+    check("memory per idle connection <= 1.0x bare FastAPI", mem, lambda v: v <= 1.0, "×")
     lost = _ours_lost(results)
     check("no update lost to a reader (ours, every run)", lost, lambda v: v == 0, "")
     for target, r in results.get("recovery", {}).items():
@@ -271,7 +353,7 @@ def _ours_lost(results: dict[str, Any]) -> float | None:
         for target, cells in rnd.items():
             for cell in cells.values():
                 if target.startswith("ours") and "max" in cell:
-                    total += cell["fixed"]["lost"] + cell["max"]["lost"]
+                    total += sum(cell[p]["lost"] for p in PHASES if p in cell)
                     seen = True
     for target, res in results.get("isolation", {}).items():
         if target.startswith("ours"):
@@ -295,6 +377,12 @@ def markdown(results: dict[str, Any]) -> str:
         "### Fan-out (200-byte updates)",
         f"Latency at {results['plan']['fixed_rate']:g} updates/s; throughput flat out.",
         fanout_table(results),
+        "### CPU per delivery",
+        "Server CPU time per delivered update, at 10 updates/s, flat out, and flat out in "
+        f"bursts of {results['plan'].get('burst', 8)} updates per publisher; each divided by "
+        "the same figure of bare websockets, bare FastAPI, the floor (one write per frame) "
+        "and the floor that writes once per turn.",
+        cpu_table(results),
         "### Idle connections",
         connections_table(results),
         "### Isolation",
@@ -319,7 +407,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], folder: Path) -> list[Path]:
-    """Write throughput.png and latency.png (against subscribers) into `folder`."""
+    """Write throughput.png, latency.png and cpu.png (against subscribers) into `folder`."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -327,7 +415,7 @@ def plot(results: dict[str, Any], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     subs = results["plan"]["subscribers"]
-    styles = {"bare-websockets": "--", "bare-fastapi": ":"}
+    styles = {"bare-websockets": "--", "bare-fastapi": ":", "floor": "-.", "floor-turn": "-."}
     written = []
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -361,6 +449,22 @@ def plot(results: dict[str, Any], folder: Path) -> list[Path]:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     written.append(folder / "latency.png")
+    fig.savefig(written[-1], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(PHASES), figsize=(11, 3.8), sharey=True)
+    for ax, (phase, label) in zip(axes, PHASES.items(), strict=True):
+        for target in results["targets"]:
+            xs, ys = _series(results, target, subs, _pick(phase, "server_cpu_us"))
+            if xs:
+                ax.plot(xs, ys, styles.get(target, "-"), marker="o", label=target)
+        ax.set(xscale="log", xlabel="subscribers", title=label)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("server CPU µs per delivery")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    written.append(folder / "cpu.png")
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
     return written

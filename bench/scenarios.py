@@ -1,7 +1,9 @@
 """The measurements. Each takes a running `Target` and a `Plan` and returns plain dicts.
 
-- `fanout`: N subscribers; updates at a fixed rate, then flat out (closed loop). Delivered
-  updates/s, latency percentiles, lost updates, CPU per delivery of server and clients.
+- `fanout`: N subscribers; updates at a fixed rate, then flat out (closed loop), then flat
+  out in bursts (each publisher sends several updates at once, as Redis producers do).
+  Delivered updates/s, latency percentiles, lost updates, CPU per delivery of server and
+  clients.
 - `connections`: idle connections in steps up to 10,000; resident memory per connection
   and connect errors.
 - `isolation`: fast readers alone, then beside stalled readers, then beside ping flooders,
@@ -15,14 +17,23 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvloop
 
 from .loadgen import Crowd
-from .publish import HttpPublisher, Publisher, Tally, WsPublisher, at_rate, drain, flat_out
+from .publish import (
+    HttpPublisher,
+    Publisher,
+    Tally,
+    WsPublisher,
+    at_rate,
+    bursts,
+    drain,
+    flat_out,
+)
 from .targets import Target
 from .wire import hist_value
 
@@ -39,7 +50,9 @@ class Plan:
         subscribers: subscriber counts of the fan-out runs.
         fixed_rate: updates/s of the fixed-rate phase.
         fixed_seconds: length of the fixed-rate phase.
-        max_seconds: length of the flat-out phase.
+        max_seconds: length of the flat-out phase, and of the burst phase.
+        burst: updates each publisher sends at once in the burst phase (one connection
+            each).
         processes: load-generator processes per fan-out run.
         publishers: concurrent publishing connections.
         window_deliveries: flat-out updates in flight x subscribers (window =
@@ -66,6 +79,7 @@ class Plan:
     fixed_rate: float = 10.0
     fixed_seconds: float = 6.0
     max_seconds: float = 4.0
+    burst: int = 8
     processes: int = 4
     publishers: int = 2
     window_deliveries: int = 40_000
@@ -98,6 +112,7 @@ SMOKE = Plan(
     subscribers=(20,),
     fixed_seconds=0.5,
     max_seconds=0.5,
+    burst=4,
     processes=2,
     connection_steps=(50,),
     isolation_readers=18,
@@ -196,21 +211,33 @@ def fanout(target: Target, subscribers: int, plan: Plan) -> dict[str, Any]:
             warm = await flat_out(pubs, plan.warmup_seconds, window, crowd.slowest)
             await drain(warm.acked, crowd.slowest, plan.drain_seconds)
 
-            crowd.reset(1)
-            cpu = target.cpu()
-            tally = await at_rate(pubs, plan.fixed_rate, plan.fixed_seconds)
-            await drain(tally.acked, crowd.slowest, plan.drain_seconds)
-            fixed = summarize(crowd.collect(), tally, target.cpu() - cpu)
+            async def measured(sample_every: int, publish: Awaitable[Tally]) -> dict[str, Any]:
+                crowd.reset(sample_every)
+                cpu = target.cpu()
+                tally = await publish
+                await drain(tally.acked, crowd.slowest, plan.drain_seconds)
+                return summarize(crowd.collect(), tally, target.cpu() - cpu)
 
-            crowd.reset(plan.max_sample_every)
-            cpu = target.cpu()
-            tally = await flat_out(pubs, plan.max_seconds, window, crowd.slowest)
-            await drain(tally.acked, crowd.slowest, plan.drain_seconds)
-            flat = summarize(crowd.collect(), tally, target.cpu() - cpu)
+            fixed = await measured(1, at_rate(pubs, plan.fixed_rate, plan.fixed_seconds))
+            flat = await measured(
+                plan.max_sample_every, flat_out(pubs, plan.max_seconds, window, crowd.slowest)
+            )
             flat["window"] = window
             for pub in pubs:
                 await pub.close()
-            return {"fixed": fixed, "max": flat}
+
+            members = await _publishers(target, plan.publishers * plan.burst)
+            groups = [members[i :: plan.publishers] for i in range(plan.publishers)]
+            # Room for every group's whole burst twice over, whatever the subscriber count.
+            room = max(window, 2 * plan.burst * plan.publishers)
+            burst = await measured(
+                plan.max_sample_every, bursts(groups, plan.max_seconds, room, crowd.slowest)
+            )
+            burst["window"] = room
+            burst["burst"] = plan.burst
+            for pub in members:
+                await pub.close()
+            return {"fixed": fixed, "max": flat, "burst": burst}
 
         result = _run(phases())
     return {

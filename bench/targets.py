@@ -26,8 +26,23 @@ from tests.procs import ROOT, WS_PATH, RedisProcess, start_redis, start_server
 __all__ = ["BASELINES", "TARGETS", "Target", "cpu_seconds", "rss_bytes", "start"]
 
 #: Every server under test, in table order.
-TARGETS = ("ours", "ours-redis-1", "ours-redis-3", "bare-websockets", "bare-fastapi")
-BASELINES = ("bare-websockets", "bare-fastapi")
+TARGETS = (
+    "ours",
+    "ours-redis-1",
+    "ours-redis-3",
+    "bare-websockets",
+    "bare-fastapi",
+    "floor",
+    "floor-turn",
+)
+BASELINES = ("bare-websockets", "bare-fastapi", "floor", "floor-turn")
+#: The module and extra arguments of each baseline.
+_BASELINE_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bare-websockets": ("bench.baseline_websockets", ()),
+    "bare-fastapi": ("bench.baseline_fastapi", ()),
+    "floor": ("bench.baseline_floor", ()),
+    "floor-turn": ("bench.baseline_floor", ("--per-turn",)),
+}
 OUR_PUBLISH = "/api/dashboard/websocket/broadcast?subscription=agents"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc CPU times count these ticks per second
 READY_TIMEOUT_SECONDS = 20.0
@@ -129,13 +144,13 @@ class Target:
 
 
 def _start_baseline(
-    module: str, timeout: float = READY_TIMEOUT_SECONDS
+    module: str, args: tuple[str, ...] = (), timeout: float = READY_TIMEOUT_SECONDS
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start baseline `module` on a free port; wait (up to `timeout` s) for its /stats."""
     port = processes.free_port()
     log = Path(tempfile.mkstemp(prefix=f"hive-{module.rsplit('.', 1)[1]}-", suffix=".log")[1])
     return processes.spawn(
-        [sys.executable, "-m", module, "--port", str(port)],
+        [sys.executable, "-m", module, "--port", str(port), *args],
         cwd=ROOT,
         log=log,
         timeout=timeout,
@@ -156,9 +171,9 @@ def start(name: str, env: dict[str, str] | None = None) -> Target:
         RuntimeError: a process did not start (with its log).
     """
     if name in BASELINES:
-        module = "bench.baseline_" + name.removeprefix("bare-")
-        proc, port = _start_baseline(module)
-        if name == "bare-websockets":
+        module, args = _BASELINE_COMMANDS[name]
+        proc, port = _start_baseline(module, args)
+        if name != "bare-fastapi":  # a publisher WebSocket, like bare websockets'
             target = Target(name, [port], "/", "ws", "/publish", [proc.pid])
         else:
             target = Target(name, [port], "/ws", "http", "/publish", [proc.pid])

@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -26,7 +27,7 @@ from .logs import configure_logging
 from .server import Server
 from .settings import Settings, split_list
 
-__all__ = ["main"]
+__all__ = ["main", "uvicorn_config"]
 
 
 class _Uvicorn(uvicorn.Server):
@@ -108,9 +109,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, repeat_window_seconds=settings.log_repeat_window_seconds)
     app = create_app(settings)
+    runner = _Uvicorn(uvicorn_config(settings, app))
+    runner.hive = app.state.server
+    base = f"{settings.host}:{settings.port}"
+    print(
+        f"reference server: ws://{base}{WS_PATH}\n"
+        f"  health:  http://{base}/health\n  metrics: http://{base}/api/dashboard/metrics/websockets\n"
+        f"  api:     http://{base}/docs",
+        flush=True,
+    )
+    runner.run()
+    return 0
+
+
+def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """uvicorn's configuration for `app` (from `create_app(settings)`) under `settings`."""
     # httptools and websockets-sansio, with the request head bounded in bytes and time.
     http, ws = protocols(settings, app.state.server.metrics)
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -128,17 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 1,
     )
-    runner = _Uvicorn(config)
-    runner.hive = app.state.server
-    base = f"{settings.host}:{settings.port}"
-    print(
-        f"reference server: ws://{base}{WS_PATH}\n"
-        f"  health:  http://{base}/health\n  metrics: http://{base}/api/dashboard/metrics/websockets\n"
-        f"  api:     http://{base}/docs",
-        flush=True,
-    )
-    runner.run()
-    return 0
 
 
 if __name__ == "__main__":

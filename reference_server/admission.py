@@ -26,6 +26,8 @@ is not UTF-8).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,10 +62,14 @@ class Admission:
         self.origins = frozenset(settings.allowed_origins)
         self.refused = metrics.publishes_refused
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket goes straight to the app, with no frame of
+        # this middleware kept alive for the connection's whole life (memory per client).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if method == "HEAD":
             # A copy: uvicorn keeps its own scope (it too sends no body to a HEAD).

@@ -16,6 +16,7 @@ from structlog.typing import FilteringBoundLogger
 
 from .auth import bearer_token, tokens_equal
 from .broker.base import Broker, History
+from .flusher import Flusher
 from .hub import Client, Hub
 from .messages import IdFactory, decode_query
 from .metrics import Metrics
@@ -55,7 +56,29 @@ class Connection:
         open_connections: the server's open connections (keys); it is in it from accept
             until its last frame is read.
         serial: its accept number on this instance (1 up), the connections listing's order.
+        flusher: writes its frames at the end of each event-loop turn, with every other
+            connection's (None: a writer task per batch, as under a server without
+            `hive.write_many`).
     """
+
+    # Slots, not a __dict__: every open connection holds one of these.
+    __slots__ = (
+        "_data_source",
+        "_flusher",
+        "_new_id",
+        "_open",
+        "_refusal_logged_at",
+        "_refusals_unlogged",
+        "broker",
+        "client",
+        "connection_id",
+        "hub",
+        "log",
+        "metrics",
+        "serial",
+        "settings",
+        "websocket",
+    )
 
     def __init__(
         self,
@@ -71,8 +94,10 @@ class Connection:
         log: FilteringBoundLogger,
         open_connections: dict[Connection, None],
         serial: int = 0,
+        flusher: Flusher | None = None,
     ) -> None:
         self.websocket = websocket
+        self._flusher = flusher
         self.connection_id = connection_id
         self.serial = serial
         self.settings = settings
@@ -161,8 +186,10 @@ class Connection:
             removed=sorted(change.removed),
             resume=dict(change.resume),
         )
-        for sub in change.resume:
-            conn.resuming[sub] = []  # hold live updates from now until the replay is sent
+        if change.resume:
+            resuming = conn.resuming = conn.resuming or {}
+            for sub in change.resume:
+                resuming[sub] = []  # hold live updates from now until the replay is sent
         self.hub.change(conn, change.added, change.removed)
         for sub, last_seq in change.resume.items():
             try:
@@ -175,10 +202,8 @@ class Connection:
             buffered = conn.release(sub)
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue
-            outbox = conn.outbox
-            room = (outbox.max_bytes - outbox.waiting_bytes(), outbox.capacity - len(outbox.queue))
             frames = conn.session.finish_resume(
-                sub, last_seq, history, buffered, time.time(), room=room
+                sub, last_seq, history, buffered, time.time(), room=conn.outbox.room()
             )
             await self.perform(frames)
 
@@ -198,6 +223,15 @@ class Connection:
                 return "unauthorized"
         return None
 
+    async def _send_text(self, text: str) -> None:
+        await self.websocket.send({"type": "websocket.send", "text": text})
+
+    async def _close_with(self, code: int) -> None:
+        await self.websocket.send({"type": "websocket.close", "code": code})
+
+    def _sends_keep_failing(self) -> None:
+        abort(self.websocket)
+
     async def run(self) -> None:
         """Run the connection from accept to close."""
         websocket = self.websocket
@@ -207,31 +241,23 @@ class Connection:
         session = Session(
             connection_id, self.settings, self._data_source, time.monotonic(), new_id=self._new_id
         )
-        send = websocket.send
-
-        async def send_text(text: str) -> None:
-            await send({"type": "websocket.send", "text": text})
-
-        async def close_with(code: int) -> None:
-            await send({"type": "websocket.close", "code": code})
-
-        def sends_keep_failing() -> None:
-            abort(websocket)
-
         extensions = websocket.scope.get("extensions") or {}
 
         conn = Client(
             session,
+            # Bound methods, not closures: each closure is a function object and its cells
+            # that every idle connection would pay for.
             Outbox(
-                send_text,
-                close_with,
+                self._send_text,
+                self._close_with,
                 capacity=self.settings.send_queue_max_messages,
                 max_bytes=self.settings.send_queue_max_bytes,
                 failure_threshold=self.settings.backpressure_disconnect_threshold,
                 metrics=self.metrics,
-                on_failures=sends_keep_failing,
+                on_failures=self._sends_keep_failing,
                 send_batch=extensions.get("hive.send_batch"),
-                write_now=extensions.get("hive.write_now"),
+                write_many=extensions.get("hive.write_many"),
+                flusher=self._flusher,
                 buffered=extensions.get("hive.buffered"),
             ),
             self.cut_off,

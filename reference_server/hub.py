@@ -1,22 +1,23 @@
 """Fan-out: which connections hold which subscription, and delivery of each update to them.
 
-`Hub.deliver` is the broker's callback. It offers the update's one encoded frame to the
-outbox of every subscribed connection (written at once when that client is idle, queued
-otherwise) and never awaits, so one stalled reader delays nobody.
+`Hub.deliver` is the broker's callback. It puts the update's one encoded frame in the
+outbox of every subscribed connection and never awaits, so one stalled reader delays
+nobody. The frames go out at the end of the event-loop turn, every frame due to one
+connection in one write (`flusher`), so updates delivered in the same turn (a batch read
+from Redis, a burst of publishes) cost each connection one system call.
 A connection whose outbox is full (in frames or in bytes) is cut off with close 1013 instead,
 as is one whose live updates held during a resume pass the outbox's byte bound.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
 from . import messages
 from .broker.base import Update
 from .dashboard import DashboardState
 from .metrics import Metrics
-from .outbox import FULL, WRITTEN, Outbox
+from .outbox import Outbox
 from .session import Session
 
 __all__ = ["Client", "Hub"]
@@ -37,14 +38,15 @@ class Client:
         self.session = session
         self.outbox = outbox
         self.cut_off = cut_off
-        #: subscription -> live updates held while its resume history is fetched.
-        self.resuming: dict[str, list[Update]] = {}
+        #: subscription -> live updates held while its resume history is fetched; None
+        #: while no resume is in progress (most clients: no dict to pay for).
+        self.resuming: dict[str, list[Update]] | None = None
         #: UTF-8 bytes of the updates held in `resuming`, bounded by the outbox's byte bound.
         self.held_bytes = 0
 
     def release(self, subscription: str) -> list[Update] | None:
         """Stop holding `subscription`'s live updates; return them (None when not held)."""
-        held = self.resuming.pop(subscription, None)
+        held = self.resuming.pop(subscription, None) if self.resuming else None
         if held is not None:
             self.held_bytes -= sum(messages.utf8_length(u.text) for u in held)
         return held
@@ -102,28 +104,18 @@ class Hub:
         text, stamp = update.text, update.published_at
         size = messages.utf8_length(text)  # once per update, not once per recipient
         full: list[Client] = []
-        written = 0
         for conn in members:
-            if conn.resuming and sub in conn.resuming:
+            resuming = conn.resuming
+            if resuming and sub in resuming:
                 # Held while a resume waits for its history (at most resume_wait_seconds
                 # with Redis); bounded in bytes like the outbox the updates are bound for.
-                conn.resuming[sub].append(update)
+                resuming[sub].append(update)
                 conn.held_bytes += size
                 if conn.held_bytes > conn.outbox.max_bytes and not conn.outbox.closing:
                     full.append(conn)
                 continue
-            outcome = conn.outbox.offer(text, stamp, size)
-            if outcome == WRITTEN:
-                written += 1
-            elif outcome == FULL and not conn.outbox.closing:
+            outbox = conn.outbox
+            if not outbox.put(text, stamp, size) and not outbox.closing:
                 full.append(conn)
-        if written:
-            # Frames written at once never reach a writer task, so they are counted here,
-            # once per update rather than once per frame.
-            metrics = self._metrics
-            metrics.messages_sent.inc(written)
-            metrics.bytes_sent.inc(written * size)
-            if stamp:
-                metrics.publish_to_send.observe(max(0.0, time.time() - stamp))
         for conn in full:
             conn.cut_off("backpressure")

@@ -11,10 +11,11 @@ publish-to-send latency once per batch, so a busy fan-out pays for the metrics o
 wake-up, not once per frame.
 
 Two optional fast paths skip ASGI for text frames (`transport.transport_writers` builds
-them): `offer` writes a frame at once when the writer is idle and the transport has room,
-and the writer hands everything queued to one `send_batch` call, one write for many frames.
-Each frame sent through ASGI costs three wrapper layers, a task wake-up and a write system
-call; these cost one write.
+them): while no writer task runs, a queued frame waits for the end of the event-loop turn,
+when the `Flusher` writes everything the outbox holds with one `write_many` call; and the
+writer task hands everything queued to one `send_batch` call. Each frame sent through ASGI
+costs three wrapper layers, a task wake-up and a write system call; these cost one write
+for every frame due in the turn.
 """
 
 from __future__ import annotations
@@ -24,24 +25,27 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
+from .flusher import count
 from .messages import utf8_length
 from .metrics import Metrics
-from .transport import SendBatch, WriteNow
+from .transport import FrameCache, SendBatch, WriteMany
 
-__all__ = ["FULL", "QUEUED", "WRITTEN", "Outbox"]
+if TYPE_CHECKING:
+    from .flusher import Flusher
+
+__all__ = ["Outbox"]
 
 SendText = Callable[[str], Awaitable[None]]
 CloseWith = Callable[[int], Awaitable[None]]
 Buffered = Callable[[], int]
 """Bytes written to the transport and not yet handed to the kernel."""
-
-FULL = 0
-"""`Outbox.offer` did nothing: the queue is full or closing."""
-QUEUED = 1
-"""`Outbox.offer` queued the frame for the writer task."""
-WRITTEN = 2
-"""`Outbox.offer` wrote the frame at once; the caller counts it as sent."""
+_NOTHING = (0, 0, 0.0)  # what a flush that wrote nothing reports: frames, bytes, oldest stamp
+# The queue of every outbox with nothing queued. A deque keeps a 64-slot block (over
+# 500 bytes) even when empty, so each outbox holds one only while frames wait: an idle
+# client costs no queue. Nothing is ever appended to this one (see `_queue`).
+_IDLE: deque[tuple[str | None, float, int]] = deque(maxlen=0)
 
 
 class Outbox:
@@ -60,7 +64,10 @@ class Outbox:
         on_failures: called once when sends keep failing (the app closes with 1013).
         send_batch: writes many queued text frames at once (see `transport_writers`);
             without it each frame goes through `send`.
-        write_now: lets `offer` write a frame at once while the writer is idle.
+        write_many: writes what is queued at once, without a task, when the `flusher`
+            calls `flush` (see `transport_writers`).
+        flusher: collects the outboxes holding frames in this event-loop turn and flushes
+            each once at its end; used only together with `write_many`.
         buffered: bytes in the transport's write buffer (see `transport_writers`);
             without it only the queue counts (plain ASGI sends wait for the buffer to
             drain below its high-water mark, so it stays small).
@@ -70,13 +77,15 @@ class Outbox:
         "_buffered",
         "_close",
         "_failures",
+        "_flusher",
         "_metrics",
         "_on_failures",
+        "_pending",
         "_send",
         "_send_batch",
         "_task",
         "_threshold",
-        "_write_now",
+        "_write_many",
         "capacity",
         "closing",
         "max_bytes",
@@ -96,12 +105,16 @@ class Outbox:
         on_failures: Callable[[], None],
         max_bytes: int,
         send_batch: SendBatch | None = None,
-        write_now: WriteNow | None = None,
+        write_many: WriteMany | None = None,
+        flusher: Flusher | None = None,
         buffered: Buffered | None = None,
     ) -> None:
         self._send = send
         self._send_batch = send_batch
-        self._write_now = write_now
+        self._write_many = write_many
+        self._flusher = flusher if write_many is not None else None
+        # True while this outbox waits in the flusher's list for the end of the turn.
+        self._pending = False
         self._buffered = buffered
         self._close = close
         self._threshold = failure_threshold
@@ -114,7 +127,7 @@ class Outbox:
         self.max_bytes = max_bytes
         #: (text, published_at, UTF-8 size) triples; text None means "close with code
         #: published_at".
-        self.queue: deque[tuple[str | None, float, int]] = deque()
+        self.queue = _IDLE
         #: UTF-8 bytes of the frames in `queue`.
         self.queued_bytes = 0
         self.closing = False
@@ -126,8 +139,27 @@ class Outbox:
         buffered = self._buffered
         return self.queued_bytes + (buffered() if buffered is not None else 0)
 
+    def room(self) -> tuple[int, int]:
+        """(bytes, frames) that may still be queued before a bound is passed.
+
+        Frames held for the flush are written first: without coalescing they would already
+        be with the kernel, so a client that reads everything must not find them counted
+        against it. Every decision that compares the bounds with what waits goes through
+        here or `_fits` (`Connection` sizes a resume replay with it; `retune` uses it).
+
+        Returns:
+            (`max_bytes` minus the bytes still waiting, `capacity` minus the frames still
+            queued); either may be negative when a bound was lowered below what waits.
+        """
+        if self._pending:
+            self._write_pending()
+        return self.max_bytes - self.waiting_bytes(), self.capacity - len(self.queue)
+
     def retune(self, capacity: int, max_bytes: int) -> bool:
         """Bound the queue to `capacity` frames and `max_bytes` bytes from now on.
+
+        Frames held for the flush are written before the new bounds are compared with what
+        waits (see `room`).
 
         Returns:
             True when what waits now passes a new bound (more frames queued than
@@ -136,7 +168,8 @@ class Outbox:
         """
         self.capacity = capacity
         self.max_bytes = max_bytes
-        return len(self.queue) > capacity or self.waiting_bytes() > max_bytes
+        spare_bytes, spare_frames = self.room()
+        return spare_frames < 0 or spare_bytes < 0
 
     def _fits(self, size: int) -> bool:
         if len(self.queue) >= self.capacity:
@@ -159,41 +192,92 @@ class Outbox:
             return False
         if size < 0:
             size = utf8_length(text)
-        if not self._fits(size):
+        flusher = self._flusher
+        if self.queue is _IDLE and flusher is not None and self._task is None:
+            # The common case in fan-out, kept short: nothing queued, no writer, so only the
+            # transport's buffer can count against the byte bound (`_fits`).
+            buffered = self._buffered
+            waiting = buffered() if buffered is not None else 0
+            if waiting and waiting + size > self.max_bytes:
+                return False
+            self.queue = deque(((text, published_at, size),))
+            self.queued_bytes = size
+            self._pending = True
+            flusher.touch(self)
+            return True
+        # Frames held for the end of the turn would have been written already without
+        # coalescing: when they are in the way, write them now and look again, so that
+        # holding them never cuts off a client that keeps reading.
+        if not self._fits(size) and (
+            not self._pending or self._write_pending() == 0 or not self._fits(size)
+        ):
             return False
-        self._append(text, published_at, size)
-        return True
-
-    def _append(self, text: str, published_at: float, size: int) -> None:
-        self.queue.append((text, published_at, size))
+        self._queue().append((text, published_at, size))
         self.queued_bytes += size
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+            if flusher is None:
+                self._task = asyncio.get_running_loop().create_task(self.run())
+            elif not self._pending:
+                self._pending = True
+                flusher.touch(self)
+        return True
 
-    def offer(self, text: str, published_at: float = 0.0, size: int = -1) -> int:
-        """Write `text` now if nothing is ahead of it, else queue it like `put`.
+    def _queue(self) -> deque[tuple[str | None, float, int]]:
+        """The queue to append to: a fresh one when the outbox holds none."""
+        queue = self.queue
+        if queue is _IDLE:
+            queue = self.queue = deque()
+        return queue
+
+    def flush(self, cache: FrameCache) -> tuple[int, int, float]:
+        """Write everything queued with one `write_many` call (the flusher calls this).
+
+        Nothing is written while a writer task runs (it sends the queue in order itself) or
+        after a close. When the transport has no room or the write fails, a writer task is
+        started: it waits for room, or meets the failure again and counts it.
+
+        Args:
+            cache: the flush's shared wire bytes (see `transport.FrameCache`).
 
         Returns:
-            `WRITTEN` (the caller counts it as sent), `QUEUED`, or `FULL` (nothing done:
-            a bound would be passed or the outbox is closing, as when `put` returns False).
+            (frames written, their UTF-8 bytes, the oldest publish time among them or 0.0),
+            for the caller to count once for every outbox of the flush.
         """
-        if self.closing:
-            return FULL
-        if size < 0:
-            size = utf8_length(text)
-        # The transport's buffer counts as waiting too, so the bound is checked before a
-        # direct write as well as before queueing.
-        if not self._fits(size):
-            return FULL
-        # Only while no writer runs (nothing queued or in flight), so frames never overtake.
-        if self._write_now is not None and self._task is None:
-            try:
-                if self._write_now(text):
-                    return WRITTEN
-            except Exception:
-                pass  # the queued path below meets the same failure and counts it
-        self._append(text, published_at, size)
-        return QUEUED
+        self._pending = False
+        queue = self.queue
+        write = self._write_many
+        if write is None or self._task is not None or self.closing or not queue:
+            return _NOTHING
+        # With no writer task, nothing is in flight and no close is queued: the queue holds
+        # text frames only, and `queued_bytes` is exactly theirs.
+        if len(queue) == 1:  # the common case: one update fanned out this turn
+            text, oldest, _ = queue[0]
+            texts: list[str] = [text]  # type: ignore[list-item]  # a close is never queued here
+        else:
+            oldest = 0.0
+            texts = []
+            for text, stamp, _ in queue:
+                texts.append(text)  # type: ignore[arg-type]  # a close is never queued here
+                if stamp and not oldest:
+                    oldest = stamp
+        try:
+            written = write(texts, cache)
+        except Exception:
+            written = False  # the writer task meets the same failure and counts it
+        if not written:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+            return _NOTHING
+        size = self.queued_bytes
+        self.queue = _IDLE
+        self.queued_bytes = 0
+        self._failures = 0
+        return len(texts), size, oldest
+
+    def _write_pending(self) -> int:
+        """Flush this outbox alone, now, counting what it wrote; return the frames written."""
+        sent, size, oldest = self.flush({})
+        count(self._metrics, sent, size, (oldest,) if oldest else ())
+        return sent
 
     def close_after(self, notice: str, code: int, *, discard_pending: bool) -> None:
         """Send `notice`, then close with `code`; nothing can be queued after this.
@@ -203,13 +287,15 @@ class Outbox:
         """
         if self.closing:
             return
+        self._pending = False  # the writer task below sends what is queued, in order
         if discard_pending:
-            self.queue.clear()
+            self.queue.clear()  # in place: a running writer holds this very deque
             self.queued_bytes = 0
         # The notice and the close pass every bound: they are the last frames.
         size = utf8_length(notice)
-        self.queue.append((notice, 0.0, size))
-        self.queue.append((None, float(code), 0))
+        queue = self._queue()
+        queue.append((notice, 0.0, size))
+        queue.append((None, float(code), 0))
         self.queued_bytes += size
         self.closing = True
         if self._task is None:
@@ -221,10 +307,13 @@ class Outbox:
         Raises:
             Exception: whatever made the writer fail, for the caller to log.
         """
+        closing = self.closing
+        # The client is gone or closed: frames still held for the flush are never written.
+        self.closing = True
         task = self._task
         if task is None:
             return
-        if self.closing and not task.done():
+        if closing and not task.done():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), grace)
         task.cancel()
@@ -241,6 +330,8 @@ class Outbox:
             await self._drain()
         finally:
             self._task = None
+            if not self.queue:
+                self.queue = _IDLE
 
     async def _drain(self) -> None:
         queue = self.queue
@@ -328,8 +419,4 @@ class Outbox:
         return True
 
     def _flush(self, sent: int, size: int, oldest: float) -> None:
-        if sent:
-            self._metrics.messages_sent.inc(sent)
-            self._metrics.bytes_sent.inc(size)
-        if oldest:
-            self._metrics.publish_to_send.observe(max(0.0, time.time() - oldest))
+        count(self._metrics, sent, size, (oldest,) if oldest else ())

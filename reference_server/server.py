@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from fastapi import WebSocket
@@ -21,6 +21,7 @@ from . import messages
 from .broker.base import Broker
 from .connection import Connection
 from .dashboard import Answer, DashboardState
+from .flusher import Flusher
 from .hub import Hub
 from .logs import get_logger
 from .messages import IdFactory
@@ -63,6 +64,9 @@ class Server:
             answer_bytes=max(1, settings.max_frame_bytes - 1_024),
         )
         self.hub = Hub(self.metrics, self.dashboard)
+        self.flusher = Flusher(
+            self.metrics, settings.write_delay_seconds, settings.write_coalesce_window_seconds
+        )
         self.broker = broker
         self.new_id = new_id
         self.started = time.monotonic()
@@ -99,10 +103,14 @@ class Server:
 
     # -- connections -------------------------------------------------------------------
 
-    async def serve(self, websocket: WebSocket) -> None:
-        """Run one WebSocket connection from accept to close."""
+    def serve(self, websocket: WebSocket) -> Coroutine[Any, Any, None]:
+        """Run one WebSocket connection from accept to close (await what this returns).
+
+        Not a coroutine itself: it hands back the connection's own, so no frame of this
+        method stays alive for the connection's whole life.
+        """
         self._accepted += 1
-        await Connection(
+        return Connection(
             websocket,
             self.new_id(),
             settings=self.settings,
@@ -114,6 +122,7 @@ class Server:
             log=self.log,
             open_connections=self._open,
             serial=self._accepted,
+            flusher=self.flusher,
         ).run()
 
     def watchdog_period(self) -> float:

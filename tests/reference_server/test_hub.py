@@ -11,11 +11,13 @@ import pytest
 from reference_server.app import new_uuid
 from reference_server.broker.base import Update, make_update
 from reference_server.dashboard import DashboardState
+from reference_server.flusher import Flusher
 from reference_server.hub import Client, Hub
 from reference_server.metrics import Metrics
 from reference_server.outbox import Outbox
 from reference_server.session import Session
 from reference_server.settings import Settings
+from reference_server.transport import FrameCache
 
 pytestmark = pytest.mark.unit
 
@@ -44,6 +46,7 @@ class Recorder:
     def __init__(self, *, room: bool = True) -> None:
         self.sent: list[str] = []
         self.written_now: list[str] = []
+        self.writes = 0
         self.cut: list[str] = []
         self.room = room
 
@@ -53,13 +56,21 @@ class Recorder:
     async def close(self, code: int) -> None:
         pass
 
-    def write_now(self, text: str) -> bool:
+    def write_many(self, texts: list[str], cache: FrameCache) -> bool:
         if self.room:
-            self.written_now.append(text)
+            self.written_now.extend(texts)
+            self.writes += 1
         return self.room
 
 
-def client(metrics: Metrics, wire: Recorder, *, capacity: int = 8, fast: bool = True) -> Client:
+def client(
+    metrics: Metrics,
+    wire: Recorder,
+    *,
+    capacity: int = 8,
+    fast: bool = True,
+    flusher: Flusher | None = None,
+) -> Client:
     session = Session("c", Settings(), lambda kind, params: {}, 0.0, new_id=new_uuid)
     outbox = Outbox(
         wire.send,
@@ -69,7 +80,8 @@ def client(metrics: Metrics, wire: Recorder, *, capacity: int = 8, fast: bool = 
         metrics=metrics,
         on_failures=lambda: None,
         max_bytes=1 << 20,
-        write_now=wire.write_now if fast else None,
+        write_many=wire.write_many if fast else None,
+        flusher=(flusher or Flusher(metrics)) if fast else None,
     )
     return Client(session, outbox, wire.cut.append)
 
@@ -97,6 +109,7 @@ def test_an_update_reaches_only_the_subscribers_of_its_subscription() -> None:
         hub.change(a, {"agents"}, ())
         hub.change(t, {"tasks"}, ())
         hub.deliver(update(1))
+        await asyncio.sleep(0)  # the end of the turn: the flush
         assert agents.written_now == [update(1).text]
         assert tasks.written_now == []
         assert hub.counts()["agents"] == 1
@@ -113,23 +126,47 @@ def test_a_connection_not_added_is_never_subscribed() -> None:
         c = client(metrics, wire)
         hub.change(c, {"agents"}, ())
         hub.deliver(update(1))
+        await asyncio.sleep(0)
         assert wire.written_now == [] and wire.sent == []
 
     run(scenario)
 
 
-def test_frames_written_at_once_are_counted_once_per_update_in_utf8_bytes() -> None:
+def test_frames_flushed_together_are_counted_once_per_flush_in_utf8_bytes() -> None:
     async def scenario() -> None:
         metrics = Metrics()
         hub = Hub(metrics, DashboardState())
+        flusher = Flusher(metrics)
         wires = [Recorder(), Recorder()]
         for wire in wires:
-            joined(hub, metrics, wire, "agents")
+            joined(hub, metrics, wire, "agents", flusher=flusher)
         u = update(1, text_data="é€")
         hub.deliver(u)
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 0  # not written yet
+        await asyncio.sleep(0)
         assert sample(metrics, "leanvibe_ws_messages_sent_total") == 2
         assert sample(metrics, "leanvibe_ws_bytes_sent_total") == 2 * len(u.text.encode())
+        # Both writes' oldest frame is the same update: one latency observation.
         assert sample(metrics, "leanvibe_ws_publish_to_send_seconds_count") == 1
+
+    run(scenario)
+
+
+def test_updates_delivered_in_one_turn_cost_each_connection_one_write() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        hub = Hub(metrics, DashboardState())
+        flusher = Flusher(metrics)
+        wires = [Recorder() for _ in range(3)]
+        for wire in wires:
+            joined(hub, metrics, wire, "agents", "tasks", flusher=flusher)
+        sent = [update(1), update(1, "tasks"), update(2), update(3)]
+        for u in sent:
+            hub.deliver(u)  # as a batch read from Redis is handed over: one turn
+        await asyncio.sleep(0)
+        for wire in wires:
+            assert wire.writes == 1
+            assert wire.written_now == [u.text for u in sent]
 
     run(scenario)
 
@@ -168,7 +205,7 @@ def test_updates_are_held_while_a_resume_fetches_history() -> None:
     hub = Hub(metrics, DashboardState())
     wire = Recorder()
     c = joined(hub, metrics, wire, "agents")
-    c.resuming["agents"] = []
+    c.resuming = {"agents": []}
     hub.deliver(update(7))
     assert c.resuming["agents"] == [update(7)]
     assert wire.written_now == []
@@ -198,7 +235,7 @@ def test_remove_forgets_every_subscription_and_pending_resume() -> None:
     hub = Hub(metrics, DashboardState())
     wire = Recorder()
     c = joined(hub, metrics, wire, "agents", "tasks")
-    c.resuming["tasks"] = []
+    c.resuming = {"tasks": []}
     hub.remove(c)
     hub.deliver(update(1))
     assert wire.written_now == []

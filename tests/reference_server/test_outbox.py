@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from reference_server.flusher import Flusher
 from reference_server.metrics import Metrics
-from reference_server.outbox import FULL, QUEUED, WRITTEN, Outbox
+from reference_server.outbox import Outbox
+from reference_server.transport import FrameCache
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +28,7 @@ class Wire:
         self.sent: list[str] = []
         self.batches: list[list[str]] = []
         self.closed: list[int] = []
-        self.written_now: list[str] = []
+        self.written_now: list[list[str]] = []
         self.fail = fail
         self.room = room
         self.failures_reported = 0
@@ -46,10 +48,10 @@ class Wire:
             raise ConnectionError("gone")
         self.batches.append(list(texts))
 
-    def write_now(self, text: str) -> bool:
+    def write_many(self, texts: list[str], cache: FrameCache) -> bool:
         if not self.room:
             return False
-        self.written_now.append(text)
+        self.written_now.append(list(texts))
         return True
 
     def on_failures(self) -> None:
@@ -65,6 +67,8 @@ def make(
     now: bool = False,
     max_bytes: int = 1 << 20,
     buffered: Callable[[], int] | None = None,
+    delay: float = 0.0,
+    window: float = 0.0,
 ) -> tuple[Outbox, Metrics]:
     metrics = Metrics()
     outbox = Outbox(
@@ -76,7 +80,8 @@ def make(
         on_failures=wire.on_failures,
         max_bytes=max_bytes,
         send_batch=wire.send_batch if batch else None,
-        write_now=wire.write_now if now else None,
+        write_many=wire.write_many if now else None,
+        flusher=Flusher(metrics, delay, window) if now else None,
         buffered=buffered,
     )
     return outbox, metrics
@@ -133,7 +138,6 @@ def test_a_full_queue_refuses_the_next_frame_and_queues_nothing() -> None:
         outbox, _ = make(wire, capacity=2)
         assert outbox.put("1") and outbox.put("2")
         assert not outbox.put("3")
-        assert outbox.offer("4") == FULL
         assert [t for t, _, _ in outbox.queue] == ["1", "2"]
         await settle(outbox)
         assert wire.sent == ["1", "2"]
@@ -186,30 +190,172 @@ def test_sends_that_keep_failing_report_once_and_stop_the_client() -> None:
     run(scenario)
 
 
-def test_offer_writes_at_once_while_the_writer_is_idle() -> None:
+def test_frames_put_in_one_turn_leave_in_one_write_at_its_end() -> None:
     async def scenario() -> None:
         wire = Wire()
-        outbox, metrics = make(wire, now=True)
-        assert outbox.offer("fast", 1.0) == WRITTEN
-        assert wire.written_now == ["fast"]
-        assert not outbox.queue
-        # The caller (the hub) counts frames written at once, not the outbox.
-        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 0
+        outbox, metrics = make(wire, now=True, capacity=10)
+        for text in ("a", "bb", "ccc"):
+            assert outbox.put(text, 1.0)
+        assert wire.written_now == []  # nothing before the end of the turn
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a", "bb", "ccc"]]
+        assert not outbox.queue and outbox.queued_bytes == 0
+        # Counted by the flush: frames, bytes, one latency for the write's oldest frame.
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 3
+        assert sample(metrics, "leanvibe_ws_bytes_sent_total") == 6
+        assert sample(metrics, "leanvibe_ws_publish_to_send_seconds_count") == 1
 
     run(scenario)
 
 
-def test_offer_queues_when_the_transport_has_no_room_and_never_overtakes() -> None:
+def test_the_write_delay_holds_frames_for_that_long_and_then_writes_them_together() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=10, delay=0.05)
+        outbox.put("a")
+        await asyncio.sleep(0)
+        outbox.put("b")  # a later turn, within the delay
+        await asyncio.sleep(0)
+        assert wire.written_now == []
+        await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
+        assert wire.written_now == [["a", "b"]]
+
+    run(scenario)
+
+
+def test_the_coalesce_window_writes_a_quiet_flush_at_once_and_holds_a_busy_one() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=10, window=0.05)
+        outbox.put("a")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"]]  # no flush before: written at the turn's end
+        outbox.put("b")  # a later turn, within the window since "a": close, not yet a rate
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b"]]
+        outbox.put("c")  # the second flush in a row within the window: held
+        await asyncio.sleep(0)
+        outbox.put("d")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b"]]
+        await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
+        assert wire.written_now == [["a"], ["b"], ["c", "d"]]
+        await asyncio.sleep(0.1)  # past the window: quiet again, written at once
+        outbox.put("e")
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b"], ["c", "d"], ["e"]]
+
+    run(scenario)
+
+
+def test_frames_held_for_the_window_are_written_rather_than_pass_a_bound() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=100, max_bytes=10, window=10.0)
+        for text in ("a", "b"):
+            outbox.put(text)
+            await asyncio.sleep(0)  # two flushes in a row: from here the window holds frames
+        for text in ("bbbbb", "ccccc", "ddddd"):
+            assert outbox.put(text)
+        assert wire.written_now == [["a"], ["b"], ["bbbbb", "ccccc"]]
+        assert list(outbox.queue) == [("ddddd", 0.0, 5)]
+
+    run(scenario)
+
+
+def test_room_writes_held_frames_before_it_is_measured() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=10, max_bytes=100, delay=10.0)
+        outbox.put("x" * 40)
+        outbox.put("y" * 40)
+        assert outbox.room() == (100, 10)
+        assert wire.written_now == [["x" * 40, "y" * 40]]
+        outbox.put("z" * 40)
+        assert not outbox.retune(capacity=1, max_bytes=10)  # "z" written, nothing waits
+        assert wire.written_now[-1] == ["z" * 40]
+
+    run(scenario)
+
+
+def test_room_counts_what_the_transport_cannot_take() -> None:
+    async def scenario() -> None:
+        wire = Wire(room=False)
+        outbox, _ = make(wire, now=True, capacity=10, max_bytes=100, delay=10.0)
+        outbox.put("x" * 40)
+        assert outbox.room() == (60, 9)  # still waiting: a writer task now waits for room
+        assert outbox.retune(capacity=10, max_bytes=39)
+        await outbox.finish(grace=0.1)
+
+    run(scenario)
+
+
+def test_frames_queue_behind_a_writer_waiting_for_room_and_never_overtake() -> None:
     async def scenario() -> None:
         wire = Wire(room=False)
         outbox, _ = make(wire, now=True)
-        assert outbox.offer("first") == QUEUED
+        assert outbox.put("first")
+        await asyncio.sleep(0)  # the flush finds no room and starts the writer task
         wire.room = True
         # A writer is running for "first": "second" must queue behind it.
-        assert outbox.offer("second") == QUEUED
+        assert outbox.put("second")
         await settle(outbox)
         assert wire.written_now == []
         assert wire.sent == ["first", "second"]
+
+    run(scenario)
+
+
+def test_frames_held_for_the_flush_are_written_early_rather_than_pass_a_bound() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, metrics = make(wire, now=True, capacity=2, max_bytes=100)
+        assert outbox.put("1") and outbox.put("2")
+        # The queue is full of frames that only wait for the end of the turn: they are
+        # written now, and the third frame is queued instead of refused.
+        assert outbox.put("3")
+        assert wire.written_now == [["1", "2"]]
+        assert sample(metrics, "leanvibe_ws_messages_sent_total") == 2
+        assert outbox.put("x" * 98)  # 1 + 98 <= 100 bytes
+        assert outbox.put("y" * 99)  # over 100 with "3" and "x": those are written first
+        await asyncio.sleep(0)
+        assert wire.written_now == [["1", "2"], ["3", "x" * 98], ["y" * 99]]
+
+    run(scenario)
+
+
+def test_a_bound_still_refuses_when_the_transport_cannot_take_the_held_frames() -> None:
+    async def scenario() -> None:
+        wire = Wire(room=False)
+        outbox, _ = make(wire, now=True, capacity=2)
+        assert outbox.put("1") and outbox.put("2")
+        assert not outbox.put("3")  # no room: the early write fails, the bound holds
+        assert [t for t, _, _ in outbox.queue] == ["1", "2"]
+
+    run(scenario)
+
+
+def test_held_frames_never_pass_the_byte_bound_however_long_the_burst() -> None:
+    # erebe/wstunnel#538: a write buffer meant to save system calls grew to 32 MB per
+    # stream and the server was OOM-killed. Held frames count against the byte bound.
+    async def scenario() -> None:
+        wire = Wire(room=False)
+        outbox, _ = make(wire, now=True, capacity=10_000, max_bytes=1_000)
+        accepted = sum(outbox.put("z" * 100) for _ in range(1_000))
+        assert accepted == 10 and outbox.queued_bytes == 1_000
+
+    run(scenario)
+
+
+def test_frames_held_for_the_flush_are_dropped_when_the_client_is_gone() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True)
+        outbox.put("a")
+        await outbox.finish(grace=0.1)  # the read loop ended: the client left
+        await asyncio.sleep(0)
+        assert wire.written_now == [] and wire.sent == []
+        assert not outbox.put("b")
 
     run(scenario)
 
@@ -262,7 +408,6 @@ def test_the_writer_task_exists_only_while_frames_wait() -> None:
     async def scenario() -> None:
         wire = Wire()
         outbox, _ = make(wire)
-        await outbox.finish(grace=0.1)  # no task: nothing to do
         outbox.put("a")
         await settle(outbox)
         await asyncio.sleep(0)
@@ -304,9 +449,11 @@ def test_the_transport_buffer_counts_against_the_byte_bound() -> None:
             wire, capacity=100, max_bytes=100, now=True, buffered=lambda: in_kernel_queue[0]
         )
         in_kernel_queue[0] = 95  # written earlier, the client has not read it
-        assert outbox.offer("x" * 6) == FULL  # 95 + 6 > 100: neither written nor queued
+        assert not outbox.put("x" * 6)  # 95 + 6 > 100: neither written nor queued
         assert wire.written_now == [] and not outbox.queue
-        assert outbox.offer("x" * 5) == WRITTEN
+        assert outbox.put("x" * 5)
+        await asyncio.sleep(0)
+        assert wire.written_now == [["x" * 5]]
 
     run(scenario)
 
