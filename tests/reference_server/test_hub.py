@@ -217,7 +217,7 @@ def test_updates_held_for_a_resume_are_bounded_in_bytes_by_the_outbox_bound() ->
         hub = Hub(metrics, DashboardState())
         wire = Recorder()
         c = joined(hub, metrics, wire, "agents")
-        c.resuming["agents"] = []
+        c.resuming = {"agents": []}
         big = [update(n, text_data="x" * 300_000) for n in range(1, 5)]
         for u in big[:3]:
             hub.deliver(u)
