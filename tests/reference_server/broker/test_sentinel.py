@@ -41,7 +41,7 @@ from reference_server.broker.redis import RedisBroker
 from reference_server.errors import BrokerUnavailable
 from reference_server.metrics import Metrics
 from reference_server.settings import Settings
-from tests.procs import free_port, start_redis, start_sentinel
+from tests.procs import RedisProcess, free_port, start_redis, start_sentinel
 from tests.sentinels import MASTER, Topology, topology
 
 pytestmark = pytest.mark.integration
@@ -100,6 +100,15 @@ async def publish_when_possible(node: Node, ident: int, within: float) -> Update
             await asyncio.sleep(0.1)
 
 
+def stop_replication(primary: RedisProcess, replica: RedisProcess) -> None:
+    """The primary drops the replica's link, and the replica cannot make a new one (a wrong
+    password), while both answer the Sentinels as usual."""
+    with redis.Redis(port=replica.port, socket_timeout=2) as c:
+        c.config_set("masterauth", "not-the-password")
+    with redis.Redis(port=primary.port, socket_timeout=2) as c:
+        c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+
+
 def run(
     top: Topology,
     scenario: Callable[[list[Node]], Awaitable[None]],
@@ -132,10 +141,7 @@ def test_an_update_no_replica_confirmed_is_refused_and_its_seq_never_reused() ->
             await eventually(lambda: first.seq in b.seqs(), within=5)
             # Replication stops: the primary drops the replica's link, and the replica cannot
             # make a new one (a wrong password), while it answers the Sentinels as usual.
-            with redis.Redis(port=replica.port, socket_timeout=2) as c:
-                c.config_set("masterauth", "not-the-password")
-            with redis.Redis(port=primary.port, socket_timeout=2) as c:
-                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            stop_replication(primary, replica)
             unreplicated = "leanvibe_ws_publishes_unreplicated_total"
             before = a.metrics.registry.get_sample_value(unreplicated) or 0
             with pytest.raises(BrokerUnavailable, match="0 of 1 Redis replicas"):
@@ -174,6 +180,33 @@ def test_an_update_no_replica_confirmed_is_refused_and_its_seq_never_reused() ->
             assert a.seqs("resync_required") and b.seqs("resync_required")
 
         run(top, scenario, "a", "b")
+
+
+def test_health_clears_degraded_once_the_replica_is_back_in_sync_without_a_publish() -> None:
+    # /health stayed `degraded` after the replica recovered until some publish went through:
+    # a load balancer or an operator would keep an instance out that is fine again.
+    with topology() as top:
+        primary = top.primary()
+        replica = top.other(primary)
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            stop_replication(primary, replica)
+            with pytest.raises(BrokerUnavailable, match="0 of 1 Redis replicas"):
+                await a.broker.publish("agents", "agent_update", {"id": 2}, "c2")
+            assert "replicas confirm" in a.broker.status().degraded
+            # Several heartbeats with the replica still out: degraded it stays.
+            await asyncio.sleep(5 * TIGHT["redis_heartbeat_seconds"])
+            assert a.broker.status().degraded
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "")
+            await asyncio.to_thread(top.wait_in_sync, replica, 30)
+            published = len(a.got)
+            await eventually(lambda: a.broker.status().degraded == "", within=10)
+            assert len(a.got) == published, "cleared by a heartbeat, not by a publish"
+
+        run(top, scenario, "a")
 
 
 def test_every_instance_follows_the_sentinels_to_a_new_primary_while_the_old_one_answers() -> None:
@@ -306,10 +339,7 @@ def test_a_burst_of_publishes_waiting_for_a_lost_replica_does_not_drop_the_link(
             await publish_when_possible(a, 1, within=10)
             before = a.metrics.registry.get_sample_value(RECONNECTS) or 0
             # Replication stops (as in test_sentinel): the replica cannot re-authenticate.
-            with redis.Redis(port=replica.port, socket_timeout=2) as c:
-                c.config_set("masterauth", "not-the-password")
-            with redis.Redis(port=primary.port, socket_timeout=2) as c:
-                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            stop_replication(primary, replica)
             down_seen = 0
             watching = True
 
@@ -397,10 +427,7 @@ def test_a_wait_timeout_the_settings_accept_ends_as_unreplicated_not_as_a_socket
         async def scenario(nodes: list[Node]) -> None:
             (a,) = nodes
             await publish_when_possible(a, 1, within=10)
-            with redis.Redis(port=replica.port, socket_timeout=2) as c:
-                c.config_set("masterauth", "not-the-password")
-            with redis.Redis(port=primary.port, socket_timeout=2) as c:
-                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            stop_replication(primary, replica)
             details = []
             for ident in range(2, 12):
                 try:
