@@ -186,11 +186,11 @@ def test_health_clears_degraded_once_the_replica_is_back_in_sync_without_a_publi
     # /health stayed `degraded` after the replica recovered until some publish went through:
     # a load balancer or an operator would keep an instance out that is fine again.
     with topology() as top:
-        primary = top.primary()
-        replica = top.other(primary)
 
         async def scenario(nodes: list[Node]) -> None:
             (a,) = nodes
+            primary = await asyncio.to_thread(top.wait_stable, 30)
+            replica = top.other(primary)
             await publish_when_possible(a, 1, within=10)
             stop_replication(primary, replica)
             with pytest.raises(BrokerUnavailable, match="0 of 1 Redis replicas"):
