@@ -138,11 +138,12 @@ class Topology:
         raise AssertionError(f"no stable primary within {within} s")
 
     def switches(self) -> int:
-        """How many times the first Sentinel switched the primary (`+switch-master`)."""
+        """How many times the first Sentinel moved the primary (`+switch-master`)."""
         return len(self.switch_times())
 
     def switch_times(self) -> list[float]:
-        """When the first Sentinel logged each `+switch-master`, as `time.monotonic()` seconds.
+        """When the first Sentinel logged each `+switch-master` to another node, as
+        `time.monotonic()` seconds.
 
         Sentinel stamps its log lines with the wall clock to the millisecond
         (`29 Nov 2026 18:16:26.578`, local time); they are mapped onto the monotonic clock with the
@@ -151,7 +152,10 @@ class Topology:
         offset = time.time() - time.monotonic()
         times = []
         for line in self.sentinels[0].log.read_text(errors="replace").splitlines():
-            if "+switch-master" not in line:
+            switch = _SWITCH.search(line)
+            # Conflicting failovers (redis/redis#1446) can each promote the one replica: the
+            # later logs a switch from that replica to itself, which moves nothing.
+            if switch is None or switch.group(1) == switch.group(2):
                 continue
             match = _LOG_STAMP.search(line)
             if match is None:
@@ -190,6 +194,7 @@ class Topology:
             process.stop()
 
 
+_SWITCH = re.compile(r"\+switch-master \S+ \S+ (\d+) \S+ (\d+)")
 _LOG_STAMP = re.compile(r"(\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d{3})")
 
 

@@ -171,6 +171,8 @@ def run_rounds(rounds: int) -> None:
     with topology(down_after_ms=FAILOVER_DOWN_AFTER_MS) as top, instances(top) as servers:
         subs, tally, done = asyncio.run(chaos(top, servers, rounds))
         switches = top.switches()
+        log = top.sentinels[0].log.read_text(errors="replace").splitlines()
+        print("\n".join(line for line in log if "+switch-master" in line))
     lost = {s.name: sorted(tally.acked - set(s.ids)) for s in subs}
     twice = {s.name: sorted({i for i in s.ids if s.ids.count(i) > 1}) for s in subs}
     received = {i for s in subs for i in s.ids}
