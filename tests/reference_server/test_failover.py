@@ -115,15 +115,22 @@ async def chaos(
             await wait_for(all_healthy, 20, f"round {n + 1}: every instance healthy")
             await asyncio.sleep(1.0)  # steady traffic
             faulted = asyncio.create_task(asyncio.to_thread(fault, top, kind))
-            degraded_at: dict[int, float] = {}
+            seen_degraded: dict[int, list[float]] = {}
             while not faulted.done():  # health must say so while no primary answers
                 states = await health(http, servers)
                 now = time.monotonic()
                 for i, state in enumerate(states):
                     if state == "degraded":
-                        degraded_at.setdefault(i, now)
+                        seen_degraded.setdefault(i, []).append(now)
                 await asyncio.sleep(0.05)
             lost, promoted, _ = await faulted
+            # Only what health said after the loss counts (an unplanned switch before it, while
+            # `fault` waited for a stable primary, degrades the instances too).
+            degraded_at = {
+                i: min(at)
+                for i, times in seen_degraded.items()
+                if (at := [t for t in times if t >= lost])
+            }
             # On a loaded machine the Sentinels may switch again (a starved primary misses
             # its 1 s); recovery counts from the last promotion they made this round.
             await asyncio.to_thread(top.wait_stable, 30)
