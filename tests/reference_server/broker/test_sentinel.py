@@ -285,7 +285,13 @@ def test_a_switchover_that_demotes_a_live_primary_moves_every_instance_and_loses
             await eventually(lambda: all({1, 2, 3} <= set(n.ids()) for n in nodes), within=5)
             # The same update under the same seq everywhere, none twice.
             assert a.seqs() == b.seqs() and len(set(a.seqs())) == len(a.seqs())
-            assert [u.seq for u in acked] == a.seqs()[-2:]
+            # Each acknowledged update under its seq. Not "the last two seqs": a publish refused
+            # while the demoted primary resyncs (too few replicas in time) may still be
+            # delivered, as documented, before its retry is acknowledged under a later seq.
+            delivered = {u.seq: u.data["id"] for u in a.got if u.type == "agent_update"}
+            assert {u.seq: u.data["id"] for u in acked} == {
+                u.seq: delivered.get(u.seq) for u in acked
+            }
             print(f"\nboth instances on the promoted replica {moved:.2f} s after SENTINEL FAILOVER")
 
         run(top, scenario, "a", "b")
