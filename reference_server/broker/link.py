@@ -310,6 +310,11 @@ class RedisLink:
         self._wait_slots = asyncio.Semaphore(settings.redis_wait_max_publishes)
         self.replicas = 0
         """Replicas connected to the primary at its last `ROLE` (open, each heartbeat)."""
+        self.replicas_in_sync = 0
+        """Of those, the replicas that have acknowledged the replication stream (a `ROLE`
+        offset above 0: their full sync is over), so a `WAIT` can count them."""
+        self.role_read_at = 0.0
+        """When that `ROLE` was read (`time.monotonic()` seconds; 0: not yet)."""
         self.replica_seen = False
         """Whether this link ever saw the primary with a replica."""
         self._pubsub = self.client.pubsub()
@@ -609,7 +614,10 @@ class RedisLink:
         if not role or role[0] != "master":
             raise PrimaryMoved("the node this link is pinned to is no longer a primary")
         # A primary answers ['master', offset, [[host, port, offset], ...]] (ROLE).
-        self.replicas = len(role[2]) if len(role) > 2 else 0
+        replicas = role[2] if len(role) > 2 else []
+        self.replicas = len(replicas)
+        self.replicas_in_sync = sum(1 for r in replicas if int(r[2]) > 0)
+        self.role_read_at = time.monotonic()
         if self.replicas:
             self.replica_seen = True
 

@@ -129,7 +129,8 @@ class RedisBroker:
         # even after it goes, so a lost replica never silently unreplicates acknowledgements.
         self._replica_seen = False
         # When the last publish was refused for want of replicas (monotonic s; 0: never),
-        # and the first acknowledged since then: `/health` says degraded in between.
+        # and the first acknowledged since then, or a heartbeat's `ROLE` showing enough
+        # replicas in sync: `/health` says degraded in between.
         self._unreplicated_at = 0.0
 
     # -- Broker ------------------------------------------------------------------------
@@ -216,6 +217,14 @@ class RedisBroker:
         self._replica_seen = self._replica_seen or link.replica_seen
         return self._s.redis_replicas_to_confirm(replica_seen=self._replica_seen)
 
+    def _replicated_again(self, link: RedisLink) -> bool:
+        """Whether a `ROLE` read after the last refusal shows enough replicas in sync."""
+        return (
+            self._unreplicated_at > 0
+            and link.role_read_at > self._unreplicated_at
+            and link.replicas_in_sync >= self._replicas_wanted(link)
+        )
+
     async def history(self, subscription: str, after_seq: int) -> History:
         """This instance's kept updates of `subscription` after `after_seq`.
 
@@ -239,7 +248,8 @@ class RedisBroker:
         """Connected while a link is up; its epoch, peers and last error for `/health`.
 
         Also `degraded` while connected, from a publish refused for want of replicas
-        until the next acknowledged one.
+        until the next acknowledged one, or until the primary's `ROLE` at a heartbeat after
+        the refusal lists at least `replicas_to_confirm` replicas in sync.
         """
         link = self._link
         details: dict[str, Any] = {
@@ -254,6 +264,8 @@ class RedisBroker:
             if link.sentinels is not None:
                 details["sentinels_failed"] = dict(link.sentinels.failed)
         degraded = ""
+        if link is not None and self._replicated_again(link):
+            self._unreplicated_at = 0.0
         if link is not None and self._unreplicated_at > 0:
             degraded = (
                 "publishes are refused: fewer than "

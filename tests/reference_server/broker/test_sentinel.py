@@ -41,7 +41,7 @@ from reference_server.broker.redis import RedisBroker
 from reference_server.errors import BrokerUnavailable
 from reference_server.metrics import Metrics
 from reference_server.settings import Settings
-from tests.procs import free_port, start_redis, start_sentinel
+from tests.procs import RedisProcess, free_port, start_redis, start_sentinel
 from tests.sentinels import MASTER, Topology, topology
 
 pytestmark = pytest.mark.integration
@@ -100,6 +100,29 @@ async def publish_when_possible(node: Node, ident: int, within: float) -> Update
             await asyncio.sleep(0.1)
 
 
+async def failed_entries(node: Node) -> dict[str, str]:
+    """The Sentinel entries `/health` names as failed, asking again (at most 20 times) while
+    none is: all entries are asked at once and the first valid answer wins, so on a loaded
+    machine a real Sentinel may answer before a wrong entry's error arrives (no failure)."""
+    link = node.broker._link
+    assert link is not None and link.sentinels is not None
+    for _ in range(20):
+        failed: dict[str, str] = node.broker.status().details["sentinels_failed"]
+        if failed:
+            break
+        await link.sentinels.primary()
+    return failed
+
+
+def stop_replication(primary: RedisProcess, replica: RedisProcess) -> None:
+    """The primary drops the replica's link, and the replica cannot make a new one (a wrong
+    password), while both answer the Sentinels as usual."""
+    with redis.Redis(port=replica.port, socket_timeout=2) as c:
+        c.config_set("masterauth", "not-the-password")
+    with redis.Redis(port=primary.port, socket_timeout=2) as c:
+        c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+
+
 def run(
     top: Topology,
     scenario: Callable[[list[Node]], Awaitable[None]],
@@ -132,10 +155,7 @@ def test_an_update_no_replica_confirmed_is_refused_and_its_seq_never_reused() ->
             await eventually(lambda: first.seq in b.seqs(), within=5)
             # Replication stops: the primary drops the replica's link, and the replica cannot
             # make a new one (a wrong password), while it answers the Sentinels as usual.
-            with redis.Redis(port=replica.port, socket_timeout=2) as c:
-                c.config_set("masterauth", "not-the-password")
-            with redis.Redis(port=primary.port, socket_timeout=2) as c:
-                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            stop_replication(primary, replica)
             unreplicated = "leanvibe_ws_publishes_unreplicated_total"
             before = a.metrics.registry.get_sample_value(unreplicated) or 0
             with pytest.raises(BrokerUnavailable, match="0 of 1 Redis replicas"):
@@ -174,6 +194,57 @@ def test_an_update_no_replica_confirmed_is_refused_and_its_seq_never_reused() ->
             assert a.seqs("resync_required") and b.seqs("resync_required")
 
         run(top, scenario, "a", "b")
+
+
+def test_a_primary_starved_for_longer_than_a_second_is_not_failed_over_in_these_tests() -> None:
+    # redis/redis#12968 (a primary busy under heavy load marked down) and redis/redis#8607
+    # (a short down-after switched the primary again right after a promotion): on a loaded
+    # CI machine (2 cores, load 11) a 1 s down-after made the Sentinels switch unplanned, and
+    # a test's model of which node is the primary broke. A stall of 3.5 s must not switch.
+    with topology() as top:
+        primary = top.primary()
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            await publish_when_possible(a, 1, within=10)
+            primary.pause()
+            try:
+                await asyncio.sleep(3.5)
+            finally:
+                primary.resume()
+            await publish_when_possible(a, 2, within=10)
+            assert a.linked_to() == ("127.0.0.1", primary.port)
+
+        run(top, scenario, "a")
+        assert top.primary_port() == primary.port
+        assert top.switches() == 0
+
+
+def test_health_clears_degraded_once_the_replica_is_back_in_sync_without_a_publish() -> None:
+    # /health stayed `degraded` after the replica recovered until some publish went through:
+    # a load balancer or an operator would keep an instance out that is fine again.
+    with topology() as top:
+
+        async def scenario(nodes: list[Node]) -> None:
+            (a,) = nodes
+            primary = await asyncio.to_thread(top.wait_stable, 30)
+            replica = top.other(primary)
+            await publish_when_possible(a, 1, within=10)
+            stop_replication(primary, replica)
+            with pytest.raises(BrokerUnavailable, match="0 of 1 Redis replicas"):
+                await a.broker.publish("agents", "agent_update", {"id": 2}, "c2")
+            assert "replicas confirm" in a.broker.status().degraded
+            # Several heartbeats with the replica still out: degraded it stays.
+            await asyncio.sleep(5 * TIGHT["redis_heartbeat_seconds"])
+            assert a.broker.status().degraded
+            with redis.Redis(port=replica.port, socket_timeout=2) as c:
+                c.config_set("masterauth", "")
+            await asyncio.to_thread(top.wait_in_sync, replica, 30)
+            published = len(a.got)
+            await eventually(lambda: a.broker.status().degraded == "", within=10)
+            assert len(a.got) == published, "cleared by a heartbeat, not by a publish"
+
+        run(top, scenario, "a")
 
 
 def test_every_instance_follows_the_sentinels_to_a_new_primary_while_the_old_one_answers() -> None:
@@ -228,7 +299,13 @@ def test_a_switchover_that_demotes_a_live_primary_moves_every_instance_and_loses
             await eventually(lambda: all({1, 2, 3} <= set(n.ids()) for n in nodes), within=5)
             # The same update under the same seq everywhere, none twice.
             assert a.seqs() == b.seqs() and len(set(a.seqs())) == len(a.seqs())
-            assert [u.seq for u in acked] == a.seqs()[-2:]
+            # Each acknowledged update under its seq. Not "the last two seqs": a publish refused
+            # while the demoted primary resyncs (too few replicas in time) may still be
+            # delivered, as documented, before its retry is acknowledged under a later seq.
+            delivered = {u.seq: u.data["id"] for u in a.got if u.type == "agent_update"}
+            assert {u.seq: u.data["id"] for u in acked} == {
+                u.seq: delivered.get(u.seq) for u in acked
+            }
             print(f"\nboth instances on the promoted replica {moved:.2f} s after SENTINEL FAILOVER")
 
         run(top, scenario, "a", "b")
@@ -306,10 +383,7 @@ def test_a_burst_of_publishes_waiting_for_a_lost_replica_does_not_drop_the_link(
             await publish_when_possible(a, 1, within=10)
             before = a.metrics.registry.get_sample_value(RECONNECTS) or 0
             # Replication stops (as in test_sentinel): the replica cannot re-authenticate.
-            with redis.Redis(port=replica.port, socket_timeout=2) as c:
-                c.config_set("masterauth", "not-the-password")
-            with redis.Redis(port=primary.port, socket_timeout=2) as c:
-                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            stop_replication(primary, replica)
             down_seen = 0
             watching = True
 
@@ -397,10 +471,7 @@ def test_a_wait_timeout_the_settings_accept_ends_as_unreplicated_not_as_a_socket
         async def scenario(nodes: list[Node]) -> None:
             (a,) = nodes
             await publish_when_possible(a, 1, within=10)
-            with redis.Redis(port=replica.port, socket_timeout=2) as c:
-                c.config_set("masterauth", "not-the-password")
-            with redis.Redis(port=primary.port, socket_timeout=2) as c:
-                c.execute_command("CLIENT", "KILL", "TYPE", "replica")
+            stop_replication(primary, replica)
             details = []
             for ident in range(2, 12):
                 try:
@@ -471,7 +542,7 @@ def test_an_entry_answering_with_an_error_does_not_hide_the_sentinels_after_it()
             await node.broker.start(node.got.append)
             try:
                 await publish_when_possible(node, 1, within=10)
-                failed = node.broker.status().details["sentinels_failed"]
+                failed = await failed_entries(node)
                 assert list(failed) == [addresses[0]], failed  # named on /health
             finally:
                 await node.broker.close()
@@ -499,7 +570,7 @@ def test_an_entry_refusing_for_max_clients_does_not_hide_the_sentinels_after_it(
                 await node.broker.start(node.got.append)
                 try:
                     await publish_when_possible(node, 1, within=10)
-                    failed = node.broker.status().details["sentinels_failed"]
+                    failed = await failed_entries(node)
                     assert list(failed) == [addresses[0]], failed
                 finally:
                     await node.broker.close()
