@@ -11,6 +11,7 @@ valid answer, skips any error, and names the entries that failed.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,13 +90,19 @@ class Sentinels:
                     continue
                 break
         finally:
+            loop = asyncio.get_running_loop()
             for task, name in tasks.items():
-                if not task.done():
+                if found is not None and not task.done():
+                    # Slower than the one that answered is no failure, but an error it ends
+                    # with (within the timeout) still names a wrong entry in `failed`.
+                    task.add_done_callback(functools.partial(_record, failed))
+                    loop.call_later(self.timeout, task.cancel)
+                    continue
+                if task.done():
+                    _record(failed, task)
+                else:
                     task.cancel()
-                    # Slower than the one that answered is no failure; silent until the
-                    # deadline is.
-                    if found is None:
-                        failed.setdefault(name, f"no answer within {self.timeout:g} s")
+                    failed.setdefault(name, f"no answer within {self.timeout:g} s")
                 task.add_done_callback(_retrieve)
         self.failed = failed
         if found is None:
@@ -130,6 +137,15 @@ def _entry(client: Redis) -> str:
 def _name_of(exc: BaseException) -> str:
     notes = getattr(exc, "__notes__", None) or []
     return str(notes[-1]) if notes else "?"
+
+
+def _record(failed: dict[str, str], task: asyncio.Future[Any]) -> None:
+    """Note in `failed` the error `task` ended with, if any (not a cancellation)."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, asyncio.CancelledError):
+        failed[_name_of(exc)] = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -262,10 +262,29 @@ def test_an_agent_status_snapshot_holds_every_agent(server: ServerProcess, tmp_p
     assert result["missing"] == 0, result
 
 
-@pytest.fixture(scope="module")
-def small_frame_server() -> Iterator[ServerProcess]:
+_WINDOW_DEFECT = (
+    "with WS_WRITE_COALESCE_WINDOW_SECONDS=0.01 the client receives no update after a paged "
+    "snapshot under load (nothing delivered, updates lost); the window is off by default until "
+    "this is found"
+)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param({}, id="default"),
+        pytest.param(
+            {"WS_WRITE_COALESCE_WINDOW_SECONDS": "0.01"},
+            id="coalesce-window",
+            marks=pytest.mark.xfail(strict=True, reason=_WINDOW_DEFECT),
+        ),
+    ],
+)
+def small_frame_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     """A server whose answers hold about two 8 KB agents: 40 agents take 20 pages."""
-    yield from serve({"WS_MAX_FRAME_BYTES": "20480", "WS_MAX_INBOUND_MESSAGE_BYTES": "16384"})
+    yield from serve(
+        {"WS_MAX_FRAME_BYTES": "20480", "WS_MAX_INBOUND_MESSAGE_BYTES": "16384", **request.param}
+    )
 
 
 @pytest.mark.integration
