@@ -85,7 +85,7 @@ class Flusher:
         # a sustained rate, not two updates that happen to come close together.
         self._busy = False
 
-    def touch(self, outbox: Flushable) -> None:
+    def touch(self, outbox: Flushable, *, reply: bool = False) -> None:
         """Flush `outbox` with the others at the end of this turn (or later, see below).
 
         The flush runs `delay_seconds` after this first touch when that is set; otherwise
@@ -97,12 +97,17 @@ class Flusher:
         of several turns (several publishes) go to each connection in one write.
 
         The caller (the outbox) asks once per flush: it remembers that it is pending.
+        A `reply` (a frame answering the client's own frame, not an update) is never held by
+        the window: a client paging through a snapshot waits for each answer, and a window
+        per round trip made it slow enough for the updates it buffers meanwhile to overflow.
         """
         self._pending.append(outbox)
+        if reply:
+            self.expedite()
         if self._handle is None:
             loop = asyncio.get_running_loop()
             delay = self.delay_seconds
-            if delay <= 0 and self.window_seconds > 0:
+            if delay <= 0 and self.window_seconds > 0 and not reply:
                 gap = time.monotonic() - self._last
                 short = gap < self.window_seconds
                 if short and self._busy:
@@ -112,6 +117,17 @@ class Flusher:
                 self._handle = loop.call_later(delay, self.flush)
             else:
                 self._handle = loop.call_soon(self.flush)
+
+    def expedite(self) -> None:
+        """Run a flush the window holds at the end of this turn instead (a reply is due)."""
+        handle = self._handle
+        if (
+            handle is not None
+            and self.delay_seconds <= 0
+            and isinstance(handle, asyncio.TimerHandle)
+        ):
+            handle.cancel()
+            self._handle = asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what every pending outbox holds, one write each; count the frames once."""

@@ -203,7 +203,7 @@ class Outbox:
             self.queue = deque(((text, published_at, size),))
             self.queued_bytes = size
             self._pending = True
-            flusher.touch(self)
+            flusher.touch(self, reply=not published_at)
             return True
         # Frames held for the end of the turn would have been written already without
         # coalescing: when they are in the way, write them now and look again, so that
@@ -219,7 +219,9 @@ class Outbox:
                 self._task = asyncio.get_running_loop().create_task(self.run())
             elif not self._pending:
                 self._pending = True
-                flusher.touch(self)
+                flusher.touch(self, reply=not published_at)
+            elif not published_at:
+                flusher.expedite()  # a reply behind held updates: the window holds neither
         return True
 
     def _queue(self) -> deque[tuple[str | None, float, int]]:

@@ -393,9 +393,7 @@ class Settings:
     # subscribers (bench/, 2026-11-29) one publish came every 8-10 ms: windows of 1 and 2 ms
     # joined none (CPU per delivery 1.19x and 0.94x bare websockets), 5 ms gave 0.42x and
     # 10 ms 0.25x (3.8x the deliveries/s), the added latency at most the window.
-    # Off by default: with a window, a paged snapshot under load lost updates (see the
-    # performance page); 0 keeps the end-of-turn coalescing only.
-    write_coalesce_window_seconds: float = 0.0
+    write_coalesce_window_seconds: float = 0.01
     send_timeout_seconds: float = 10.0
     idle_disconnect_seconds: float = 600.0
     shutdown_grace_seconds: float = 5.0

@@ -15,6 +15,9 @@ from reference_server.transport import FrameCache
 
 pytestmark = pytest.mark.unit
 
+#: A publish time: frames that carry one are updates, which the window may hold.
+STAMP = 1_795_000_000.0
+
 
 def sample(metrics: Metrics, name: str) -> float:
     value = metrics.registry.get_sample_value(name)
@@ -227,21 +230,21 @@ def test_the_coalesce_window_writes_a_quiet_flush_at_once_and_holds_a_busy_one()
     async def scenario() -> None:
         wire = Wire()
         outbox, _ = make(wire, now=True, capacity=10, window=0.05)
-        outbox.put("a")
+        outbox.put("a", STAMP)
         await asyncio.sleep(0)
         assert wire.written_now == [["a"]]  # no flush before: written at the turn's end
-        outbox.put("b")  # a later turn, within the window since "a": close, not yet a rate
+        outbox.put("b", STAMP)  # a later turn, within the window since "a": close, not yet a rate
         await asyncio.sleep(0)
         assert wire.written_now == [["a"], ["b"]]
-        outbox.put("c")  # the second flush in a row within the window: held
+        outbox.put("c", STAMP)  # the second flush in a row within the window: held
         await asyncio.sleep(0)
-        outbox.put("d")
+        outbox.put("d", STAMP)
         await asyncio.sleep(0)
         assert wire.written_now == [["a"], ["b"]]
         await asyncio.sleep(0.2)  # nothing else runs on this loop: the timer fires in time
         assert wire.written_now == [["a"], ["b"], ["c", "d"]]
         await asyncio.sleep(0.1)  # past the window: quiet again, written at once
-        outbox.put("e")
+        outbox.put("e", STAMP)
         await asyncio.sleep(0)
         assert wire.written_now == [["a"], ["b"], ["c", "d"], ["e"]]
 
@@ -253,12 +256,31 @@ def test_frames_held_for_the_window_are_written_rather_than_pass_a_bound() -> No
         wire = Wire()
         outbox, _ = make(wire, now=True, capacity=100, max_bytes=10, window=10.0)
         for text in ("a", "b"):
-            outbox.put(text)
+            outbox.put(text, STAMP)
             await asyncio.sleep(0)  # two flushes in a row: from here the window holds frames
         for text in ("bbbbb", "ccccc", "ddddd"):
-            assert outbox.put(text)
+            assert outbox.put(text, STAMP)
         assert wire.written_now == [["a"], ["b"], ["bbbbb", "ccccc"]]
-        assert list(outbox.queue) == [("ddddd", 0.0, 5)]
+        assert list(outbox.queue) == [("ddddd", STAMP, 5)]
+
+    run(scenario)
+
+
+def test_a_reply_is_never_held_by_the_window() -> None:
+    # A client paging through a snapshot waits for each answer: a window per round trip made
+    # the paging slow enough for the updates it buffered meanwhile to overflow its buffer.
+    async def scenario() -> None:
+        wire = Wire()
+        outbox, _ = make(wire, now=True, capacity=10, window=10.0)
+        for text in ("a", "b"):
+            outbox.put(text, STAMP)
+            await asyncio.sleep(0)  # two flushes in a row: from here the window holds updates
+        outbox.put("c", STAMP)
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b"]]  # the update is held
+        outbox.put("reply")  # published_at 0.0: an answer to the client's own frame
+        await asyncio.sleep(0)
+        assert wire.written_now == [["a"], ["b"], ["c", "reply"]]  # both, in order, at once
 
     run(scenario)
 
