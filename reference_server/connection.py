@@ -187,9 +187,8 @@ class Connection:
             resume=dict(change.resume),
         )
         if change.resume:
-            resuming = conn.resuming = conn.resuming or {}
-            for sub in change.resume:
-                resuming[sub] = []  # hold live updates from now until the replay is sent
+            # Hold live updates from now until the replay is sent.
+            self.hub.hold(conn, change.resume)
         self.hub.change(conn, change.added, change.removed)
         for sub, last_seq in change.resume.items():
             try:
@@ -199,7 +198,7 @@ class Connection:
                 # (oldest_seq = latest_seq = 0 means "unknown"), never left with a gap.
                 self.log.warning("history_unavailable", subscription=sub, exc_info=True)
                 history = History([], oldest_seq=0, latest_seq=0)
-            buffered = conn.release(sub)
+            buffered = self.hub.release(conn, sub)
             if buffered is None:  # unsubscribed or closed while history was fetched
                 continue
             frames = conn.session.finish_resume(
@@ -259,6 +258,7 @@ class Connection:
                 write_many=extensions.get("hive.write_many"),
                 flusher=self._flusher,
                 buffered=extensions.get("hive.buffered"),
+                write_direct=extensions.get("hive.write_direct"),
             ),
             self.cut_off,
         )

@@ -24,7 +24,14 @@ coalescing never cuts off a client that writing at once would have kept.
 
 Fan-out to connections without extensions shares the wire bytes: one `FrameCache` per
 flush gives every connection that holds the same frames in the same order the same `bytes`
-object (`transport._joined`), so a flush to N connections costs N writes and one join.
+object (`transport.wire_bytes`), so a flush to N connections costs N writes and one join.
+
+Fan-out does not even queue per connection in the common case: the hub holds the turn's
+updates once (`Broadcasts`, `hub.Hub`), and the flush writes their joined bytes straight to
+every subscriber whose outbox holds nothing else; only the others get the frames queued.
+Anything that would see the outboxes out of step with that (a reply, a subscription change,
+a resume, a bound measured) first has the hub queue what it holds (`Flusher.settle`), so
+frames keep their order and count against the bounds as before.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Protocol
 from .metrics import Metrics
 from .transport import FrameCache
 
-__all__ = ["Flushable", "Flusher", "count"]
+__all__ = ["Broadcasts", "Flushable", "Flusher", "count"]
 
 
 class Flushable(Protocol):
@@ -44,6 +51,23 @@ class Flushable(Protocol):
 
     def flush(self, cache: FrameCache) -> tuple[int, int, float]:
         """Write what it holds; return (frames, UTF-8 bytes, oldest publish time or 0.0)."""
+        ...
+
+
+class Broadcasts(Protocol):
+    """Updates held once for all their subscribers until the flush: a `hub.Hub`."""
+
+    @property
+    def due(self) -> bool:
+        """True while updates are held."""
+        ...
+
+    def settle(self) -> None:
+        """Queue the held updates in every subscriber's outbox now, in order."""
+        ...
+
+    def write_due(self, cache: FrameCache) -> tuple[int, int, float]:
+        """Write the held updates; return (frames, UTF-8 bytes, oldest publish time or 0.0)."""
         ...
 
 
@@ -67,6 +91,7 @@ class Flusher:
         "_last",
         "_metrics",
         "_pending",
+        "broadcasts",
         "delay_seconds",
         "window_seconds",
     )
@@ -79,6 +104,8 @@ class Flusher:
         self.window_seconds = window_seconds
         self._pending: list[Flushable] = []
         self._handle: asyncio.Handle | None = None
+        #: The hub's held fan-out, written first at every flush (None: there is none).
+        self.broadcasts: Broadcasts | None = None
         # Monotonic time the last flush ended; -inf: none yet, so the first is never held.
         self._last = -float("inf")
         # True when the last flush was also due within the window after the one before it:
@@ -102,6 +129,10 @@ class Flusher:
         per round trip made it slow enough for the updates it buffers meanwhile to overflow.
         """
         self._pending.append(outbox)
+        self.schedule(reply=reply)
+
+    def schedule(self, *, reply: bool = False) -> None:
+        """Make sure a flush comes (see `touch`); the hub calls this when it holds an update."""
         if reply:
             self.expedite()
         if self._handle is None:
@@ -129,13 +160,34 @@ class Flusher:
             handle.cancel()
             self._handle = asyncio.get_running_loop().call_soon(self.flush)
 
+    def settle(self) -> None:
+        """Have the hub queue the updates it holds in the outboxes, before one is looked at.
+
+        Called before anything reads or adds to an outbox's queue outside the fan-out (a
+        reply, a close, a resume's room, a bound change): frames then stay in publish order
+        and count against the bounds exactly as if they had been queued at once.
+        """
+        held = self.broadcasts
+        if held is not None and held.due:
+            held.settle()
+
     def flush(self) -> None:
-        """Write what every pending outbox holds, one write each; count the frames once."""
-        self._handle = None
-        pending, self._pending = self._pending, []
+        """Write what the hub holds, then what every pending outbox holds; count once.
+
+        Each connection gets one write: the hub writes straight to the connections whose
+        outboxes hold nothing, and queues its frames in the others, which are flushed next
+        in this same pass (`touch` while a flush is due only appends).
+        """
         cache: FrameCache = {}
         sent = size = 0
         oldest: set[float] = set()
+        held = self.broadcasts
+        if held is not None and held.due:
+            sent, size, stamp = held.write_due(cache)
+            if stamp:
+                oldest.add(stamp)
+        self._handle = None
+        pending, self._pending = self._pending, []
         for outbox in pending:
             frames, length, stamp = outbox.flush(cache)
             sent += frames

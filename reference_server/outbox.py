@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from .flusher import count
 from .messages import utf8_length
 from .metrics import Metrics
-from .transport import FrameCache, SendBatch, WriteMany
+from .transport import FrameCache, SendBatch, WriteDirect, WriteMany
 
 if TYPE_CHECKING:
     from .flusher import Flusher
@@ -67,7 +67,11 @@ class Outbox:
         write_many: writes what is queued at once, without a task, when the `flusher`
             calls `flush` (see `transport_writers`).
         flusher: collects the outboxes holding frames in this event-loop turn and flushes
-            each once at its end; used only together with `write_many`.
+            each once at its end (only together with `write_many`); with or without it,
+            the updates it holds for the hub are queued first whenever this outbox's queue
+            or bounds are used (`Flusher.settle`), so they keep their order.
+        write_direct: writes the shared wire bytes of held updates at once when nothing
+            waits (see `offer_direct`, `transport_writers`).
         buffered: bytes in the transport's write buffer (see `transport_writers`);
             without it only the queue counts (plain ASGI sends wait for the buffer to
             drain below its high-water mark, so it stays small).
@@ -85,6 +89,8 @@ class Outbox:
         "_send_batch",
         "_task",
         "_threshold",
+        "_turn",
+        "_write_direct",
         "_write_many",
         "capacity",
         "closing",
@@ -108,11 +114,14 @@ class Outbox:
         write_many: WriteMany | None = None,
         flusher: Flusher | None = None,
         buffered: Buffered | None = None,
+        write_direct: WriteDirect | None = None,
     ) -> None:
         self._send = send
         self._send_batch = send_batch
         self._write_many = write_many
         self._flusher = flusher if write_many is not None else None
+        self._turn = flusher
+        self._write_direct = write_direct if write_many is not None else None
         # True while this outbox waits in the flusher's list for the end of the turn.
         self._pending = False
         self._buffered = buffered
@@ -151,6 +160,8 @@ class Outbox:
             (`max_bytes` minus the bytes still waiting, `capacity` minus the frames still
             queued); either may be negative when a bound was lowered below what waits.
         """
+        if self._turn is not None:
+            self._turn.settle()
         if self._pending:
             self._write_pending()
         return self.max_bytes - self.waiting_bytes(), self.capacity - len(self.queue)
@@ -188,7 +199,9 @@ class Outbox:
             size: `utf8_length(text)` when the caller knows it (fan-out computes it once
                 per update); measured here otherwise.
         """
-        if self.closing:
+        if self._turn is not None:
+            self._turn.settle()  # updates held for the hub go first, in publish order
+        if self.closing:  # (settling may have cut this client off)
             return False
         if size < 0:
             size = utf8_length(text)
@@ -223,6 +236,31 @@ class Outbox:
             elif not published_at:
                 flusher.expedite()  # a reply behind held updates: the window holds neither
         return True
+
+    def offer_direct(self, data: bytes, size: int) -> bool:
+        """Write held updates' shared wire bytes now, if this outbox is idle; else False.
+
+        The hub's flush calls this for every subscriber: an outbox with nothing queued, no
+        writer, no close and no failed send, over a transport with nothing waiting, takes
+        the bytes in one write with no queueing; any other answers False and the hub queues
+        the frames with `put`, where every bound applies.
+
+        Args:
+            data: the frames' wire bytes (`transport.wire_bytes`).
+            size: their UTF-8 text bytes, as `put` counts them; more than `max_bytes` goes
+                through `put` (one frame larger than the bound passes there alone).
+        """
+        direct = self._write_direct
+        if (
+            direct is None
+            or self.queue is not _IDLE
+            or self._task is not None
+            or self.closing
+            or self._failures
+            or size > self.max_bytes
+        ):
+            return False
+        return direct(data)
 
     def _queue(self) -> deque[tuple[str | None, float, int]]:
         """The queue to append to: a fresh one when the outbox holds none."""
@@ -287,7 +325,9 @@ class Outbox:
         With `discard_pending`, frames not yet written are dropped first (a client cut off
         for not reading would never read them).
         """
-        if self.closing:
+        if self._turn is not None:
+            self._turn.settle()  # held updates go before the notice, as if already queued
+        if self.closing:  # (settling may have cut this client off: its close is queued)
             return
         self._pending = False  # the writer task below sends what is queued, in order
         if discard_pending:

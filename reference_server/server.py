@@ -63,10 +63,10 @@ class Server:
             # The frame around the listing (type, ids, timestamp) fits in the last KiB.
             answer_bytes=max(1, settings.max_frame_bytes - 1_024),
         )
-        self.hub = Hub(self.metrics, self.dashboard)
         self.flusher = Flusher(
             self.metrics, settings.write_delay_seconds, settings.write_coalesce_window_seconds
         )
+        self.hub = Hub(self.metrics, self.dashboard, self.flusher)
         self.broker = broker
         self.new_id = new_id
         self.started = time.monotonic()
