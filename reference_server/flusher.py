@@ -182,10 +182,17 @@ class Flusher:
         sent = size = 0
         oldest: set[float] = set()
         held = self.broadcasts
+        failure: Exception | None = None
         if held is not None and held.due:
-            sent, size, stamp = held.write_due(cache)
-            if stamp:
-                oldest.add(stamp)
+            try:
+                sent, size, stamp = held.write_due(cache)
+            except Exception as exc:
+                # Raised again below, for the loop to log; first every outbox waiting for
+                # this flush is flushed: one left out would never be asked again.
+                failure = exc
+            else:
+                if stamp:
+                    oldest.add(stamp)
         self._handle = None
         pending, self._pending = self._pending, []
         for outbox in pending:
@@ -202,6 +209,8 @@ class Flusher:
             # `loop.time()`: uvloop's is libuv's clock, in milliseconds and read once per
             # loop iteration, so a flush that took 3 ms would look as if it ended at once.
             self._last = time.monotonic()
+        if failure is not None:
+            raise failure
 
 
 def count(metrics: Metrics, sent: int, size: int, stamps: set[float] | tuple[float, ...]) -> None:

@@ -161,19 +161,20 @@ class Hub:
         With a flusher it is held until the flush (see `write_due`); an update of another
         subscription than those held first has those queued (`settle`).
         """
+        size = messages.utf8_length(update.text)  # once per update; raises before anything
         self._state.observe(update)
         sub = update.subscription
         if not self._by_sub.get(sub):
             return
         flusher = self._flusher
         if flusher is None:
-            self._queue_each(update, messages.utf8_length(update.text))
+            self._queue_each(update, size)
             return
         if self._due and self._due_sub != sub:
             self.settle()
         self._due.append(update)
         self._due_sub = sub
-        self._due_bytes += messages.utf8_length(update.text)  # once per update
+        self._due_bytes += size
         flusher.schedule()
 
     def settle(self) -> None:
@@ -198,6 +199,7 @@ class Hub:
         members = self._by_sub.get(self._due_sub)
         if not due or not members:
             return 0, 0, 0.0
+        # Every text was measured in UTF-8 by `deliver`, so framing them cannot fail here.
         data = wire_bytes([u.text for u in due], cache)
         written = 0
         others: list[Client] = []

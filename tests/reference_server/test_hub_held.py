@@ -7,6 +7,7 @@ with the server's frame builder, so a wrong byte in the shared frame shows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -318,5 +319,47 @@ def test_a_removed_client_that_is_closing_is_not_written_to() -> None:
         await asyncio.sleep(0)
         assert wire.writes == []
         assert not w.hub.due
+
+    run(scenario)
+
+
+def test_an_update_with_no_utf8_form_is_refused_before_it_is_held() -> None:
+    async def scenario() -> None:
+        w = World()
+        _, wire = w.join("agents")
+        bad = dataclasses.replace(update(1), text='{"note":"\ud800"}')  # a lone surrogate
+        with pytest.raises(UnicodeEncodeError):
+            w.hub.deliver(bad)  # (publishes refuse it earlier: messages.parse_publish)
+        assert not w.hub.due
+        w.hub.deliver(update(2))
+        await asyncio.sleep(0)
+        assert wire.writes == [[update(2).text]]
+
+    run(scenario)
+
+
+class _Failing:
+    due = True
+
+    def settle(self) -> None:
+        pass  # a put asks first; there is nothing to queue
+
+    def write_due(self, cache: FrameCache) -> tuple[int, int, float]:
+        raise RuntimeError("a bug in the hub")
+
+
+def test_outboxes_waiting_for_a_flush_are_flushed_even_when_the_hub_fails() -> None:
+    async def scenario() -> None:
+        w = World()
+        c, wire = w.join("agents")
+        w.flusher.broadcasts = _Failing()
+        assert c.outbox.put('{"type":"pong"}')
+        with pytest.raises(RuntimeError):
+            w.flusher.flush()
+        assert wire.writes == [['{"type":"pong"}']]
+        w.flusher.broadcasts = None
+        assert c.outbox.put('{"type":"pong"}')
+        await asyncio.sleep(0)  # a later flush is scheduled as usual
+        assert len(wire.writes) == 2
 
     run(scenario)
