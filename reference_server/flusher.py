@@ -149,6 +149,13 @@ class Flusher:
             else:
                 self._handle = loop.call_soon(self.flush)
 
+    def due_this_turn(self) -> bool:
+        """True when a flush will run at the end of this event-loop turn (not held by the
+        write delay or the window): a caller that yields once (`asyncio.sleep(0)`) resumes
+        after it."""
+        handle = self._handle
+        return handle is not None and not isinstance(handle, asyncio.TimerHandle)
+
     def expedite(self) -> None:
         """Run a flush the window holds at the end of this turn instead (a reply is due)."""
         handle = self._handle

@@ -17,6 +17,7 @@ batch does), crossbario/autobahn-python#648 (write coalescing on a timer).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ import pytest
 import redis
 
 from tests.procs import RedisProcess, ServerProcess
-from tests.wsclient import Client, metric
+from tests.wsclient import Client, StalledClient, metric
 
 pytestmark = pytest.mark.integration
 
@@ -249,3 +250,32 @@ def test_a_quiet_instance_is_not_held_by_the_coalescing_window(server_factory: A
         assert c.recv_until("agent_update", timeout=10)["seq"] == seq
         # Held for the window, it would take a whole second; written at once, milliseconds.
         assert time.monotonic() - started < float(WINDOW) / 2
+
+
+def test_a_quiet_publish_is_answered_after_its_fan_out_is_written(server: ServerProcess) -> None:
+    # Every subscriber's frame must already sit in its receive buffer when the publisher
+    # reads the acknowledgement: the answer leaves after the fan-out's writes. With the
+    # answer first, the 400 writes (milliseconds) would still be under way.
+    subs = [StalledClient(server.ws + "?subscriptions=agents", rcvbuf=1 << 16) for _ in range(400)]
+    try:
+        for sub in subs:
+            first = next(sub.drain(timeout=10))
+            assert isinstance(first, dict) and first["type"] == "connection_established"
+        with httpx.Client(timeout=10) as http:
+            for attempt in range(3):
+                time.sleep(0.3)  # quiet: no flush within the coalescing window
+                seq = http.post(
+                    f"{server.http}/api/dashboard/websocket/broadcast",
+                    params={"subscription": "agents"},
+                    json={"attempt": attempt},
+                ).json()["seq"]
+                readable, _, _ = select.select([s.sock for s in subs], [], [], 0)
+                assert len(readable) == len(subs), (
+                    f"acknowledged with {len(subs) - len(readable)} subscribers not written yet"
+                )
+                for sub in subs:
+                    frame = next(sub.drain(timeout=10))
+                    assert isinstance(frame, dict) and frame["seq"] == seq
+    finally:
+        for sub in subs:
+            sub.close()
