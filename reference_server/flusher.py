@@ -29,9 +29,9 @@ object (`transport.wire_bytes`), so a flush to N connections costs N writes and 
 Fan-out does not even queue per connection in the common case: the hub holds the turn's
 updates once (`Broadcasts`, `hub.Hub`), and the flush writes their joined bytes straight to
 every subscriber whose outbox holds nothing else; only the others get the frames queued.
-Anything that would see the outboxes out of step with that (a reply, a subscription change,
-a resume, a bound measured) first has the hub queue what it holds (`Flusher.settle`), so
-frames keep their order and count against the bounds as before.
+Anything that would see one client's outbox out of step with that (a reply, a subscription
+change, a resume, a bound measured) first has the hub queue that client's share of what it
+holds (`Flusher.settle`), so frames keep their order and count against the bounds as before.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class Broadcasts(Protocol):
         """True while updates are held."""
         ...
 
-    def settle(self) -> None:
-        """Queue the held updates in every subscriber's outbox now, in order."""
+    def settle(self, outbox: object) -> None:
+        """Queue the updates held for `outbox`'s client in it now, in publish order."""
         ...
 
     def write_due(self, cache: FrameCache) -> tuple[int, int, float]:
@@ -91,6 +91,7 @@ class Flusher:
         "_last",
         "_metrics",
         "_pending",
+        "_timed",
         "broadcasts",
         "delay_seconds",
         "window_seconds",
@@ -104,6 +105,10 @@ class Flusher:
         self.window_seconds = window_seconds
         self._pending: list[Flushable] = []
         self._handle: asyncio.Handle | None = None
+        # True while `_handle` is a timer (the write delay or the window), not the end of
+        # this turn. Not `isinstance(handle, asyncio.TimerHandle)`: uvloop's timer handles
+        # are not asyncio's (MagicStack/uvloop#482).
+        self._timed = False
         #: The hub's held fan-out, written first at every flush (None: there is none).
         self.broadcasts: Broadcasts | None = None
         # Monotonic time the last flush ended; -inf: none yet, so the first is never held.
@@ -146,6 +151,7 @@ class Flusher:
                 self._busy = short
             if delay > 0:
                 self._handle = loop.call_later(delay, self.flush)
+                self._timed = True
             else:
                 self._handle = loop.call_soon(self.flush)
 
@@ -153,30 +159,28 @@ class Flusher:
         """True when a flush will run at the end of this event-loop turn (not held by the
         write delay or the window): a caller that yields once (`asyncio.sleep(0)`) resumes
         after it."""
-        handle = self._handle
-        return handle is not None and not isinstance(handle, asyncio.TimerHandle)
+        return self._handle is not None and not self._timed
 
     def expedite(self) -> None:
         """Run a flush the window holds at the end of this turn instead (a reply is due)."""
         handle = self._handle
-        if (
-            handle is not None
-            and self.delay_seconds <= 0
-            and isinstance(handle, asyncio.TimerHandle)
-        ):
+        if handle is not None and self._timed and self.delay_seconds <= 0:
             handle.cancel()
             self._handle = asyncio.get_running_loop().call_soon(self.flush)
+            self._timed = False
 
-    def settle(self) -> None:
-        """Have the hub queue the updates it holds in the outboxes, before one is looked at.
+    def settle(self, outbox: object) -> None:
+        """Have the hub queue the updates it holds for `outbox`'s client in it, before the
+        outbox is looked at.
 
         Called before anything reads or adds to an outbox's queue outside the fan-out (a
         reply, a close, a resume's room, a bound change): frames then stay in publish order
-        and count against the bounds exactly as if they had been queued at once.
+        and count against the bounds exactly as if they had been queued at once. Only that
+        client's share is queued: the others still get one straight write at the flush.
         """
         held = self.broadcasts
         if held is not None and held.due:
-            held.settle()
+            held.settle(outbox)
 
     def flush(self) -> None:
         """Write what the hub holds, then what every pending outbox holds; count once.
@@ -201,6 +205,7 @@ class Flusher:
                 if stamp:
                     oldest.add(stamp)
         self._handle = None
+        self._timed = False
         pending, self._pending = self._pending, []
         for outbox in pending:
             frames, length, stamp = outbox.flush(cache)

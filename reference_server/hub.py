@@ -10,10 +10,12 @@ subscriber: at the flush their wire bytes are joined once and written straight t
 subscriber whose outbox holds nothing (`Outbox.offer_direct`), with no per-connection queue
 or task; the other subscribers (a queue or writer busy, a resume in progress, deflate, bytes
 waiting in the transport) get the frames queued in their outbox, where every bound applies.
-Before anything looks at an outbox or a subscription outside the fan-out (a reply, a
-subscription change, a resume, a bound), the held updates are queued first (`settle`), so
-each client sees frames in publish order and bounds count them as before. Measured at 1,000
-subscribers, queueing per connection cost about 5 µs of CPU per delivery more than writing
+Before anything looks at one client's outbox or subscriptions outside the fan-out (a reply,
+a subscription change, a resume, a bound), that client's share of the held updates is queued
+first (`settle`), so it sees frames in publish order and its bounds count them as before;
+the other subscribers keep their straight write. A subscriber joining while updates are held
+gets none of them: they were published before it subscribed. Measured at 1,000
+subscribers, queueing per connection cost 3 to 5 µs of CPU per delivery more than writing
 straight (docs/explanation/performance.md).
 
 A connection whose outbox is full (in frames or in bytes) is cut off with close 1013 instead,
@@ -83,11 +85,19 @@ class Hub:
         self._state = state
         self.connections: set[Client] = set()
         self._by_sub: dict[str, set[Client]] = {s: set() for s in messages.SUBSCRIPTIONS}
+        # Each connection's client by its outbox, for `settle(outbox)`.
+        self._owners: dict[Outbox, Client] = {}
         self._flusher = flusher
-        # The held updates: all of one subscription, in publish order, and their UTF-8 bytes.
+        # The held updates (all of one subscription, in publish order), their UTF-8 sizes
+        # and total.
         self._due: list[Update] = []
+        self._due_sizes: list[int] = []
         self._due_sub = ""
         self._due_bytes = 0
+        # Subscribers with a share of the held updates of their own: from which index of
+        # `_due` they still need them (the ones before were queued for them alone, or were
+        # published before they subscribed). Empty in the common case.
+        self._from: dict[Client, int] = {}
         if flusher is not None:
             flusher.broadcasts = self
 
@@ -99,28 +109,29 @@ class Hub:
     def add(self, conn: Client) -> None:
         """Register a connection (it receives nothing until it subscribes)."""
         self.connections.add(conn)
+        self._owners[conn.outbox] = conn
         self._metrics.active_connections.set(len(self.connections))
 
     def remove(self, conn: Client) -> None:
         """Forget a connection and all its subscriptions."""
+        self.change(conn, (), messages.SUBSCRIPTIONS)
         self.connections.discard(conn)
-        if conn.outbox.closing:  # nothing more goes to it: no need to queue what is held
-            self._route(conn, (), messages.SUBSCRIPTIONS)
-        else:
-            self.change(conn, (), messages.SUBSCRIPTIONS)
+        self._owners.pop(conn.outbox, None)
         self._metrics.active_connections.set(len(self.connections))
 
     def change(self, conn: Client, added: Iterable[str], removed: Iterable[str]) -> None:
         """Start routing `added` subscriptions to `conn` and stop routing `removed`.
 
-        Updates held for the flush are queued first: they were published before the change,
-        so they go to the subscribers of that moment.
+        Updates held for the flush were published before the change: a subscriber leaving
+        gets its share queued first, one joining gets none of them.
         """
+        added, removed = set(added), set(removed)
         if self._due:
-            self.settle()
-        self._route(conn, added, removed)
-
-    def _route(self, conn: Client, added: Iterable[str], removed: Iterable[str]) -> None:
+            sub = self._due_sub
+            if sub in removed and conn in self._by_sub[sub]:
+                self._settle_one(conn)
+            elif sub in added and conn not in self._by_sub[sub]:
+                self._from[conn] = len(self._due)
         for sub in added:
             if conn in self.connections:
                 self._by_sub[sub].add(conn)
@@ -135,21 +146,27 @@ class Hub:
     def hold(self, conn: Client, subscriptions: Iterable[str]) -> None:
         """Hold `conn`'s live updates of `subscriptions` from now until `release` (a resume).
 
-        Updates already held for the flush are queued first: they precede the resume's
-        position, so they must not be held with the live ones.
+        Its share of the updates held for the flush is queued first: they precede the
+        resume's position, so they must not be held with the live ones.
         """
-        if self._due:
-            self.settle()
+        self._settle_one(conn)
         resuming = conn.resuming = conn.resuming or {}
         for sub in subscriptions:
             resuming[sub] = []
 
     def release(self, conn: Client, subscription: str) -> list[Update] | None:
         """Stop holding `conn`'s live updates of `subscription`; return them in order (None
-        when they were not held). Updates held for the flush join them first."""
-        if self._due:
-            self.settle()
+        when they were not held). Its share of the updates held for the flush joins them."""
+        self._settle_one(conn)
         return conn.release(subscription)
+
+    def held(self, conn: Client) -> tuple[int, int]:
+        """(frames, UTF-8 bytes) held for the flush that are due to `conn` and not yet in
+        its outbox: backlog as much as its queue is."""
+        if not self._due or conn not in self._by_sub[self._due_sub]:
+            return 0, 0
+        start = self._from.get(conn, 0)
+        return len(self._due) - start, sum(self._due_sizes[start:])
 
     def counts(self) -> dict[str, int]:
         """Subscribed connections per subscription."""
@@ -171,17 +188,43 @@ class Hub:
             self._queue_each(update, size)
             return
         if self._due and self._due_sub != sub:
-            self.settle()
+            self.settle_all()
         self._due.append(update)
+        self._due_sizes.append(size)
         self._due_sub = sub
         self._due_bytes += size
         flusher.schedule()
 
-    def settle(self) -> None:
+    def settle(self, outbox: object) -> None:
+        """Queue the held updates due to `outbox`'s client in it now, in publish order."""
+        conn = self._owners.get(outbox)  # type: ignore[call-overload]
+        if conn is not None:
+            self._settle_one(conn)
+
+    def _settle_one(self, conn: Client) -> None:
+        due = self._due
+        if not due or conn not in self._by_sub[self._due_sub]:
+            return
+        start = self._from.get(conn, 0)
+        if start == len(due):
+            return
+        self._from[conn] = len(due)  # first: queueing may ask to settle again
+        for update, size in zip(due[start:], self._due_sizes[start:], strict=True):
+            if not self._queue_one(conn, update, size):
+                conn.cut_off("backpressure")
+                return
+
+    def settle_all(self) -> None:
         """Queue the held updates in every subscriber's outbox now, in publish order."""
-        due, self._due, self._due_bytes = self._due, [], 0
-        for update in due:
-            self._queue_each(update, messages.utf8_length(update.text))
+        due, sizes, starts = self._take()
+        members = self._by_sub.get(self._due_sub)
+        if due and members:
+            self._queue_shares(list(members), due, sizes, starts)
+
+    def _take(self) -> tuple[list[Update], list[int], dict[Client, int]]:
+        taken = self._due, self._due_sizes, self._from
+        self._due, self._due_sizes, self._from, self._due_bytes = [], [], {}, 0
+        return taken
 
     def write_due(self, cache: FrameCache) -> tuple[int, int, float]:
         """Write the held updates to every subscriber: straight to the idle ones, one write
@@ -191,11 +234,11 @@ class Hub:
             cache: the flush's shared wire bytes (see `transport.FrameCache`).
 
         Returns:
-            (frames written straight, their UTF-8 bytes, the oldest publish time), for the
-            flusher to count once.
+            (frames written straight, their UTF-8 bytes, the oldest publish time, or 0.0
+            when nothing was written straight), for the flusher to count once.
         """
-        due, self._due = self._due, []
-        size, self._due_bytes = self._due_bytes, 0
+        size = self._due_bytes
+        due, sizes, starts = self._take()
         members = self._by_sub.get(self._due_sub)
         if not due or not members:
             return 0, 0, 0.0
@@ -204,21 +247,38 @@ class Hub:
         written = 0
         others: list[Client] = []
         for conn in members:
-            if not conn.resuming and conn.outbox.offer_direct(data, size):
+            if (
+                (not starts or conn not in starts)
+                and not conn.resuming
+                and conn.outbox.offer_direct(data, size)
+            ):
                 written += 1
             else:
                 others.append(conn)
-        full: list[Client] = []
         if others:
-            sizes = [messages.utf8_length(u.text) for u in due]
-            for conn in others:
-                for update, one in zip(due, sizes, strict=True):
-                    if not self._queue_one(conn, update, one):
-                        full.append(conn)
-                        break
+            self._queue_shares(others, due, sizes, starts)
+        if not written:
+            return 0, 0, 0.0
+        return written * len(due), written * size, due[0].published_at
+
+    def _queue_shares(
+        self,
+        conns: list[Client],
+        due: list[Update],
+        sizes: list[int],
+        starts: dict[Client, int],
+    ) -> None:
+        """Queue for each of `conns` the updates of `due` it has not had yet; cut off
+        those that are full."""
+        full: list[Client] = []
+        for conn in conns:
+            start = starts.get(conn, 0)
+            for update, size in zip(due[start:], sizes[start:], strict=True):
+                if not self._queue_one(conn, update, size):
+                    full.append(conn)
+                    break
         for conn in full:
             conn.cut_off("backpressure")
-        return written * len(due), written * size, due[0].published_at
 
     def _queue_each(self, update: Update, size: int) -> None:
         """Queue `update` in the outbox of every subscriber; cut off those that are full."""

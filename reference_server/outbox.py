@@ -68,8 +68,8 @@ class Outbox:
             calls `flush` (see `transport_writers`).
         flusher: collects the outboxes holding frames in this event-loop turn and flushes
             each once at its end (only together with `write_many`); with or without it,
-            the updates it holds for the hub are queued first whenever this outbox's queue
-            or bounds are used (`Flusher.settle`), so they keep their order.
+            the updates the hub holds for this client are queued first whenever this
+            outbox's queue or bounds are used (`Flusher.settle`), so they keep their order.
         write_direct: writes the shared wire bytes of held updates at once when nothing
             waits (see `offer_direct`, `transport_writers`).
         buffered: bytes in the transport's write buffer (see `transport_writers`);
@@ -161,7 +161,7 @@ class Outbox:
             queued); either may be negative when a bound was lowered below what waits.
         """
         if self._turn is not None:
-            self._turn.settle()
+            self._turn.settle(self)
         if self._pending:
             self._write_pending()
         return self.max_bytes - self.waiting_bytes(), self.capacity - len(self.queue)
@@ -200,7 +200,7 @@ class Outbox:
                 per update); measured here otherwise.
         """
         if self._turn is not None:
-            self._turn.settle()  # updates held for the hub go first, in publish order
+            self._turn.settle(self)  # updates held for the hub go first, in publish order
         if self.closing:  # (settling may have cut this client off)
             return False
         if size < 0:
@@ -326,7 +326,7 @@ class Outbox:
         for not reading would never read them).
         """
         if self._turn is not None:
-            self._turn.settle()  # held updates go before the notice, as if already queued
+            self._turn.settle(self)  # held updates go before the notice, as if queued
         if self.closing:  # (settling may have cut this client off: its close is queued)
             return
         self._pending = False  # the writer task below sends what is queued, in order

@@ -145,8 +145,9 @@ class Server:
                 if client is None:
                     continue
                 outbox = client.outbox
-                deepest = max(deepest, len(outbox.queue))
-                heaviest = max(heaviest, outbox.waiting_bytes())
+                held_frames, held_bytes = self.hub.held(client)
+                deepest = max(deepest, len(outbox.queue) + held_frames)
+                heaviest = max(heaviest, outbox.waiting_bytes() + held_bytes)
                 started = outbox.send_started
                 if started and now - started > limit:
                     self.metrics.send_failures.inc()
@@ -240,13 +241,15 @@ class Server:
             client = conn.client
             assert client is not None  # admitted, so accepted
             session, outbox = client.session, client.outbox
+            # Updates the hub holds for the flush wait for the client as queued frames do.
+            held_frames, held_bytes = self.hub.held(client)
             entries.append(
                 {
                     "connection_id": conn.connection_id,
                     "subscriptions": sorted(session.subscriptions),
                     "tokens_left": round(session.tokens_left(now), _LISTING_DIGITS),
-                    "backlog_frames": len(outbox.queue),
-                    "backlog_bytes": outbox.waiting_bytes(),
+                    "backlog_frames": len(outbox.queue) + held_frames,
+                    "backlog_bytes": outbox.waiting_bytes() + held_bytes,
                     "idle_seconds": round(session.idle_seconds(now), _LISTING_DIGITS),
                 }
             )

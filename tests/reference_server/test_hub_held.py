@@ -55,6 +55,7 @@ class Wire:
         self.direct = direct
         self.buffered = 0
         self.cut: list[str] = []
+        self.straight = 0
 
     async def send(self, text: str) -> None:
         self.writes.append([text])
@@ -72,6 +73,7 @@ class Wire:
         if not self.direct or self.buffered:
             return False
         self.writes.append(texts_of(data))
+        self.straight += 1
         return True
 
     @property
@@ -341,7 +343,7 @@ def test_an_update_with_no_utf8_form_is_refused_before_it_is_held() -> None:
 class _Failing:
     due = True
 
-    def settle(self) -> None:
+    def settle(self, outbox: object) -> None:
         pass  # a put asks first; there is nothing to queue
 
     def write_due(self, cache: FrameCache) -> tuple[int, int, float]:
@@ -361,5 +363,40 @@ def test_outboxes_waiting_for_a_flush_are_flushed_even_when_the_hub_fails() -> N
         assert c.outbox.put('{"type":"pong"}')
         await asyncio.sleep(0)  # a later flush is scheduled as usual
         assert len(wire.writes) == 2
+
+    run(scenario)
+
+
+def test_a_reply_queues_the_held_updates_for_its_own_client_only() -> None:
+    async def scenario() -> None:
+        w = World()
+        c, asking = w.join("agents")
+        quiet = [w.join("agents")[1] for _ in range(3)]
+        w.hub.deliver(update(1))
+        assert c.outbox.put('{"type":"pong"}')
+        w.hub.deliver(update(2))
+        await asyncio.sleep(0)
+        assert asking.writes == [[update(1).text, '{"type":"pong"}', update(2).text]]
+        assert asking.straight == 0
+        for wire in quiet:  # still one straight write of both updates each
+            assert wire.writes == [[update(1).text, update(2).text]] and wire.straight == 1
+
+    run(scenario)
+
+
+def test_the_backlog_of_a_client_counts_the_updates_held_for_it() -> None:
+    async def scenario() -> None:
+        w = World()
+        c, _ = w.join("agents")
+        other, _ = w.join("tasks")
+        w.hub.deliver(update(1))
+        w.hub.deliver(update(2, text_data="é"))
+        sizes = [len(update(n, text_data=t).text.encode()) for n, t in ((1, "x"), (2, "é"))]
+        assert w.hub.held(c) == (2, sum(sizes))
+        assert w.hub.held(other) == (0, 0)
+        assert c.outbox.put('{"type":"pong"}')  # its share is now in its queue
+        assert w.hub.held(c) == (0, 0) and len(c.outbox.queue) == 3
+        await asyncio.sleep(0)
+        assert w.hub.held(c) == (0, 0)
 
     run(scenario)
