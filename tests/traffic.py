@@ -34,6 +34,7 @@ __all__ = [
     "recovered",
     "subscribe",
     "wait_for",
+    "wind_down",
 ]
 
 _REASON_WORDS = 5
@@ -208,3 +209,27 @@ def recovered(subs: list[Subscriber], back: float) -> dict[int, float]:
                 first[instance] = min(first.get(instance, at), at)
                 break
     return {i: at - back for i, at in first.items()}
+
+
+async def wind_down(
+    subs: list[Subscriber],
+    tally: Tally,
+    publisher: asyncio.Task[Any],
+    readers: list[asyncio.Task[Any]],
+    stop_publisher: asyncio.Event,
+    stop_clients: asyncio.Event,
+) -> None:
+    """End a run: 1 s more of steady traffic, stop publishing, give every acknowledged update
+    up to 10 s to reach every subscriber (what is still missing is for the test to report),
+    then stop the subscribers."""
+    await asyncio.sleep(1.0)
+    stop_publisher.set()
+    await publisher
+
+    async def drained() -> bool:
+        return all(tally.acked <= set(s.ids) for s in subs)
+
+    with contextlib.suppress(AssertionError):
+        await wait_for(drained, 10, "delivery of every acknowledged update")
+    stop_clients.set()
+    await asyncio.gather(*readers)

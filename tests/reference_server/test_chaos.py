@@ -36,6 +36,7 @@ from tests.traffic import (
     recovered,
     subscribe,
     wait_for,
+    wind_down,
 )
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.integration]
@@ -140,17 +141,7 @@ async def chaos(c: Cluster) -> tuple[list[Subscriber], Tally, list[Round], list[
 
             await wait_for(delivering, 15, f"round {n + 1} ({kind}): delivery on every instance")
             rounds.append(Round(kind, recovered(subs, back), degraded))
-        await asyncio.sleep(1.0)
-        stop_publisher.set()
-        await publisher
-
-        async def drained() -> bool:
-            return all(tally.acked <= set(s.ids) for s in subs)
-
-        with contextlib.suppress(AssertionError):  # what is still missing is reported below
-            await wait_for(drained, 10, "delivery of every acknowledged update")
-        stop_clients.set()
-        await asyncio.gather(*readers)
+        await wind_down(subs, tally, publisher, readers, stop_publisher, stop_clients)
         attempts = [await reconnect_attempts(http, s) for s in servers]
     return subs, tally, rounds, attempts
 

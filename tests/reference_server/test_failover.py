@@ -41,7 +41,16 @@ import pytest
 
 from tests.procs import ServerProcess, start_server
 from tests.sentinels import FAILOVER_DOWN_AFTER_MS, Topology, topology
-from tests.traffic import Subscriber, Tally, health, publish, recovered, subscribe, wait_for
+from tests.traffic import (
+    Subscriber,
+    Tally,
+    health,
+    publish,
+    recovered,
+    subscribe,
+    wait_for,
+    wind_down,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -149,17 +158,7 @@ async def chaos(
                 )
             )
             await asyncio.to_thread(top.wait_in_sync, top.other(top.primary()), 30)
-        await asyncio.sleep(1.0)
-        stop_publisher.set()
-        await publisher
-
-        async def drained() -> bool:
-            return all(tally.acked <= set(s.ids) for s in subs)
-
-        with contextlib.suppress(AssertionError):  # what is still missing is reported below
-            await wait_for(drained, 10, "delivery of every acknowledged update")
-        stop_clients.set()
-        await asyncio.gather(*readers)
+        await wind_down(subs, tally, publisher, readers, stop_publisher, stop_clients)
     return subs, tally, done
 
 

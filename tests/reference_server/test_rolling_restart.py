@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.procs import ServerProcess, start_redis, start_server
-from tests.traffic import Subscriber, Tally, health, publish, subscribe, wait_for
+from tests.traffic import Subscriber, Tally, health, publish, subscribe, wait_for, wind_down
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -55,17 +55,7 @@ async def roll(servers: list[ServerProcess], env: dict[str, str]) -> tuple[list[
             await asyncio.to_thread(old.stop)  # SIGTERM: drain, then exit
             servers[i] = await asyncio.to_thread(start_server, old.env, port=old.port)
             await wait_for(all_healthy, 20, f"instance {i} back")
-        await asyncio.sleep(1.0)
-        stop_publisher.set()
-        await publisher
-
-        async def drained() -> bool:
-            return all(tally.acked <= set(s.ids) for s in subs)
-
-        with contextlib.suppress(AssertionError):  # what is still missing is reported below
-            await wait_for(drained, 10, "delivery of every acknowledged update")
-        stop_clients.set()
-        await asyncio.gather(*readers)
+        await wind_down(subs, tally, publisher, readers, stop_publisher, stop_clients)
     return subs, tally
 
 
