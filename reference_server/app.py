@@ -26,16 +26,17 @@ from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import limits as runtime
-from . import messages
+from . import messages, publishing
 from .admission import Admission
 from .auth import admin_refusal, bearer_token, tokens_equal
 from .broker.base import Broker
 from .broker.memory import MemoryBroker
-from .broker.redis import MIN_RETRY_AFTER_SECONDS, RedisBroker
+from .broker.redis import RedisBroker
 from .demo import run_demo
-from .errors import BrokerUnavailable, DataRequestError, LimitsError, PublishError
+from .errors import DataRequestError, LimitsError
 from .messages import IdFactory
 from .metrics import Metrics
+from .publishing import DirectPublish
 from .server import Server
 from .settings import Settings
 from .transport import TransportAbort
@@ -196,6 +197,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = server
+    app.add_middleware(DirectPublish, server=server)  # innermost: past the routing
     app.add_middleware(TransportAbort)
     app.add_middleware(Admission, settings=settings, metrics=metrics)  # size, type, Origin, HEAD
     if settings.cors_allowed_origins:
@@ -469,7 +471,7 @@ def _routes(app: FastAPI, server: Server) -> None:
         return JSONResponse({"data_type": data_type, "data": answer, "positions": positions})
 
     @app.post(
-        "/api/dashboard/websocket/broadcast",
+        publishing.BROADCAST_PATH,
         summary="Publish an update to subscribers",
         description="The JSON body is the update's `data`. Every subscriber of `subscription` on "
         "every instance receives it once, with the next `seq` and the `X-Correlation-ID` sent "
@@ -546,35 +548,4 @@ def _routes(app: FastAPI, server: Server) -> None:
             examples=["agent_update"],
         ),
     ) -> JSONResponse:
-        expected = server.settings.admin_token or (
-            server.settings.auth_token if server.settings.auth_required else ""
-        )
-        if expected:
-            given = bearer_token(request.headers.get("authorization", ""))
-            if not tokens_equal(given, expected):
-                server.metrics.publishes_refused.labels("unauthorized").inc()
-                return JSONResponse(
-                    {"detail": "Missing or wrong Bearer token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        try:
-            cid = (
-                messages.publisher_correlation_id(request.headers.get("x-correlation-id"))
-                or server.new_id()
-            )
-            ack = await server.publish(subscription, message_type, await request.body(), cid)
-        except PublishError as exc:
-            server.metrics.publishes_refused.labels("invalid").inc()
-            return JSONResponse(
-                {"detail": str(exc), "valid_subscriptions": list(messages.SUBSCRIPTIONS)},
-                status_code=exc.status,
-            )
-        except BrokerUnavailable as exc:
-            server.metrics.publishes_refused.labels("broker_unavailable").inc()
-            return JSONResponse(
-                {"detail": str(exc)},
-                status_code=503,
-                headers={"Retry-After": str(max(MIN_RETRY_AFTER_SECONDS, round(exc.retry_after)))},
-            )
-        return JSONResponse(ack, headers={"X-Correlation-ID": cid})
+        return await publishing.answer(server, request, subscription, message_type)
