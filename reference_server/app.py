@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
@@ -36,7 +37,7 @@ from .demo import run_demo
 from .errors import DataRequestError, LimitsError
 from .messages import IdFactory
 from .metrics import Metrics
-from .publishing import DirectPublish
+from .publishing import BROADCAST_PATH, DirectPublish
 from .server import Server
 from .settings import Settings
 from .transport import TransportAbort
@@ -197,15 +198,24 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.server = server
-    app.add_middleware(DirectPublish, server=server)  # innermost: past the routing
+    _routes(app, server)
+    # Innermost: past the routing, behind every check below.
+    app.add_middleware(DirectPublish, server=server, route=_route(app, BROADCAST_PATH, "POST"))
     app.add_middleware(TransportAbort)
     app.add_middleware(Admission, settings=settings, metrics=metrics)  # size, type, Origin, HEAD
     if settings.cors_allowed_origins:
         # The docs site's live console reads the limits from another origin (the docs
         # server's port). Only GET, only the listed origins, never credentials.
         app.add_middleware(_HttpCors, allow_origins=list(settings.cors_allowed_origins))
-    _routes(app, server)
     return app
+
+
+def _route(app: FastAPI, path: str, method: str) -> APIRoute:
+    """The app's FastAPI route of `method path`."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
+            return route
+    raise LookupError(f"no route {method} {path}")  # pragma: no cover (a wiring mistake)
 
 
 class _HttpCors:
@@ -471,7 +481,7 @@ def _routes(app: FastAPI, server: Server) -> None:
         return JSONResponse({"data_type": data_type, "data": answer, "positions": positions})
 
     @app.post(
-        publishing.BROADCAST_PATH,
+        BROADCAST_PATH,
         summary="Publish an update to subscribers",
         description="The JSON body is the update's `data`. Every subscriber of `subscription` on "
         "every instance receives it once, with the next `seq` and the `X-Correlation-ID` sent "

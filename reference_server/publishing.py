@@ -10,19 +10,24 @@ cores, uvicorn's scope, no subscribers), a publish took about 250 µs through th
 route, more than three quarters of it routing, dependency solving and middleware, against
 about 30 µs in `Server.publish`; the subscribers of every update waited that long before
 its fan-out began. It sits inside `Admission` (body size, content type, Origin, UTF-8
-query) and the CORS middleware, so every check before the route still applies. A request
-it does not take (another path or method, or no `subscription` query) goes on to the
-FastAPI route, which answers exactly as before (a missing `subscription` gets FastAPI's
-422) and which the OpenAPI document describes.
+query) and the CORS middleware, so every check before the route still applies. It matches
+with the FastAPI route itself and sets `scope["route"]` as FastAPI's router does, for
+whatever reads it. A request it does not take goes on to the FastAPI route, which answers
+exactly as before and which the OpenAPI document describes: another path or method, no
+`subscription` query (FastAPI's 422), or a request FastAPI's native OpenTelemetry support
+is tracing (`fastapi.telemetry.get_telemetry_data()` is set), whose spans and
+`http.server.request.duration` are named after the route FastAPI's router selects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from fastapi.routing import APIRoute
+from fastapi.telemetry import get_telemetry_data
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Match, Route
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import messages
@@ -94,23 +99,25 @@ class DirectPublish:
     Args:
         app: the app behind it, which gets every request this does not take.
         server: the instance that publishes.
+        route: the FastAPI route of `POST BROADCAST_PATH` (whose code is `answer`).
     """
 
-    def __init__(self, app: ASGIApp, *, server: Server) -> None:
+    def __init__(self, app: ASGIApp, *, server: Server, route: APIRoute) -> None:
         self.app = app
         self.server = server
-        # Starlette's own matcher, so a root path and the path's encoding are read exactly
-        # as the router reads them.
-        self.route = Route(BROADCAST_PATH, _unused, methods=["POST"])
+        self.route = route
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine itself: everything else passes with no frame of this middleware.
         if scope["type"] == "http" and scope["method"] == "POST":
-            match, _ = self.route.matches(scope)
-            if match is Match.FULL:
+            # The route's own matcher: a root path and the path's encoding are read exactly
+            # as the router reads them, and the child scope is the router's.
+            match, child_scope = self.route.matches(scope)
+            if match is Match.FULL and get_telemetry_data() is None:
                 query = messages.decode_query(scope.get("query_string", b""))
                 subscription = query.get("subscription")
                 if subscription is not None:
+                    scope.update(child_scope)  # `route`, `endpoint`, `path_params`
                     return self._publish(
                         scope, receive, send, subscription, query.get("message_type")
                     )
@@ -126,7 +133,3 @@ class DirectPublish:
     ) -> None:
         response = await answer(self.server, Request(scope, receive), subscription, message_type)
         await response(scope, receive, send)
-
-
-async def _unused(request: Request) -> None:  # pragma: no cover (never routed to)
-    raise AssertionError("DirectPublish matches with this route; it never calls it")

@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from reference_server.app import create_app
-from reference_server.publishing import DirectPublish
+from reference_server.publishing import BROADCAST_PATH, DirectPublish
 from reference_server.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -145,6 +146,7 @@ class _Behind:
 
     def __init__(self) -> None:
         self.reached: list[tuple[str, str]] = []
+        self.scopes: list[dict[str, Any]] = []  # every request's scope, after the middleware
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.reached.append((scope["method"], scope["path"]))
@@ -159,8 +161,10 @@ def _through(behind: _Behind, method: str, path: str, query: bytes, root_path: s
 async def _through_async(
     behind: _Behind, method: str, path: str, query: bytes, root_path: str
 ) -> int:
-    server = create_app().state.server
-    middleware = DirectPublish(behind, server=server)
+    app = create_app()
+    server = app.state.server
+    [route] = [r for r in app.routes if isinstance(r, APIRoute) and r.path == BROADCAST_PATH]
+    middleware = DirectPublish(behind, server=server, route=route)
     body = [{"type": "http.request", "body": DATA, "more_body": False}]
     sent: list[dict[str, Any]] = []
 
@@ -189,6 +193,7 @@ async def _through_async(
         await asyncio.wait_for(middleware(scope, receive, send), timeout=10)
     finally:
         await server.broker.close()
+    behind.scopes.append(scope)
     return int(sent[0]["status"])
 
 
@@ -199,6 +204,9 @@ def test_a_publish_never_reaches_the_app_behind() -> None:
     assert _through(behind, "POST", path, b"subscription=nope") == 422
     assert _through(behind, "POST", path, b"subscription=agents", "/hive") == 200
     assert behind.reached == []
+    # As FastAPI's router leaves it, for whatever reads the route (tracing, logging).
+    for scope in behind.scopes:
+        assert scope["route"].path == path and scope["path_params"] == {}
 
 
 @pytest.mark.parametrize(
