@@ -18,6 +18,10 @@
   `query_string` bytes are decoded strictly here, on every route.
 - **HEAD is GET without a body** on every route (FastAPI answers 405 to HEAD on a GET
   route, which health checkers read as "down"; RFC 9110 §9.3.2).
+- **A client that leaves before its body has arrived** is logged as one `request_abandoned`
+  line (info, with the path): nothing was done with the partial body and nobody is left to
+  answer. Before, Starlette's `ClientDisconnect` reached uvicorn, which logged it as an
+  error with a traceback, on any route that reads a body.
 
 Refused writes are counted in `leanvibe_ws_publishes_refused_total{reason}`
 (`too_large`, `unsupported_media_type`, `forbidden_origin`, and `invalid` for a query that
@@ -29,9 +33,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logs import get_logger
 from .messages import decode_query, is_ascii_digits, is_valid_text
 from .metrics import Metrics
 from .settings import Settings
@@ -61,6 +67,7 @@ class Admission:
         self.limit = settings.max_request_body_bytes
         self.origins = frozenset(settings.allowed_origins)
         self.refused = metrics.publishes_refused
+        self.log = get_logger()
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine itself: a WebSocket goes straight to the app, with no frame of
@@ -137,6 +144,8 @@ class Admission:
 
         try:
             await self.app(scope, counting_receive, watching_send)
+        except ClientDisconnect:
+            self.log.info("request_abandoned", path=scope["path"], body_bytes=received)
         except _TooLarge:
             self.refused.labels("too_large").inc()
             if started:  # pragma: no cover (our routes read the body before answering)

@@ -245,3 +245,29 @@ def test_an_endless_chunk_extension_is_cut_by_the_request_timeout(server_factory
     grown = _rss_kib(srv.proc.pid) - before
     assert closed and time.monotonic() - started < 20
     assert grown < 4096, f"the server grew {grown} KiB reading one chunk line"
+
+
+@pytest.mark.parametrize(
+    "head", ["Content-Length: 100\r\n", "Transfer-Encoding: chunked\r\n"], ids=["length", "chunked"]
+)
+def test_a_publisher_that_leaves_mid_body_is_one_info_line_and_publishes_nothing(
+    server_factory: Any, head: str
+) -> None:
+    # Before: Starlette's ClientDisconnect reached uvicorn, which logged an error with a
+    # traceback for what is a client's choice, on every route that reads a body.
+    server = server_factory()
+    with Client(server.ws + "?subscriptions=agents") as c:
+        c.recv_until("connection_established")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(_head(head) + (b"5\r\n" if "chunked" in head else b"") + b'{"a":')
+            time.sleep(0.2)  # the server has read the partial body and waits for the rest
+        deadline = time.monotonic() + 10
+        while "request_abandoned" not in server.log.read_text():
+            assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+            time.sleep(0.05)
+        text = server.log.read_text()
+        assert "Traceback" not in text and '"level": "error"' not in text, text[-2000:]
+        # The subscriber is still served, and got nothing from the half-sent publish.
+        c.send({"type": "ping"})
+        c.recv_until("pong")
+        assert [f["type"] for f in c.frames] == ["connection_established", "pong"]
