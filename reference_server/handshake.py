@@ -86,6 +86,7 @@ def protocols(settings: Settings, metrics: Metrics) -> tuple[type[Any], type[Any
 
         _deadline: asyncio.TimerHandle | None = None
         _refusal: tuple[int, str, str] | None = None
+        _deferred: bool | None = None  # a refusal waiting for the app's answer (answer it?)
         _head_bytes = 0  # bytes received since the head began (a partial head's memory)
         _head_parsed = 0  # bytes of the head parsed so far (request target and headers)
         _header_count = 0
@@ -126,6 +127,32 @@ def protocols(settings: Settings, metrics: Metrics) -> tuple[type[Any], type[Any
             self._refusal = (status, reason, detail)
             refused.labels(reason).inc()
             self._disarm()
+            cycle = self.cycle
+            if (
+                status != 408
+                and cycle is not None
+                and not cycle.more_body
+                and not cycle.response_complete
+            ):
+                # Bad bytes after a request received whole that the app is still answering
+                # (a pipelined request, or a body longer than its Content-Length): that
+                # answer goes first, then this one (RFC 9112 §9.3.2: responses in the order
+                # of the requests). Written now, the refusal's end of stream made the app's
+                # answer fail, and a publish that was done was answered 400. (A request
+                # whose body is still arriving is refused at once: its app waits for more.)
+                self._deferred = answer
+                return
+            self._answer_refusal(answer)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._deferred is not None:
+                answer, self._deferred = self._deferred, None
+                self._answer_refusal(answer)
+
+        def _answer_refusal(self, answer: bool) -> None:
+            assert self._refusal is not None
+            status, _, detail = self._refusal
             transport = self.transport
             if transport.is_closing():
                 return

@@ -294,6 +294,35 @@ def test_an_ambiguous_body_length_is_refused_and_nothing_after_it_is_served(
     assert response.count(b"HTTP/1.1 ") == 1
 
 
+@pytest.mark.parametrize(
+    ("after", "code"),
+    [
+        ("GARBAGE\r\n\r\n", 400),  # a body longer than its Content-Length
+        ("GET /health HTTP/1.1\r\nHost: x\r\nCookie: " + "c" * 9000 + "\r\n\r\n", 431),
+    ],
+    ids=["longer-body", "pipelined-oversized-head"],
+)
+def test_a_refusal_after_a_whole_publish_comes_after_the_publishs_answer(
+    limited: ServerProcess, after: str, code: int
+) -> None:
+    # Before: the refusal was written (and the stream ended) while the app was still
+    # answering the publish, so the publish, done, was answered 400 and the app's own answer
+    # failed with "Cannot call write() after write_eof()" in the log.
+    logged = limited.log.stat().st_size
+    request = (
+        "POST /api/dashboard/websocket/broadcast?subscription=system HTTP/1.1\r\nHost: x\r\n"
+        'Content-Type: application/json\r\nContent-Length: 8\r\n\r\n{"a": 1}' + after
+    )
+    response, _ = exchange(limited.port, request.encode())
+    assert status(response) == 200 and b'"status":"published"' in response, response[:300]
+    second = response[response.index(b"HTTP/1.1 ", 1) :]
+    assert status(second) == code and b"connection: close" in second.lower()
+    assert response.count(b"HTTP/1.1 ") == 2
+    with limited.log.open("rb") as log:
+        log.seek(logged)
+        assert b"Traceback" not in log.read()
+
+
 def test_pipelined_requests_are_all_answered_in_order(limited: ServerProcess) -> None:
     paths = ["/health", "/api/dashboard/websocket/stats", "/api/dashboard/websocket/contract"]
     request = "".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths[:-1])
