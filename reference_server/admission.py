@@ -45,7 +45,7 @@ from .settings import Settings
 __all__ = ["Admission"]
 
 # Methods that never change state; everything else is a write (RFC 9110 §9.2.1).
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _JSON = "application/json"
 
 

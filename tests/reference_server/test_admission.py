@@ -271,3 +271,11 @@ def test_a_publisher_that_leaves_mid_body_is_one_info_line_and_publishes_nothing
         c.send({"type": "ping"})
         c.recv_until("pong")
         assert [f["type"] for f in c.frames] == ["connection_established", "pong"]
+
+
+def test_trace_is_a_safe_method_and_gets_405_not_415(server: ServerProcess) -> None:
+    # RFC 9110 §9.2.1 lists TRACE among the safe methods; it was taken for a write and
+    # refused for its missing content type. No route serves it: FastAPI's 405.
+    with httpx.Client(timeout=10) as http:
+        answer = http.request("TRACE", server.http + "/health")
+    assert answer.status_code == 405, answer.text
