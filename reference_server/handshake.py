@@ -86,7 +86,7 @@ def protocols(settings: Settings, metrics: Metrics) -> tuple[type[Any], type[Any
 
         _deadline: asyncio.TimerHandle | None = None
         _refusal: tuple[int, str, str] | None = None
-        _deferred: bool | None = None  # a refusal waiting for the app's answer (answer it?)
+        _deferred = False  # a refusal waits for the app's answer to the request before
         _head_bytes = 0  # bytes received since the head began (a partial head's memory)
         _head_parsed = 0  # bytes of the head parsed so far (request target and headers)
         _header_count = 0
@@ -129,7 +129,8 @@ def protocols(settings: Settings, metrics: Metrics) -> tuple[type[Any], type[Any
             self._disarm()
             cycle = self.cycle
             if (
-                status != 408
+                answer
+                and status != 408
                 and cycle is not None
                 and not cycle.more_body
                 and not cycle.response_complete
@@ -140,15 +141,15 @@ def protocols(settings: Settings, metrics: Metrics) -> tuple[type[Any], type[Any
                 # of the requests). Written now, the refusal's end of stream made the app's
                 # answer fail, and a publish that was done was answered 400. (A request
                 # whose body is still arriving is refused at once: its app waits for more.)
-                self._deferred = answer
+                self._deferred = True
                 return
             self._answer_refusal(answer)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if self._deferred is not None:
-                answer, self._deferred = self._deferred, None
-                self._answer_refusal(answer)
+            if self._deferred:
+                self._deferred = False
+                self._answer_refusal(answer=True)
 
         def _answer_refusal(self, answer: bool) -> None:
             assert self._refusal is not None
